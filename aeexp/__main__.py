@@ -1,0 +1,5 @@
+"""Allow ``python -m aeexp``."""
+
+from aeexp.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""Reconstruction losses by name: the thesis's, the IS-divergences, BCE and the beta-divergence.
+
+Every loss is ``fn(y_true, y_pred)`` returning one value per sample: the per-pixel term
+averaged over the last axis, as the thesis's Keras code did (its equations write sums).
+The divergences clip both arguments to [EPS, 1] first, exactly as trained in the thesis.
+This module imports Keras lazily so that config validation stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+EPS = 1e-7  # Keras's fuzz factor, the clipping floor the thesis used.
+
+LossFn = Callable[[Any, Any], Any]
+
+
+def _mse(x, y, ops, **_):
+    return ops.square(y - x)
+
+
+def _i_div1(x, y, ops, **_):
+    return y * ops.log(y / x) - y + x
+
+
+def _i_div2(x, y, ops, **_):
+    return x * ops.log(x / y) - x + y
+
+
+def _is_div1(x, y, ops, **_):
+    return y / x - ops.log(y / x) - 1.0
+
+
+def _is_div2(x, y, ops, **_):
+    return x / y - ops.log(x / y) - 1.0
+
+
+def _expm1_ratio(z, s: float, ops):
+    """Return expm1(s * z) / s, continuous at s = 0 where it equals z."""
+    return z if s == 0.0 else ops.expm1(s * z) / s
+
+
+def beta_divergence(a, b, beta: float, ops):
+    """Return d_beta(a|b) elementwise, stable at and near beta = 0 and beta = 1.
+
+    With r = a/b and L = log r, d_beta = b^beta * (r^beta - beta*r + beta - 1) / (beta(beta-1)).
+    Factoring the removable zero out of numerator and denominator via expm1 gives two forms,
+    each exact at one of the singular points; pick the one away from its own singularity.
+    """
+    ratio = a / b
+    log_ratio = ops.log(ratio)
+    scale = ops.exp(beta * ops.log(b))
+    if abs(beta - 1.0) < 0.5:
+        # r^beta - 1 - beta(r-1) = r*expm1((beta-1)L) - (beta-1)(r-1): divide by (beta-1).
+        core = ratio * _expm1_ratio(log_ratio, beta - 1.0, ops) - (ratio - 1.0)
+        return scale * core / beta
+    # Otherwise divide r^beta - 1 - beta(r-1) by beta, which is exact at beta = 0.
+    core = _expm1_ratio(log_ratio, beta, ops) - (ratio - 1.0)
+    return scale * core / (beta - 1.0)
+
+
+def _beta(x, y, ops, *, beta: float, order: str = "data_first"):
+    if order == "data_first":
+        return beta_divergence(x, y, beta, ops)
+    return beta_divergence(y, x, beta, ops)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """How to build one named loss: its per-pixel term, clipping and parameters."""
+
+    term: Callable[..., Any] | None
+    label: str
+    clip: bool = True
+    required: frozenset[str] = field(default_factory=frozenset)
+    optional: dict[str, Any] = field(default_factory=dict)
+
+
+LOSSES: dict[str, LossSpec] = {
+    "mse": LossSpec(_mse, "MSE", clip=False),
+    "i_div1": LossSpec(_i_div1, "I-divergence 1 (E_I1)"),
+    "i_div2": LossSpec(_i_div2, "I-divergence 2 (E_I2)"),
+    "is_div1": LossSpec(_is_div1, "IS-divergence 1"),
+    "is_div2": LossSpec(_is_div2, "IS-divergence 2"),
+    "bce": LossSpec(None, "binary cross-entropy", clip=False),
+    "beta": LossSpec(
+        _beta,
+        "beta-divergence",
+        required=frozenset({"beta"}),
+        optional={"order": "data_first"},
+    ),
+}
+
+BETA_ORDERS = ("data_first", "recon_first")
+
+
+def describe(name: str, **params: Any) -> str:
+    """Return a human-readable title for a configured loss, as used on plots."""
+    spec = LOSSES[name]
+    if name == "beta":
+        order = params.get("order", "data_first")
+        args = "x|y" if order == "data_first" else "y|x"
+        return f"beta-divergence d_{params['beta']:g}({args})"
+    return spec.label
+
+
+def get(name: str, **params: Any) -> LossFn:
+    """Return the Keras-compatible loss ``fn(y_true, y_pred)`` giving one value per sample."""
+    from aeexp.backend import import_keras
+
+    keras = import_keras()
+    keras_losses, ops = keras.losses, keras.ops
+
+    spec = LOSSES[name]
+    if spec.term is None:
+        return keras_losses.binary_crossentropy
+    term = spec.term
+
+    def loss(y_true, y_pred):
+        x = ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
+        y = y_pred
+        if spec.clip:
+            x, y = ops.clip(x, EPS, 1.0), ops.clip(y, EPS, 1.0)
+        return ops.mean(term(x, y, ops, **params), axis=-1)
+
+    loss.__name__ = name
+    return loss

@@ -1,0 +1,67 @@
+"""Optimizers by name, with the Keras 2.2 defaults and update rules the thesis trained with.
+
+Keras 3 changed several defaults (Adagrad's learning rate and initial accumulator,
+Adadelta's learning rate, ...) and a few update rules (where epsilon sits in Adagrad and
+RMSprop, Nadam's momentum schedule). The registry below is Keras-free so that configs
+validate without importing TensorFlow; :func:`build` imports Keras only when a run starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+EPSILON = 1e-7
+_ADAM_KEYS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": EPSILON}
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer: its Keras 2.2 defaults, which also name every keyword it accepts."""
+
+    label: str
+    defaults: dict[str, Any]
+
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    "sgd": OptimizerSpec("SGD", {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False}),
+    "rmsprop": OptimizerSpec("RMSprop", {"learning_rate": 0.001, "rho": 0.9, "epsilon": EPSILON}),
+    "adagrad": OptimizerSpec("Adagrad", {"learning_rate": 0.01, "epsilon": EPSILON}),
+    "adadelta": OptimizerSpec("AdaDelta", {"learning_rate": 1.0, "rho": 0.95, "epsilon": EPSILON}),
+    "adam": OptimizerSpec("Adam", {"learning_rate": 0.001, **_ADAM_KEYS, "amsgrad": False}),
+    "adamax": OptimizerSpec("Adamax", {"learning_rate": 0.002, **_ADAM_KEYS}),
+    "nadam": OptimizerSpec(
+        "Nadam", {"learning_rate": 0.002, **_ADAM_KEYS, "schedule_decay": 0.004}
+    ),
+}
+
+# Accepted by every optimizer: Keras 2.2's inverse-time decay of the learning rate.
+COMMON_DEFAULTS: dict[str, Any] = {"decay": 0.0}
+ALIASES = {"lr": "learning_rate"}
+
+
+def resolved_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Return every keyword of ``name`` with the user's values over the Keras 2.2 defaults."""
+    return {**OPTIMIZERS[name].defaults, **COMMON_DEFAULTS, **params}
+
+
+def accepted_keys(name: str) -> set[str]:
+    """Return the keyword names ``name`` accepts."""
+    return set(OPTIMIZERS[name].defaults) | set(COMMON_DEFAULTS)
+
+
+def build(name: str, **params: Any):
+    """Return a fresh Keras optimizer for ``name`` with Keras 2.2 defaults and semantics."""
+    from aeexp.backend import import_keras
+
+    keras = import_keras()
+    from aeexp import keras2
+
+    kwargs = resolved_params(name, params)
+    decay = kwargs.pop("decay")
+    if decay:
+        # Keras 2.2: lr / (1 + decay * iterations), iterations counted before the update.
+        kwargs["learning_rate"] = keras.optimizers.schedules.InverseTimeDecay(
+            kwargs["learning_rate"], decay_steps=1, decay_rate=decay
+        )
+    return keras2.OPTIMIZER_CLASSES[name](**kwargs)
