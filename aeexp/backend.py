@@ -31,7 +31,9 @@ def import_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" not in sys.modules:
         with _stderr_silenced():
-            import tensorflow  # noqa: F401
+            import tensorflow
+        # Python-side warnings (retracing notices) are for TF developers, not our users.
+        tensorflow.get_logger().setLevel("ERROR")
     return sys.modules["tensorflow"]
 
 

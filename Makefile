@@ -1,0 +1,32 @@
+# aeexp: common tasks. `make help` lists them.
+PYTHON ?= python3
+# Offline MNIST: the shared copy beside the repository, unless the caller set AEEXP_DATA.
+export AEEXP_DATA ?= $(abspath ../shared/data/mnist.npz)
+
+.PHONY: help install test test-all lint format bench gradcheck reproduce
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install:  ## Install aeexp and its dev tools (editable).
+	$(PYTHON) -m pip install -e '.[dev]'
+
+test:  ## Run the default (fast) test suite.
+	$(PYTHON) -m pytest
+
+test-all:  ## Run every test, the slow ones too.
+	$(PYTHON) -m pytest -m ''
+
+lint:  ## ruff: lint and format check.
+	ruff check aeexp tests bench
+	ruff format --check aeexp tests bench
+
+format:  ## ruff: apply formatting and safe fixes.
+	ruff check --fix aeexp tests bench
+	ruff format aeexp tests bench
+
+bench:  ## Engine and evaluation benchmark on real MNIST (prints a table, writes JSON).
+	$(PYTHON) bench/engine.py
+
+gradcheck:  ## Hand-derived gradients vs autodiff, into results/gradcheck.md.
+	aeexp gradcheck --format md > results/gradcheck.md

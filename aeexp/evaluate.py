@@ -1,0 +1,244 @@
+"""Reconstruction metrics: the thesis's ten-image SSIM protocol and plain per-image metrics.
+
+Pure NumPy. ``ssim_thesis`` reproduces the notebook's measurement bit for bit: each image
+went through ``matplotlib.pyplot.imsave`` to a PNG and back through
+``cv2.imread(path, cv2.IMREAD_GRAYSCALE)`` before scikit-image's SSIM. Both steps are
+emulated here without files:
+
+* imsave stretches the array to its own min..max (in the array's dtype, float32 for Keras
+  outputs), maps it to colormap index ``min(floor(256 * t), 255)`` and writes the colormap's
+  8-bit RGBA entry. A constant image maps entirely to index 0 (the bottom colour). The
+  colormap's byte table truncates, so even the gray map is not the identity: 24 of the 256
+  indices land one level lower (index 33 is written as gray 32).
+* OpenCV decodes a colour PNG to gray with libpng's ``png_set_rgb_to_gray(0.299, 0.587)``,
+  which truncates: ``(9797 R + 19234 G + 3737 B) >> 15``. That is not ``cv2.cvtColor``,
+  whose rounding gives a different level for 114 of the 256 viridis colours. Alpha is dropped.
+
+The plain metrics (``ssim_per_image``, ``psnr_per_image``, ``mse``) compare pixels on
+[0, 1] with reconstructions clipped to that range, over the whole batch at once.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from math import isqrt
+
+import numpy as np
+
+from aeexp.errors import UserError
+
+__all__ = [
+    "PSNR_CAP_DB",
+    "evaluate",
+    "mse",
+    "psnr_per_image",
+    "ssim_per_image",
+    "ssim_thesis",
+    "thesis_digit_indices",
+]
+
+# scikit-image's SSIM defaults (then and now): 7x7 uniform window, K1, K2, sample covariance.
+_WIN = 7
+_K1 = 0.01
+_K2 = 0.03
+# Images per vectorised SSIM step: keeps the temporaries (~8 MB) in cache; larger is slower.
+_CHUNK = 256
+# libpng's fixed-point coefficients for png_set_rgb_to_gray(png, 1, 0.299, 0.587), as OpenCV
+# calls it: the weights become 1e-5 fixed point, then 15-bit, truncated; blue gets the rest.
+_RED = 29900 * 32768 // 100000
+_GREEN = 58700 * 32768 // 100000
+_BLUE = 32768 - _RED - _GREEN
+# Identical images have infinite PSNR; capping keeps means finite and JSON-serialisable.
+PSNR_CAP_DB = 100.0
+
+
+def thesis_digit_indices(labels: np.ndarray) -> list[int]:
+    """Return the indices of the first 0, then the first 1 after it, ... up to 9."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D class indices, got shape {labels.shape}")
+    indices: list[int] = []
+    start = 0
+    for digit in range(10):
+        hits = np.flatnonzero(labels[start:] == digit)
+        if hits.size == 0:
+            raise UserError(
+                f"the thesis SSIM needs the digits 0-9 in order in the test labels, but no "
+                f"{digit} follows index {start - 1} of {labels.size}; use more test images"
+            )
+        index = start + int(hits[0])
+        indices.append(index)
+        start = index + 1
+    return indices
+
+
+def ssim_thesis(
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    labels: np.ndarray,
+    colormap: str = "gray",
+) -> tuple[float, list[float]]:
+    """Return the thesis SSIM (mean over the ten digits) and the ten per-digit values."""
+    # colormap="gray" is the notebook's run order (plt.gray() came first); "viridis" is what a
+    # fresh session would have written.
+    originals, reconstructions = _as_images(originals), _as_images(reconstructions)
+    _check_pair(originals, reconstructions)
+    if len(labels) != len(originals):
+        raise ValueError(f"{len(labels)} labels for {len(originals)} images")
+    chosen = thesis_digit_indices(labels)
+    a = _png_roundtrip(originals[chosen], colormap)
+    b = _png_roundtrip(reconstructions[chosen], colormap)
+    per_digit = _ssim(a.astype(np.float64), b.astype(np.float64), data_range=255.0)
+    return float(per_digit.mean()), [float(v) for v in per_digit]
+
+
+def ssim_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Return SSIM (data range 1) of every image against its reconstruction clipped to [0, 1]."""
+    x, y = _pixels_pair(originals, reconstructions)
+    return _ssim(x, y, data_range=1.0)
+
+
+def psnr_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Return PSNR in dB (data range 1, clipped reconstructions), capped at ``PSNR_CAP_DB``."""
+    x, y = _pixels_pair(originals, reconstructions)
+    err = np.mean((x - y) ** 2, axis=(1, 2))
+    # The floor on the error is the cap: an exact reconstruction scores PSNR_CAP_DB, not inf.
+    return 10.0 * np.log10(1.0 / np.maximum(err, 10.0 ** (-PSNR_CAP_DB / 10.0)))
+
+
+def mse(originals: np.ndarray, reconstructions: np.ndarray) -> float:
+    """Return the mean squared error over all pixels, reconstructions clipped to [0, 1]."""
+    x, y = _pixels_pair(originals, reconstructions)
+    return float(np.mean((x - y) ** 2))
+
+
+def evaluate(
+    originals: np.ndarray, reconstructions: np.ndarray, labels: np.ndarray
+) -> dict[str, float | list[float]]:
+    """Return every metric of the project as plain, JSON-serialisable Python numbers."""
+    thesis, per_digit = ssim_thesis(originals, reconstructions, labels)
+    viridis, _ = ssim_thesis(originals, reconstructions, labels, colormap="viridis")
+    ssim = ssim_per_image(originals, reconstructions)
+    return {
+        "ssim_thesis": thesis,
+        "ssim_thesis_per_digit": per_digit,
+        "ssim_thesis_viridis": viridis,
+        "ssim_mean": float(ssim.mean()),
+        "ssim_std": float(ssim.std()),  # population std (ddof=0) over the test images
+        "ssim_median": float(np.median(ssim)),
+        "psnr_mean": float(psnr_per_image(originals, reconstructions).mean()),
+        "mse": mse(originals, reconstructions),
+    }
+
+
+def _as_images(a: np.ndarray) -> np.ndarray:
+    """View a batch as (n, h, w); flat rows (n, h*w) must be square images."""
+    a = np.asarray(a)
+    if a.ndim == 2:
+        side = isqrt(a.shape[1])
+        if side * side != a.shape[1]:
+            raise ValueError(f"flat images need a square pixel count, got {a.shape[1]}")
+        a = a.reshape(len(a), side, side)
+    if a.ndim != 3 or min(a.shape[1:]) < _WIN:
+        raise ValueError(f"expected (n, h, w) images of at least {_WIN}x{_WIN}, got {a.shape}")
+    return a
+
+
+def _check_pair(originals: np.ndarray, reconstructions: np.ndarray) -> None:
+    """Refuse batches that do not pair up image by image."""
+    if originals.shape != reconstructions.shape:
+        raise ValueError(f"shape mismatch: {originals.shape} vs {reconstructions.shape}")
+
+
+def _pixels_pair(
+    originals: np.ndarray, reconstructions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return float64 (n, h, w) originals and reconstructions clipped to [0, 1]."""
+    x = _as_images(originals).astype(np.float64)
+    y = np.clip(_as_images(reconstructions).astype(np.float64), 0.0, 1.0)
+    _check_pair(x, y)
+    return x, y
+
+
+def _ssim(x: np.ndarray, y: np.ndarray, data_range: float) -> np.ndarray:
+    """Return scikit-image's default SSIM of each pair in two float64 (n, h, w) batches."""
+    out = np.empty(len(x))
+    for start in range(0, len(x), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        out[part] = _ssim_chunk(_batch_last(x[part]), _batch_last(y[part]), data_range)
+    return out
+
+
+def _batch_last(a: np.ndarray) -> np.ndarray:
+    """Copy (n, h, w) to contiguous (h, w, n): the shifted slices summed later become long runs."""
+    return np.ascontiguousarray(a.transpose(1, 2, 0))
+
+
+def _ssim_chunk(x: np.ndarray, y: np.ndarray, data_range: float) -> np.ndarray:
+    """Return SSIM of (h, w, n) batches, following skimage.metrics.structural_similarity."""
+    ux, uy, uxx, uyy, uxy = _window_means(np.stack([x, y, x * x, y * y, x * y]))
+    cov_norm = _WIN**2 / (_WIN**2 - 1)  # sample covariance, as skimage's default
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    c1 = (_K1 * data_range) ** 2
+    c2 = (_K2 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    return s.mean(axis=(0, 1))
+
+
+def _window_means(a: np.ndarray) -> np.ndarray:
+    """Return the mean of every full 7x7 window of (..., h, w, n) over the h and w axes.
+
+    skimage filters the whole image with reflected edges and then drops a (7-1)//2 border,
+    which leaves exactly the windows that lie fully inside the image: only those are computed,
+    as plain sums of shifted slices (no running-sum cancellation).
+    """
+    h, w = a.shape[-3:-1]
+    rows = a[..., : h - _WIN + 1, :, :].copy()
+    for i in range(1, _WIN):
+        rows += a[..., i : h - _WIN + 1 + i, :, :]
+    box = rows[..., : w - _WIN + 1, :].copy()
+    for j in range(1, _WIN):
+        box += rows[..., j : w - _WIN + 1 + j, :]
+    box /= _WIN**2
+    return box
+
+
+def _png_roundtrip(images: np.ndarray, colormap: str) -> np.ndarray:
+    """Return the uint8 (n, h, w) that imsave-to-PNG then OpenCV gray read would give."""
+    table = _colormap_bytes(colormap)
+    rgb = table[_colormap_indices(images, len(table) - 1)][..., :3].astype(np.uint32)
+    gray = (_RED * rgb[..., 0] + _GREEN * rgb[..., 1] + _BLUE * rgb[..., 2]) >> 15
+    return gray.astype(np.uint8)
+
+
+def _colormap_indices(images: np.ndarray, n_colors: int) -> np.ndarray:
+    """Return the colormap row imsave picks per pixel; non-finite pixels get row n_colors (bad).
+
+    Mirrors Normalize + Colormap: stretch in the input's float dtype (ints as matplotlib
+    promotes them), index ``min(floor(N * t), N - 1)``, constant images at index 0. As in
+    the thesis's matplotlib (imsave masked invalid values), NaN/inf pixels are left out of
+    the min..max and drawn in the bad colour.
+    """
+    dtype = images.dtype if images.dtype.kind == "f" else np.promote_types(images.dtype, "f4")
+    x = images.astype(dtype)
+    finite = np.isfinite(x)
+    lo = np.where(finite, x, np.inf).min(axis=(1, 2), keepdims=True).astype(dtype)
+    hi = np.where(finite, x, -np.inf).max(axis=(1, 2), keepdims=True).astype(dtype)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        t = (x - lo) / (hi - lo)
+        t = np.where(hi > lo, t, 0)
+        index = np.minimum(np.floor(t * dtype.type(n_colors)), n_colors - 1)
+    return np.where(finite, index, n_colors).astype(np.intp)
+
+
+@lru_cache(maxsize=8)
+def _colormap_bytes(name: str) -> np.ndarray:
+    """Return the colormap's (N + 1, 4) uint8 table as imsave writes it; the last row is bad."""
+    from matplotlib import colormaps  # lazy: keeps `import aeexp.evaluate` fast
+
+    cmap = colormaps[name]
+    # Integer input indexes the table directly; the masked entry yields the "bad" colour.
+    rows = np.ma.masked_array(np.arange(cmap.N + 1), mask=np.arange(cmap.N + 1) == cmap.N)
+    return cmap(rows, bytes=True)

@@ -1,0 +1,146 @@
+"""The CLI as a user meets it: exit codes, one-line errors, a short end-to-end run."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from aeexp import cli, results
+
+SMALL = [
+    "--set",
+    "data.train_limit=600",
+    "--set",
+    "data.test_limit=300",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.batch_size=128",
+]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli.main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aeexp: error:"), result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def config_file(tmp_path, mnist_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(f"data: {{path: {mnist_path}}}\nmodel: {{decoder_activation: sigmoid}}\n")
+    return path
+
+
+def test_help_is_fast_and_does_not_import_tensorflow():
+    code = (
+        "import sys; from click.testing import CliRunner; from aeexp import cli; "
+        "r = CliRunner().invoke(cli.main, ['run', '--help']); "
+        "assert r.exit_code == 0 and 'CONFIG' in r.output; "
+        "assert 'tensorflow' not in sys.modules, 'help imported TensorFlow'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("loss: {name: msee}", "did you mean 'mse'"),
+        ("train: {epochs: -1}", "train.epochs"),
+        ("train: [unclosed", "malformed YAML"),
+        ("optimizer: {name: adam, learning_rate: -1}", "learning_rate"),
+    ],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert_one_line_error(invoke("run", path, "--out", tmp_path / "out"), fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_config_file(tmp_path):
+    assert_one_line_error(invoke("run", tmp_path / "nope.yaml"), "no such file")
+
+
+def test_corrupt_data_file(tmp_path):
+    bad = tmp_path / "mnist.npz"
+    bad.write_bytes(b"not a zip at all")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{path: {bad}}}")
+    result = invoke("run", config, "--out", tmp_path / "out")
+    assert_one_line_error(result, str(bad))
+    assert list((tmp_path / "out").glob("*/*")) == []
+
+
+def test_unwritable_output_folder(tmp_path, config_file):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_one_line_error(invoke("run", config_file, "--out", blocker / "sub"), "not writable")
+
+
+def test_data_command_reports_source_and_hash(mnist_path):
+    result = invoke("data", "--path", mnist_path)
+    assert result.exit_code == 0
+    assert "150767cbe69c5b8a" in result.output and "(10000, 28, 28)" in result.output.replace(
+        "[10000, 28, 28]", "(10000, 28, 28)"
+    )
+
+
+def test_run_end_to_end(tmp_path, config_file):
+    import keras
+
+    out = tmp_path / "out"
+    result = invoke("run", config_file, "--out", out, "--quiet", *SMALL)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (out / "tiny").iterdir()
+    assert str(run_dir) in result.output and "ssim_thesis" in result.output
+    for name in (
+        results.CONFIG,
+        results.HISTORY,
+        results.METRICS,
+        results.LOSS_PLOT,
+        results.RECONSTRUCTIONS,
+        results.MODEL,
+    ):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / results.METRICS).read_text())
+    assert metrics["status"] == "completed" and metrics["run_id"] == run_dir.name
+    assert len(metrics["ssim_thesis_per_digit"]) == 10
+    assert np.mean(metrics["ssim_thesis_per_digit"]) == pytest.approx(metrics["ssim_thesis"])
+    for key in (
+        "ssim_thesis_viridis",
+        "ssim_mean",
+        "ssim_std",
+        "ssim_median",
+        "psnr_mean",
+        "mse",
+        "final_loss",
+        "final_val_loss",
+        "train_seconds",
+        "versions",
+    ):
+        assert key in metrics
+    history = (run_dir / results.HISTORY).read_text().splitlines()
+    assert history[0] == "epoch,loss,val_loss,seconds" and len(history) == 3
+    assert float(history[-1].split(",")[2]) == pytest.approx(metrics["final_val_loss"])
+    model = keras.saving.load_model(run_dir / results.MODEL)
+    assert model.output_shape == (None, 784)
+
+    again = invoke("run", config_file, "--out", out, "--quiet", *SMALL)
+    assert again.exit_code == 0 and "already complete" in again.output
+    forced = invoke("run", config_file, "--out", out, "--quiet", "--force", *SMALL)
+    assert forced.exit_code == 0
+    assert json.loads((run_dir / results.METRICS).read_text())["ssim_mean"] == pytest.approx(
+        metrics["ssim_mean"], abs=0
+    )
+    assert [p.name for p in (out / "tiny").iterdir()] == [run_dir.name]
