@@ -143,3 +143,131 @@ def gradcheck(fmt: str) -> None:
     from aeexp import gradcheck as gradcheck_lib
 
     click.echo(gradcheck_lib.render(gradcheck_lib.run_checks(), fmt))
+
+
+@main.command()
+@click.argument("sweep_file", metavar="SWEEP", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a key of the base config for every run (repeatable).",
+)
+@click.option("--out", type=str, default=None, help="Output folder (default: output.dir).")
+@click.option("--dry-run", is_flag=True, help="List the runs and which are done; train nothing.")
+@click.option(
+    "--max-group",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Most runs trained together in one lock-step group.",
+)
+@click.option("--rerun-failed", is_flag=True, help="Train runs that failed before again.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_reports_user_errors
+def sweep(
+    sweep_file: str,
+    overrides: tuple[str, ...],
+    out: str | None,
+    dry_run: bool,
+    max_group: int,
+    rerun_failed: bool,
+    quiet: bool,
+) -> None:
+    """Train every point of a grid in SWEEP, skipping runs already complete.
+
+    Runs that share data, epochs, batch size and seed train together in
+    lock-step groups. Interrupted at any moment, the same command resumes:
+    complete runs are kept and never redone. Writes <out>/<name>/runs.csv.
+    Exits 1 at the end if any run diverged or failed, naming them.
+    """
+    from aeexp import sweep as sweep_lib
+
+    plan = sweep_lib.plan(sweep_file, overrides, out)
+    pending = sweep_lib.to_do(plan, rerun_failed)
+    done = len(plan.runs) - len(pending)
+    if dry_run:
+        for run in plan.runs:
+            status = sweep_lib.run_status(run)
+            click.echo(f"{run.config.run_id}  {status:9}  {sweep_lib.describe_point(run.point)}")
+        click.echo(
+            f"{len(plan.runs)} runs: {done} done, {len(pending)} to train -> {plan.experiment_dir}"
+        )
+        return
+    if pending:
+        from tqdm import tqdm
+
+        with tqdm(
+            total=len(plan.runs),
+            initial=done,
+            desc=plan.name,
+            unit="run",
+            disable=quiet,
+            dynamic_ncols=True,
+        ) as bar:
+            sweep_lib.execute(plan, max_group, rerun_failed, quiet, on_group_done=bar.update)
+    else:
+        sweep_lib.write_summary(plan)
+    click.echo(
+        f"{plan.experiment_dir / sweep_lib.RUNS_CSV}: {len(plan.runs)} runs "
+        f"({len(pending)} trained now, {done} already complete)"
+    )
+    bad = sweep_lib.problems(plan)
+    if bad:
+        names = ", ".join(f"{run.config.run_id} ({status})" for run, status in bad)
+        click.echo(f"aeexp: {len(bad)} run(s) diverged or failed: {names}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--metric",
+    type=click.Choice(
+        [
+            "ssim_thesis",
+            "ssim_thesis_viridis",
+            "ssim_mean",
+            "ssim_median",
+            "psnr_mean",
+            "mse",
+            "final_val_loss",
+        ]
+    ),
+    default="ssim_thesis",
+    show_default=True,
+    help="What each cell shows.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "csv", "latex"]),
+    default="md",
+    show_default=True,
+    help="Output format (csv is one row per cell).",
+)
+@click.option(
+    "--compare",
+    type=click.Choice(["thesis"]),
+    default=None,
+    help="Add the thesis's published value and the difference per cell.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["best", "optimizer"]),
+    default="best",
+    show_default=True,
+    help="Best optimizer per cell, or every optimizer.",
+)
+@_reports_user_errors
+def table(folder: str, metric: str, fmt: str, compare: str | None, by: str) -> None:
+    """Print the SSIM table of the runs under FOLDER in the thesis's layout.
+
+    Rows are decoder activations (ReLU-ReLU, ReLU-Sigmoid), columns losses
+    (MSE, E_I1, E_I2, then any others). Each cell is the best configuration
+    by mean over seeds: mean +- std (n seeds) and its optimizer.
+    """
+    from aeexp import tables
+
+    click.echo(tables.render(folder, metric, fmt, by, compare is not None))

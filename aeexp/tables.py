@@ -1,0 +1,298 @@
+"""SSIM tables in the thesis's layout, read from run directories, side by side with the thesis."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aeexp import config as config_lib
+from aeexp import losses, optimizers, results
+from aeexp.config import RunConfig
+from aeexp.errors import UserError
+
+# Published values, thesis section 3.1: (decoder activation, loss) -> (SSIM, optimizer).
+THESIS_SSIM: dict[tuple[str, str], tuple[float, str]] = {
+    ("relu", "mse"): (0.795, "adagrad"),
+    ("relu", "i_div1"): (0.526, "adamax"),
+    ("relu", "i_div2"): (0.751, "adadelta"),
+    ("sigmoid", "mse"): (0.855, "adam"),
+    ("sigmoid", "i_div1"): (0.632, "adamax"),
+    ("sigmoid", "i_div2"): (0.880, "nadam"),
+}
+THESIS_LOSSES = ("mse", "i_div1", "i_div2")
+LOSS_HEADERS = {"mse": "MSE", "i_div1": "E_I1", "i_div2": "E_I2"}
+DECODER_ORDER = ("relu", "sigmoid")
+METRICS = (
+    "ssim_thesis",
+    "ssim_thesis_viridis",
+    "ssim_mean",
+    "ssim_median",
+    "psnr_mean",
+    "mse",
+    "final_val_loss",
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run as tables see it: its config, metrics and directory."""
+
+    config: RunConfig
+    metrics: dict[str, Any]
+    path: Path
+
+
+@dataclass(frozen=True)
+class ConfigStats:
+    """One configuration (all but the seed) and a metric over its seeds."""
+
+    runs: tuple[Run, ...]
+    values: tuple[float, ...]
+
+    @property
+    def config(self) -> RunConfig:
+        """Return the first seed's config, which speaks for all."""
+        return self.runs[0].config
+
+    @property
+    def n(self) -> int:
+        """Return the number of seeds with a value."""
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        """Return the mean over seeds (NaN if none finished)."""
+        return float(np.mean(self.values)) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        """Return the sample standard deviation over seeds (0 for one seed)."""
+        return float(np.std(self.values, ddof=1)) if self.n > 1 else 0.0
+
+    @property
+    def optimizer_label(self) -> str:
+        """Return e.g. ``Adam`` or ``Adagrad lr=0.0065`` when the rate is not the default."""
+        name = self.config.optimizer.name
+        spec = optimizers.OPTIMIZERS[name]
+        lr = self.config.optimizer.params["learning_rate"]
+        suffix = "" if lr == spec.defaults["learning_rate"] else f" lr={lr:g}"
+        return spec.label + suffix
+
+
+def loss_key(cfg: RunConfig) -> str:
+    """Return the column a run belongs to: the loss name, with beta's parameters."""
+    params = cfg.loss.params()
+    return cfg.loss.name if not params else f"beta({params['beta']:g},{params['order']})"
+
+
+def loss_header(key: str) -> str:
+    """Return a column header for a loss key."""
+    return LOSS_HEADERS.get(key, key)
+
+
+def decoder_label(cfg: RunConfig) -> str:
+    """Return the thesis's name for the activation pair, e.g. ``ReLU-Sigmoid``."""
+    names = {"relu": "ReLU", "sigmoid": "Sigmoid"}
+    enc, dec = cfg.model.encoder_activation, cfg.model.decoder_activation
+    return f"{names.get(enc, enc)}-{names.get(dec, dec)}"
+
+
+def load_runs(folder: str | Path) -> list[Run]:
+    """Read every complete run directory under ``folder`` (an experiment or a parent of several)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder")
+    found = []
+    for metrics_path in sorted(folder.rglob(results.METRICS)):
+        run_dir = metrics_path.parent
+        if run_dir.name.startswith(".") or not (run_dir / results.CONFIG).is_file():
+            continue
+        cfg = config_lib.validate(config_lib.read_yaml(run_dir / results.CONFIG), str(run_dir))
+        found.append(Run(cfg, results.read_json(metrics_path), run_dir))
+    if not found:
+        raise UserError(f"{folder}: no complete runs found")
+    return found
+
+
+def _without_seed(cfg: RunConfig) -> str:
+    return cfg.model_copy(update={"seed": 0}).run_id
+
+
+def config_stats(runs: Iterable[Run], metric: str) -> list[ConfigStats]:
+    """Group runs that differ only in seed and collect ``metric`` over their seeds."""
+    grouped: dict[str, list[Run]] = {}
+    for run in runs:
+        grouped.setdefault(_without_seed(run.config), []).append(run)
+    stats = []
+    for members in grouped.values():
+        members.sort(key=lambda r: r.config.seed)
+        values = tuple(
+            float(r.metrics[metric])
+            for r in members
+            if r.metrics.get("status") == "completed" and r.metrics.get(metric) is not None
+        )
+        stats.append(ConfigStats(tuple(members), values))
+    return stats
+
+
+def best(stats: Iterable[ConfigStats]) -> ConfigStats | None:
+    """Return the configuration with the highest mean (ties: the first)."""
+    finished = [s for s in stats if s.n]
+    return max(finished, key=lambda s: s.mean) if finished else None
+
+
+def cells(runs: Sequence[Run], metric: str, by: str = "best") -> dict[tuple[str, str], ConfigStats]:
+    """Return the chosen configuration per (row, loss column): the best, or per optimizer."""
+    buckets: dict[tuple[str, str], list[ConfigStats]] = {}
+    for stat in config_stats(runs, metric):
+        row = decoder_label(stat.config)
+        if by == "optimizer":
+            row = f"{row} / {optimizers.OPTIMIZERS[stat.config.optimizer.name].label}"
+        buckets.setdefault((row, loss_key(stat.config)), []).append(stat)
+    chosen = {key: best(group) for key, group in buckets.items()}
+    return {key: stat for key, stat in chosen.items() if stat is not None}
+
+
+def _row_order(rows: Iterable[str]) -> list[str]:
+    preferred = ["ReLU-ReLU", "ReLU-Sigmoid"]
+    return sorted(
+        set(rows),
+        key=lambda r: (
+            next((i for i, p in enumerate(preferred) if r.startswith(p)), len(preferred)),
+            r,
+        ),
+    )
+
+
+def _column_order(columns: Iterable[str]) -> list[str]:
+    columns = set(columns)
+    return [c for c in THESIS_LOSSES if c in columns] + sorted(columns - set(THESIS_LOSSES))
+
+
+def format_value(stat: ConfigStats, digits: int = 3) -> str:
+    """Return ``mean +- std (n)`` over seeds, or the single value."""
+    if stat.n > 1:
+        return f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f} ({stat.n})"
+    return f"{stat.mean:.{digits}f}"
+
+
+def _thesis_row_key(row: str) -> str | None:
+    base = row.split(" / ")[0]
+    return {"ReLU-ReLU": "relu", "ReLU-Sigmoid": "sigmoid"}.get(base)
+
+
+def layout(
+    runs: Sequence[Run], metric: str = "ssim_thesis", by: str = "best", compare: bool = False
+) -> tuple[list[str], list[list[str]]]:
+    """Return the header and rows of the table in the thesis's layout."""
+    chosen = cells(runs, metric, by)
+    rows = _row_order(r for r, _ in chosen)
+    columns = _column_order(c for _, c in chosen)
+    header = ["decoder"]
+    for column in columns:
+        header.append(loss_header(column))
+        if compare:
+            header += [f"{loss_header(column)} thesis", f"{loss_header(column)} Δ"]
+    body = []
+    for row in rows:
+        line = [row]
+        for column in columns:
+            stat = chosen.get((row, column))
+            line.append(f"{format_value(stat)} {stat.optimizer_label}" if stat else "")
+            if compare:
+                line += _comparison(row, column, stat)
+        body.append(line)
+    return header, body
+
+
+def _comparison(row: str, column: str, stat: ConfigStats | None) -> list[str]:
+    published = THESIS_SSIM.get((_thesis_row_key(row) or "", column))
+    if published is None:
+        return ["", ""]
+    value, optimizer = published
+    thesis = f"{value:.3f} {optimizers.OPTIMIZERS[optimizer].label}"
+    diff = f"{stat.mean - value:+.3f}" if stat else ""
+    return [thesis, diff]
+
+
+def long_rows(runs: Sequence[Run], metric: str = "ssim_thesis", by: str = "best") -> list[dict]:
+    """Return one machine-readable row per cell, with the thesis's value where it has one."""
+    rows = []
+    for (row, column), stat in sorted(cells(runs, metric, by).items()):
+        published = THESIS_SSIM.get((_thesis_row_key(row) or "", column))
+        rows.append(
+            {
+                "decoder": row,
+                "loss": column,
+                "optimizer": stat.config.optimizer.name,
+                "learning_rate": stat.config.optimizer.params["learning_rate"],
+                "metric": metric,
+                "mean": stat.mean,
+                "std": stat.std,
+                "n": stat.n,
+                "thesis": published[0] if published else "",
+                "difference": stat.mean - published[0] if published else "",
+            }
+        )
+    return rows
+
+
+def to_markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """Render a Markdown pipe table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def to_latex(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """Render a LaTeX tabular (booktabs)."""
+
+    def escape(text: str) -> str:
+        return text.replace("_", r"\_").replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+
+    lines = [
+        r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}",
+        r"\toprule",
+        " & ".join(escape(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(escape(c) for c in row) + r" \\" for row in body]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+def to_csv(rows: Sequence[dict]) -> str:
+    """Render long rows as CSV."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def render(
+    folder: str | Path,
+    metric: str = "ssim_thesis",
+    fmt: str = "md",
+    by: str = "best",
+    compare: bool = False,
+) -> str:
+    """Return the table for the runs under ``folder`` in the requested format."""
+    runs = load_runs(folder)
+    if fmt == "csv":
+        return to_csv(long_rows(runs, metric, by))
+    header, body = layout(runs, metric, by, compare)
+    return to_latex(header, body) if fmt == "latex" else to_markdown(header, body)
+
+
+def loss_title(cfg: RunConfig) -> str:
+    """Return the plot title for a run's loss."""
+    return losses.describe(cfg.loss.name, **cfg.loss.params())
