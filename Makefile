@@ -30,3 +30,12 @@ bench:  ## Engine and evaluation benchmark on real MNIST (prints a table, writes
 
 gradcheck:  ## Hand-derived gradients vs autodiff, into results/gradcheck.md.
 	aeexp gradcheck --format md > results/gradcheck.md
+
+RUNS := results/thesis/runs
+# A sweep exits 1 when some run diverged; that is a result to report, not a reason to stop.
+SWEEP = aeexp sweep --out $(RUNS) --quiet $(1) || [ $$? -eq 1 ]
+
+reproduce:  ## The whole thesis: both sweeps, then results/thesis/REPORT.md.
+	$(call SWEEP,configs/sweeps/thesis-optimizers.yaml)
+	$(call SWEEP,configs/sweeps/thesis-tuned.yaml)
+	aeexp report $(RUNS)/thesis-optimizers $(RUNS)/thesis-tuned --out results/thesis

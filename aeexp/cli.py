@@ -271,3 +271,32 @@ def table(folder: str, metric: str, fmt: str, compare: str | None, by: str) -> N
     from aeexp import tables
 
     click.echo(tables.render(folder, metric, fmt, by, compare is not None))
+
+
+@main.command()
+@click.argument("defaults_dir", type=click.Path(file_okay=False, path_type=str))
+@click.argument("tuned_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--out",
+    type=str,
+    default="results/thesis",
+    show_default=True,
+    help="Folder for REPORT.md, its tables and figures.",
+)
+@_reports_user_errors
+def report(defaults_dir: str, tuned_dir: str, out: str) -> None:
+    """Write the thesis reproduction report from two sweeps' run directories.
+
+    DEFAULTS_DIR holds the thesis-optimizers sweep (Keras 2.2 defaults, several
+    seeds), TUNED_DIR the thesis-tuned sweep (the author's learning-rate grids).
+    `make reproduce` runs both sweeps and then this command.
+    """
+    from pathlib import Path
+
+    from aeexp import report as report_lib
+    from aeexp.results import ensure_writable
+
+    results_dir = Path(out)
+    ensure_writable(results_dir)
+    path = report_lib.write_thesis_report(Path(defaults_dir), Path(tuned_dir), results_dir)
+    click.echo(str(path))

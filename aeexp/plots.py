@@ -48,3 +48,59 @@ def reconstructions(
     if title:
         figure.suptitle(title, fontsize=10)
     _save(figure, path)
+
+
+def grouped_bars(
+    groups: Sequence[str],
+    series: dict[str, Sequence[tuple[float, float]]],
+    ylabel: str,
+    title: str,
+    path: Path,
+) -> None:
+    """Draw bars per group (e.g. loss) for each series (e.g. optimizer), with +-std error bars."""
+    figure, axes = plt.subplots(figsize=(1.6 + 1.3 * len(groups) * max(len(series), 1) / 3, 3.8))
+    width = 0.8 / max(len(series), 1)
+    positions = np.arange(len(groups))
+    for index, (label, values) in enumerate(series.items()):
+        means = [m for m, _ in values]
+        errors = [s for _, s in values]
+        axes.bar(
+            positions + (index - (len(series) - 1) / 2) * width,
+            means,
+            width,
+            yerr=errors,
+            capsize=2,
+            label=label,
+        )
+    axes.set_xticks(positions, groups)
+    axes.set(ylabel=ylabel, title=title)
+    axes.legend(
+        fontsize=8, ncols=min(len(series), 5), loc="lower center", bbox_to_anchor=(0.5, -0.32)
+    )
+    axes.grid(axis="y", alpha=0.3)
+    _save(figure, path)
+
+
+def line_with_errors(
+    x: Sequence[float],
+    curves: dict[str, Sequence[tuple[float, float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    path: Path,
+    references: dict[str, tuple[float, float]] | None = None,
+) -> None:
+    """Plot mean +- std curves against ``x``, with optional horizontal reference bands."""
+    figure, axes = plt.subplots(figsize=(5.5, 3.8))
+    for label, values in curves.items():
+        means = np.array([m for m, _ in values])
+        stds = np.array([s for _, s in values])
+        axes.errorbar(x, means, yerr=stds, marker="o", capsize=3, label=label)
+    for index, (label, (mean, std)) in enumerate((references or {}).items()):
+        color = f"C{len(curves) + index}"
+        axes.axhline(mean, color=color, linestyle="--", label=label)
+        axes.axhspan(mean - std, mean + std, color=color, alpha=0.12)
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    _save(figure, path)

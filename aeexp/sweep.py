@@ -79,6 +79,8 @@ def expand_values(key: str, values: Any) -> list[Any]:
 def expand_grid(grid: Any) -> list[dict[str, Any]]:
     """Return the points of a grid: a mapping's cartesian product, or a list's union."""
     blocks = grid if isinstance(grid, list) else [grid]
+    if not blocks:
+        raise UserError("grid: empty; give at least one dotted key with a list of values")
     points: list[dict[str, Any]] = []
     for block in blocks:
         if not isinstance(block, Mapping) or not block:
