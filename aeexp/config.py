@@ -60,6 +60,9 @@ class DataConfig(_Section):
     path: str | None = None
     train_limit: int | None = Field(None, ge=1)
     test_limit: int | None = Field(None, ge=1)
+    # Hold out the last N training images and validate/evaluate on them instead of the test
+    # set: for tuning hyperparameters without ever looking at the test set.
+    holdout: int | None = Field(None, ge=1)
 
 
 class ModelConfig(_Section):
@@ -176,13 +179,20 @@ class RunConfig(_Section):
     def run_id(self) -> str:
         """Return a short hash of everything that affects the result."""
         content = {k: v for k, v in self.resolved().items() if k not in ("name", "output")}
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-        return digest[:10]
+        digest = hashlib.sha256(json.dumps(_drop_nulls(content), sort_keys=True).encode())
+        return digest.hexdigest()[:10]
 
     @property
     def experiment_dir(self) -> Path:
         """Return ``<output.dir>/<name>``, where this run's directory lives."""
         return Path(self.output.dir) / self.name
+
+
+def _drop_nulls(value: Any) -> Any:
+    """Remove None-valued keys, so a new optional setting leaves existing run ids unchanged."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def _format_error(error: ValidationError) -> str:

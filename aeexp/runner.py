@@ -20,6 +20,7 @@ from tqdm import tqdm
 from aeexp import data as data_lib
 from aeexp import engine, evaluate, losses, optimizers, plots, results
 from aeexp.config import RunConfig
+from aeexp.errors import UserError
 from aeexp.model import build_autoencoder
 
 HISTORY_FIELDS = ("epoch", "loss", "val_loss", "seconds")
@@ -61,16 +62,23 @@ def group_key(config: RunConfig) -> tuple[Any, ...]:
 
 
 def load_dataset(config: RunConfig) -> Dataset:
-    """Load and validate the MNIST that ``config`` asks for."""
-    mnist = data_lib.load_mnist(config.data.path, config.data.train_limit, config.data.test_limit)
-    source = data_lib.resolve_source(config.data.path)
-    return Dataset(
-        x_train=mnist.train_pixels(),
-        x_test=mnist.test_pixels(),
-        y_test=np.asarray(mnist.y_test),
-        source=source.describe(),
-        sha256=data_lib.sha256_of(source),
-    )
+    """Load and validate the MNIST that ``config`` asks for (test set, or a training holdout)."""
+    settings = config.data
+    mnist = data_lib.load_mnist(settings.path, settings.train_limit, settings.test_limit)
+    source = data_lib.resolve_source(settings.path)
+    x_train, x_test, y_test = mnist.train_pixels(), mnist.test_pixels(), np.asarray(mnist.y_test)
+    description = source.describe()
+    if settings.holdout is not None:
+        if settings.holdout >= len(x_train):
+            raise UserError(
+                f"data.holdout {settings.holdout} leaves no training images "
+                f"(there are {len(x_train)})"
+            )
+        split = len(x_train) - settings.holdout
+        x_train, x_test = x_train[:split], x_train[split:]
+        y_test = np.asarray(mnist.y_train[split:])
+        description += f"; evaluated on the last {settings.holdout} training images"
+    return Dataset(x_train, x_test, y_test, description, data_lib.sha256_of(source))
 
 
 def library_versions() -> dict[str, str]:

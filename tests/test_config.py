@@ -125,3 +125,10 @@ def test_bad_override_syntax(tmp_path, text):
 
 def test_override_into_non_mapping(tmp_path):
     assert "not a mapping" in error_of(tmp_path, "train: 5", ["train.epochs=2"])
+
+
+def test_run_id_ignores_unset_optional_settings(tmp_path):
+    """A new optional key (None by default) must not change the ids of existing runs."""
+    cfg = load(tmp_path)
+    assert cfg.run_id == load(tmp_path, "data: {holdout: null, path: null}").run_id
+    assert cfg.run_id != load(tmp_path, "data: {holdout: 100}").run_id
