@@ -3,7 +3,7 @@ PYTHON ?= python3
 # Offline MNIST: the shared copy beside the repository, unless the caller set AEEXP_DATA.
 export AEEXP_DATA ?= $(abspath ../shared/data/mnist.npz)
 
-.PHONY: help install test test-all lint format bench gradcheck reproduce
+.PHONY: help install test test-all lint format bench gradcheck reproduce beta
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,9 +33,18 @@ gradcheck:  ## Hand-derived gradients vs autodiff, into results/gradcheck.md.
 
 RUNS := results/thesis/runs
 # A sweep exits 1 when some run diverged; that is a result to report, not a reason to stop.
-SWEEP = aeexp sweep --out $(RUNS) --quiet $(1) || [ $$? -eq 1 ]
+SWEEP = aeexp sweep --out $(or $(2),$(RUNS)) --quiet $(1) || [ $$? -eq 1 ]
 
 reproduce:  ## The whole thesis: both sweeps, then results/thesis/REPORT.md.
 	$(call SWEEP,configs/sweeps/thesis-optimizers.yaml)
 	$(call SWEEP,configs/sweeps/thesis-tuned.yaml)
-	aeexp report $(RUNS)/thesis-optimizers $(RUNS)/thesis-tuned --out results/thesis
+	aeexp report thesis $(RUNS)/thesis-optimizers $(RUNS)/thesis-tuned --out results/thesis
+
+BETA_RUNS := results/beta/runs
+
+beta:  ## The beta-divergence study: tune on a holdout, 5 seeds, results/beta/REPORT.md.
+	$(call SWEEP,configs/sweeps/beta-tune.yaml,$(BETA_RUNS))
+	aeexp select $(BETA_RUNS)/beta-tune --metric ssim_mean --seeds 0-4 --name beta \
+		--out configs/sweeps/beta.yaml
+	$(call SWEEP,configs/sweeps/beta.yaml,$(BETA_RUNS))
+	aeexp report beta $(BETA_RUNS)/beta $(BETA_RUNS)/beta-tune --out results/beta

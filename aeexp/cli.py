@@ -273,7 +273,12 @@ def table(folder: str, metric: str, fmt: str, compare: str | None, by: str) -> N
     click.echo(tables.render(folder, metric, fmt, by, compare is not None))
 
 
-@main.command()
+@main.group()
+def report() -> None:
+    """Write a study's REPORT.md, tables and figures from its run directories."""
+
+
+@report.command("thesis")
 @click.argument("defaults_dir", type=click.Path(file_okay=False, path_type=str))
 @click.argument("tuned_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option(
@@ -284,19 +289,87 @@ def table(folder: str, metric: str, fmt: str, compare: str | None, by: str) -> N
     help="Folder for REPORT.md, its tables and figures.",
 )
 @_reports_user_errors
-def report(defaults_dir: str, tuned_dir: str, out: str) -> None:
-    """Write the thesis reproduction report from two sweeps' run directories.
+def report_thesis(defaults_dir: str, tuned_dir: str, out: str) -> None:
+    """Report the thesis reproduction from the thesis-optimizers and thesis-tuned sweeps.
 
     DEFAULTS_DIR holds the thesis-optimizers sweep (Keras 2.2 defaults, several
     seeds), TUNED_DIR the thesis-tuned sweep (the author's learning-rate grids).
-    `make reproduce` runs both sweeps and then this command.
     """
     from pathlib import Path
 
     from aeexp import report as report_lib
     from aeexp.results import ensure_writable
 
-    results_dir = Path(out)
-    ensure_writable(results_dir)
-    path = report_lib.write_thesis_report(Path(defaults_dir), Path(tuned_dir), results_dir)
-    click.echo(str(path))
+    ensure_writable(Path(out))
+    click.echo(report_lib.write_thesis_report(Path(defaults_dir), Path(tuned_dir), Path(out)))
+
+
+@report.command("beta")
+@click.argument("study_dir", type=click.Path(file_okay=False, path_type=str))
+@click.argument("tune_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--out",
+    type=str,
+    default="results/beta",
+    show_default=True,
+    help="Folder for REPORT.md, its tables and figures.",
+)
+@_reports_user_errors
+def report_beta(study_dir: str, tune_dir: str, out: str) -> None:
+    """Report the beta-divergence study from the beta sweep and its tuning sweep."""
+    from pathlib import Path
+
+    from aeexp import report as report_lib
+    from aeexp.results import ensure_writable
+
+    ensure_writable(Path(out))
+    click.echo(report_lib.write_beta_report(Path(study_dir), Path(tune_dir), Path(out)))
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """Parse ``0-4`` or ``0,1,2`` into a list of seeds."""
+    try:
+        if "-" in text:
+            low, high = (int(part) for part in text.split("-", 1))
+            return list(range(low, high + 1))
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(
+            f"--seeds {text!r}: expected a range like 0-4 or a list like 0,1,2"
+        ) from None
+
+
+@main.command()
+@click.argument("tune_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--metric",
+    default="ssim_mean",
+    show_default=True,
+    type=click.Choice(["ssim_mean", "ssim_median", "ssim_thesis", "psnr_mean"]),
+    help="What the best learning rate maximises.",
+)
+@click.option("--seeds", default="0-4", show_default=True, help="Seeds of the final sweep.")
+@click.option("--name", required=True, help="Name of the final sweep (its output folder).")
+@click.option(
+    "--out",
+    "out_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the final sweep file.",
+)
+@_reports_user_errors
+def select(tune_dir: str, metric: str, seeds: str, name: str, out_file: str) -> None:
+    """Write a sweep of every configuration in TUNE_DIR at its best learning rate.
+
+    TUNE_DIR holds a tuning sweep evaluated on a training holdout
+    (data.holdout), so the choice never sees the test set. The written sweep
+    drops the holdout and trains each chosen configuration over --seeds.
+    """
+    from pathlib import Path
+
+    from aeexp import tuning
+
+    choices = tuning.write_final_sweep(
+        Path(tune_dir), metric, _parse_seeds(seeds), name, Path(out_file)
+    )
+    click.echo(f"{out_file}: {len(choices)} configurations at their best learning rate")
