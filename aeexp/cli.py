@@ -15,6 +15,17 @@ import click
 
 from aeexp.errors import UserError
 
+# Kept here rather than imported from aeexp.tables so that --help stays light.
+TABLE_METRICS = [
+    "ssim_thesis",
+    "ssim_thesis_viridis",
+    "ssim_mean",
+    "ssim_median",
+    "psnr_mean",
+    "mse",
+    "final_val_loss",
+]
+
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -224,17 +235,7 @@ def sweep(
 @click.argument("folder", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--metric",
-    type=click.Choice(
-        [
-            "ssim_thesis",
-            "ssim_thesis_viridis",
-            "ssim_mean",
-            "ssim_median",
-            "psnr_mean",
-            "mse",
-            "final_val_loss",
-        ]
-    ),
+    type=click.Choice(TABLE_METRICS),
     default="ssim_thesis",
     show_default=True,
     help="What each cell shows.",
@@ -273,6 +274,17 @@ def table(folder: str, metric: str, fmt: str, compare: str | None, by: str) -> N
     click.echo(tables.render(folder, metric, fmt, by, compare is not None))
 
 
+def _write_report(writer: str, first: str, second: str, out: str) -> None:
+    """Call ``aeexp.report.<writer>`` on two sweep folders and print the report's path."""
+    from pathlib import Path
+
+    from aeexp import report as report_lib
+    from aeexp.results import ensure_writable
+
+    ensure_writable(Path(out))
+    click.echo(getattr(report_lib, writer)(Path(first), Path(second), Path(out)))
+
+
 @main.group()
 def report() -> None:
     """Write a study's REPORT.md, tables and figures from its run directories."""
@@ -295,13 +307,7 @@ def report_thesis(defaults_dir: str, tuned_dir: str, out: str) -> None:
     DEFAULTS_DIR holds the thesis-optimizers sweep (Keras 2.2 defaults, several
     seeds), TUNED_DIR the thesis-tuned sweep (the author's learning-rate grids).
     """
-    from pathlib import Path
-
-    from aeexp import report as report_lib
-    from aeexp.results import ensure_writable
-
-    ensure_writable(Path(out))
-    click.echo(report_lib.write_thesis_report(Path(defaults_dir), Path(tuned_dir), Path(out)))
+    _write_report("write_thesis_report", defaults_dir, tuned_dir, out)
 
 
 @report.command("beta")
@@ -317,13 +323,7 @@ def report_thesis(defaults_dir: str, tuned_dir: str, out: str) -> None:
 @_reports_user_errors
 def report_beta(study_dir: str, tune_dir: str, out: str) -> None:
     """Report the beta-divergence study from the beta sweep and its tuning sweep."""
-    from pathlib import Path
-
-    from aeexp import report as report_lib
-    from aeexp.results import ensure_writable
-
-    ensure_writable(Path(out))
-    click.echo(report_lib.write_beta_report(Path(study_dir), Path(tune_dir), Path(out)))
+    _write_report("write_beta_report", study_dir, tune_dir, out)
 
 
 def _parse_seeds(text: str) -> list[int]:

@@ -94,8 +94,10 @@ def ssim_thesis(
 
 def ssim_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
     """Return SSIM (data range 1) of every image against its reconstruction clipped to [0, 1]."""
-    x, y = _pixels_pair(originals, reconstructions)
-    return _ssim(x, y, data_range=1.0)
+    x, y = _as_images(originals), _as_images(reconstructions)
+    _check_pair(x, y)
+    # No float64 copy of the whole batch: each chunk is converted (and clipped) in cache.
+    return _ssim(x, y, data_range=1.0, clip=True)
 
 
 def psnr_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
@@ -160,8 +162,8 @@ def _pixels_pair(
     return x, y
 
 
-def _ssim(x: np.ndarray, y: np.ndarray, data_range: float) -> np.ndarray:
-    """Return scikit-image's default SSIM of each pair in two (n, h, w) batches, in float64."""
+def _ssim(x: np.ndarray, y: np.ndarray, data_range: float, clip: bool = False) -> np.ndarray:
+    """Return skimage's default SSIM of each (n, h, w) pair in float64, ``y`` clipped if asked."""
     n, h, w = x.shape
     out = np.empty(n)
     # One workspace reused by every chunk: fresh multi-MB buffers per chunk cost page faults
@@ -169,7 +171,7 @@ def _ssim(x: np.ndarray, y: np.ndarray, data_range: float) -> np.ndarray:
     work = _Workspace(h, w, min(n, _CHUNK))
     for start in range(0, n, _CHUNK):
         part = slice(start, start + _CHUNK)
-        out[part] = _ssim_chunk(x[part], y[part], data_range, work)
+        out[part] = _ssim_chunk(x[part], y[part], data_range, clip, work)
     return out
 
 
@@ -188,7 +190,9 @@ class _Workspace:
         return self.maps[..., :n], self.rows[..., :n], self.box[..., :n], self.tmp[..., :n]
 
 
-def _ssim_chunk(x: np.ndarray, y: np.ndarray, data_range: float, work: _Workspace) -> np.ndarray:
+def _ssim_chunk(
+    x: np.ndarray, y: np.ndarray, data_range: float, clip: bool, work: _Workspace
+) -> np.ndarray:
     """Return SSIM of (n, h, w) batches, following skimage.metrics.structural_similarity.
 
     With window sums s (not means) over the N = 7x7 pixels, skimage's formula
@@ -201,6 +205,8 @@ def _ssim_chunk(x: np.ndarray, y: np.ndarray, data_range: float, work: _Workspac
     sx, sy, sq, sxy = (maps[:, k] for k in range(4))
     sx[...] = x.transpose(1, 2, 0)
     sy[...] = y.transpose(1, 2, 0)
+    if clip:
+        np.clip(sy, 0.0, 1.0, out=sy)
     np.multiply(sx, sx, out=sq)
     np.multiply(sy, sy, out=sxy)
     sq += sxy

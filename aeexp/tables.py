@@ -28,16 +28,6 @@ THESIS_SSIM: dict[tuple[str, str], tuple[float, str]] = {
 }
 THESIS_LOSSES = ("mse", "i_div1", "i_div2")
 LOSS_HEADERS = {"mse": "MSE", "i_div1": "E_I1", "i_div2": "E_I2"}
-DECODER_ORDER = ("relu", "sigmoid")
-METRICS = (
-    "ssim_thesis",
-    "ssim_thesis_viridis",
-    "ssim_mean",
-    "ssim_median",
-    "psnr_mean",
-    "mse",
-    "final_val_loss",
-)
 
 
 @dataclass(frozen=True)
