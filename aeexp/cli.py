@@ -261,8 +261,17 @@ def sweep(
     show_default=True,
     help="Best optimizer per cell, or every optimizer.",
 )
+@click.option(
+    "--figures",
+    type=str,
+    default=None,
+    metavar="DIR",
+    help="Also write the metric's bar chart and each cell's best loss history to DIR.",
+)
 @_reports_user_errors
-def table(folder: str, metric: str, fmt: str, compare: str | None, by: str) -> None:
+def table(
+    folder: str, metric: str, fmt: str, compare: str | None, by: str, figures: str | None
+) -> None:
     """Print the SSIM table of the runs under FOLDER in the thesis's layout.
 
     Rows are decoder activations (ReLU-ReLU, ReLU-Sigmoid), columns losses
@@ -272,6 +281,9 @@ def table(folder: str, metric: str, fmt: str, compare: str | None, by: str) -> N
     from aeexp import tables
 
     click.echo(tables.render(folder, metric, fmt, by, compare is not None))
+    if figures is not None:
+        for path in tables.write_figures(folder, metric, figures):
+            click.echo(f"wrote {path}", err=True)
 
 
 def _write_report(writer: str, first: str, second: str, out: str) -> None:

@@ -104,3 +104,23 @@ def line_with_errors(
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     _save(figure, path)
+
+
+def history_grid(
+    panels: Sequence[tuple[str, Sequence[float], Sequence[float]]], path: Path, columns: int = 3
+) -> None:
+    """Draw one small loss-history panel (training and validation) per (title, loss, val)."""
+    rows = max(1, -(-len(panels) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, loss, val_loss) in zip(axes.flat, panels, strict=False):
+        epochs = np.arange(1, len(loss) + 1)
+        ax.plot(epochs, loss, label="training")
+        ax.plot(epochs, val_loss, label="validation")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    _save(figure, path)

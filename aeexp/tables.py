@@ -286,3 +286,57 @@ def render(
 def loss_title(cfg: RunConfig) -> str:
     """Return the plot title for a run's loss."""
     return losses.describe(cfg.loss.name, **cfg.loss.params())
+
+
+def _history(run: Run) -> tuple[list[float], list[float]]:
+    with open(run.path / results.HISTORY) as handle:
+        rows = list(csv.DictReader(handle))
+    return [float(r["loss"]) for r in rows], [float(r["val_loss"]) for r in rows]
+
+
+def write_figures(folder: str | Path, metric: str, out: str | Path) -> list[Path]:
+    """Write the sweep's charts: metric bars per loss, decoder and optimizer; best histories."""
+    from aeexp import plots
+
+    runs, out = load_runs(folder), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    per_optimizer = cells(runs, metric, by="optimizer")
+    groups = [
+        (r, c)
+        for r in _row_order({k[0].split(" / ")[0] for k in per_optimizer})
+        for c in _column_order({k[1] for k in per_optimizer})
+    ]
+    names = sorted({key[0].split(" / ")[1] for key in per_optimizer})
+    series = {
+        name: [
+            (s.mean, s.std) if (s := per_optimizer.get((f"{r} / {name}", c))) else (0.0, 0.0)
+            for r, c in groups
+        ]
+        for name in names
+    }
+    bars = out / f"{metric}_bars.png"
+    plots.grouped_bars(
+        [f"{r}\n{loss_header(c)}" for r, c in groups],
+        series,
+        metric,
+        f"{metric}: mean ± std over seeds",
+        bars,
+    )
+    panels = []
+    chosen = cells(runs, metric)
+    for row, column in [
+        (r, c)
+        for r in _row_order({k[0] for k in chosen})
+        for c in _column_order({k[1] for k in chosen})
+        if (r, c) in chosen
+    ]:
+        stat = chosen[(row, column)]
+        best_run = next((r for r in stat.runs if (r.path / results.HISTORY).is_file()), None)
+        if best_run is not None:
+            seed = best_run.config.seed
+            title = f"{row}, {loss_header(column)}, {stat.optimizer_label} (seed {seed})"
+            panels.append((title, *_history(best_run)))
+    histories = out / "best_loss_histories.png"
+    if panels:
+        plots.history_grid(panels, histories)
+    return [bars, histories] if panels else [bars]

@@ -203,6 +203,14 @@ def test_table_thesis_layout_and_comparison(killed_and_resumed):
     assert len(as_csv.output.strip().splitlines()) == 7
 
 
+def test_table_figures(killed_and_resumed, tmp_path):
+    _, _, experiment, _, _ = killed_and_resumed
+    result = CliRunner().invoke(cli.main, ["table", str(experiment), "--figures", str(tmp_path)])
+    assert result.exit_code == 0
+    for name in ("ssim_thesis_bars.png", "best_loss_histories.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+
+
 def test_table_mean_and_std_are_over_seeds(killed_and_resumed):
     import numpy as np
 
