@@ -14,7 +14,6 @@ from aeexp import optimizers, plots, results, tables
 from aeexp.tables import ConfigStats, Run
 
 DECODERS = {"relu": "ReLU-ReLU", "sigmoid": "ReLU-Sigmoid"}
-OPTIMIZER_ORDER = ("adagrad", "adam", "adadelta", "nadam", "adamax")
 AGREEMENT_SIGMAS = 2.0
 
 
@@ -123,24 +122,6 @@ def comparison_table(
     return tables.to_markdown(header, body), verdicts
 
 
-def _bars(defaults: Sequence[Run], metric: str, path: Path) -> None:
-    groups, series = [], {optimizers.OPTIMIZERS[o].label: [] for o in OPTIMIZER_ORDER}
-    for decoder, loss in tables.THESIS_SSIM:
-        groups.append(f"{DECODERS[decoder]}\n{tables.loss_header(loss)}")
-        for name in OPTIMIZER_ORDER:
-            stat = _stat(_select(defaults, decoder, loss, name), metric)
-            series[optimizers.OPTIMIZERS[name].label].append(
-                (stat.mean, stat.std) if stat else (0.0, 0.0)
-            )
-    plots.grouped_bars(
-        groups,
-        series,
-        metric,
-        f"{metric} by loss, decoder and optimizer (Keras 2.2 defaults, mean ± std over seeds)",
-        path,
-    )
-
-
 def _copy_cell_figures(tuned: Sequence[Run], figures: Path) -> list[tuple[str, str, str]]:
     """Copy each cell's tuned-best reconstructions and loss history; return their names."""
     copied = []
@@ -200,7 +181,7 @@ def write_thesis_report(defaults_dir: Path, tuned_dir: Path, out_dir: Path) -> P
     thesis_table, verdicts = comparison_table(defaults, tuned, "ssim_thesis", with_thesis=True)
     full_table, _ = comparison_table(defaults, tuned, "ssim_mean", with_thesis=False)
     for metric in ("ssim_thesis", "ssim_mean"):
-        _bars(defaults, metric, figures / f"{metric}_bars.png")
+        tables.write_figures(defaults_dir, metric, figures)
         header, body = tables.layout(defaults, metric, by="optimizer")
         results.write_text_atomic(
             out_dir / f"{metric}_by_optimizer.md", tables.to_markdown(header, body) + "\n"

@@ -336,7 +336,7 @@ def write_figures(folder: str | Path, metric: str, out: str | Path) -> list[Path
             seed = best_run.config.seed
             title = f"{row}, {loss_header(column)}, {stat.optimizer_label} (seed {seed})"
             panels.append((title, *_history(best_run)))
-    histories = out / "best_loss_histories.png"
+    histories = out / f"{metric}_best_loss_histories.png"
     if panels:
         plots.history_grid(panels, histories)
     return [bars, histories] if panels else [bars]

@@ -207,7 +207,7 @@ def test_table_figures(killed_and_resumed, tmp_path):
     _, _, experiment, _, _ = killed_and_resumed
     result = CliRunner().invoke(cli.main, ["table", str(experiment), "--figures", str(tmp_path)])
     assert result.exit_code == 0
-    for name in ("ssim_thesis_bars.png", "best_loss_histories.png"):
+    for name in ("ssim_thesis_bars.png", "ssim_thesis_best_loss_histories.png"):
         assert (tmp_path / name).stat().st_size > 10_000
 
 
