@@ -161,3 +161,13 @@ def test_import_stays_light():
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_ssim_per_image_any_size_and_chunk_boundary():
+    """Non-square images, and one full chunk of 128 plus a short tail."""
+    rng = np.random.default_rng(4)
+    x = rng.random((130, 9, 13))
+    y = np.clip(x + rng.normal(0.0, 0.2, x.shape), -0.2, 1.3)
+    np.testing.assert_allclose(
+        evaluate.ssim_per_image(x, y), _skimage_ssim(x, y), rtol=0, atol=1e-6
+    )
