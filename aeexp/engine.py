@@ -4,54 +4,21 @@ Tiny dense models spend most of a ``model.fit`` epoch in per-step Python and dis
 in arithmetic. Here the shuffle, every minibatch and the validation loss of an epoch run
 inside one ``tf.function``; each step updates every member of the group on the same
 minibatch in one XLA-compiled call. Members are independent (own model, optimizer, loss),
-so a member trained in a group ends where it would have ended trained alone: each member's
-arithmetic is exactly what it would be alone, only the calls are shared.
-
-What was measured (bench/README.md has the numbers) and kept: XLA on the step, not on the
-epoch loop; one batch gathered per step in the loop (gathering inside the XLA step, or a
-whole shuffled epoch up front, is no faster); the batch handed to the step also transposed,
-for the encoder's kernel gradient; the validation set in 2,000-row chunks; 512-bit vectors
-for XLA's code on AVX-512 CPUs.
+so a member trained in a group ends where it would have ended trained alone.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aeexp.backend import import_tensorflow
 
-# Rows per validation call. The whole test set at once keeps (rows, 784) activations of every
-# member alive: a group of 30 peaked at 2.6 GB that way, at 1.9 GB in 2,000-row chunks, and
-# the chunks cost no time.
-VALIDATION_ROWS = 2000
-
-
-def _prefer_wide_vectors() -> None:
-    """On AVX-512 CPUs, let XLA use 512-bit vectors: a training step gets ~5-8% faster.
-
-    LLVM's default for these CPUs is 256 bits. XLA reads XLA_FLAGS once, at its first
-    compilation, so this runs at import; a width the user chose is left alone.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_prefer_vector_width" in flags:
-        return
-    try:
-        avx512 = "avx512f" in Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: keep XLA's default
-        return
-    if avx512:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_prefer_vector_width=512".strip()
-
-
-_prefer_wide_vectors()
 tf = import_tensorflow()
 
 
@@ -77,54 +44,13 @@ class History:
 EpochCallback = Callable[[int, Sequence[History]], None]
 
 
-def _dense_pair(model: Any) -> tuple[Any, Any] | None:
-    """Return the encoder and decoder of a plain two-Dense-layer float32 model, else None."""
-    import keras
-
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if len(layers) != 2 or not all(type(layer) is keras.layers.Dense for layer in layers):
-        return None
-    plain = all(
-        layer.use_bias
-        and layer.compute_dtype == "float32"
-        and not getattr(layer, "lora_enabled", False)
-        and getattr(layer, "quantization_mode", None) is None
-        for layer in layers
-    )
-    return (layers[0], layers[1]) if plain else None
-
-
-@tf.custom_gradient
-def _encode(x: tf.Tensor, xt: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-    """Return ``x @ kernel``, whose kernel gradient is ``xt @ dz`` with ``xt`` given.
-
-    XLA folds a transpose computed inside the step into a transposed-operand dot, which is
-    ~1.5x slower than a plain one; the transposed batch comes in from outside instead.
-    """
-
-    def grad(dz: tf.Tensor) -> tuple[None, None, tf.Tensor]:
-        return None, None, tf.matmul(xt, dz)
-
-    return tf.matmul(x, kernel), grad
-
-
-def _reconstruct(member: Member, x: tf.Tensor, xt: tf.Tensor) -> tf.Tensor:
-    """Return the member's output for ``x``, computed as Keras's Dense layers compute it."""
-    layers = _dense_pair(member.model)
-    if layers is None:
-        return member.model(x, training=True)
-    encoder, decoder = layers
-    h = encoder.activation(_encode(x, xt, encoder.kernel) + encoder.bias)
-    return decoder.activation(tf.matmul(h, decoder.kernel) + decoder.bias)
-
-
-def _train_step(members: Sequence[Member], batch: tf.Tensor, batch_t: tf.Tensor) -> tf.Tensor:
+def _train_step(members: Sequence[Member], batch: tf.Tensor) -> tf.Tensor:
     """Update every member on one minibatch; return each member's mean batch loss."""
     losses = []
     for member in members:
         variables = member.model.trainable_variables
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(member.loss(batch, _reconstruct(member, batch, batch_t)))
+            loss = tf.reduce_mean(member.loss(batch, member.model(batch, training=True)))
         member.optimizer.apply_gradients(
             zip(tape.gradient(loss, variables), variables, strict=True)
         )
@@ -132,9 +58,9 @@ def _train_step(members: Sequence[Member], batch: tf.Tensor, batch_t: tf.Tensor)
     return tf.stack(losses)
 
 
-def _loss_sums(members: Sequence[Member], x: tf.Tensor) -> tf.Tensor:
-    """Return each member's per-sample loss summed over the rows of ``x``."""
-    return tf.stack([tf.reduce_sum(m.loss(x, m.model(x))) for m in members])
+def _validation_losses(members: Sequence[Member], x_val: tf.Tensor) -> tf.Tensor:
+    """Return each member's mean loss over the validation set."""
+    return tf.stack([tf.reduce_mean(m.loss(x_val, m.model(x_val))) for m in members])
 
 
 class GroupTrainer:
@@ -166,32 +92,23 @@ class GroupTrainer:
 
     def _compile_epoch(self, members: Sequence[Member]) -> Callable[[tf.Tensor], Any]:
         """Build the compiled epoch for ``members``: shuffle, all steps, validation."""
-        x_train, x_val = self.x_train, self.x_val
-        n, n_val, size = int(x_train.shape[0]), int(x_val.shape[0]), self.batch_size
+        n = int(self.x_train.shape[0])
+        size = self.batch_size
         full, rest = divmod(n, size)
-        chunks, tail = divmod(n_val, VALIDATION_ROWS)
-        train_step = tf.function(lambda b, bt: _train_step(members, b, bt), jit_compile=self.xla)
-        loss_sums = tf.function(lambda x: _loss_sums(members, x), jit_compile=self.xla)
-
-        def step(rows: tf.Tensor) -> tf.Tensor:
-            batch = tf.gather(x_train, rows)
-            return train_step(batch, tf.transpose(batch))
+        step = tf.function(lambda batch: _train_step(members, batch), jit_compile=self.xla)
+        validate = tf.function(lambda x: _validation_losses(members, x), jit_compile=self.xla)
+        x_train, x_val = self.x_train, self.x_val
 
         @tf.function
         def epoch(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            # O(n) shuffle; argsort of random keys did the same in 15x the time.
-            order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed)
+            order = tf.argsort(tf.random.stateless_uniform([n], seed=seed))
             totals = tf.zeros([len(members)])
             for i in tf.range(full):
-                totals += step(order[i * size : (i + 1) * size]) * size
+                batch = tf.gather(x_train, order[i * size : (i + 1) * size])
+                totals += step(batch) * size
             if rest:
-                totals += step(order[full * size :]) * rest
-            val_totals = tf.zeros([len(members)])
-            for j in tf.range(chunks):
-                val_totals += loss_sums(x_val[j * VALIDATION_ROWS : (j + 1) * VALIDATION_ROWS])
-            if tail:
-                val_totals += loss_sums(x_val[chunks * VALIDATION_ROWS :])
-            return totals / n, val_totals / n_val
+                totals += step(tf.gather(x_train, order[full * size :])) * rest
+            return totals / n, validate(x_val)
 
         return epoch
 

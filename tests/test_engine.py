@@ -79,28 +79,3 @@ def test_training_reduces_the_loss(images):
     history = train([member()], images, epochs=3)[0]
     assert history.loss[2] < history.loss[0] and history.val_loss[2] < history.val_loss[0]
 
-
-def test_validation_in_chunks_is_the_mean_over_the_set(images, monkeypatch):
-    """Chunks of 128 rows over 500 validation images: 3 full chunks and a tail of 116."""
-    monkeypatch.setattr(engine, "VALIDATION_ROWS", 128)
-    m = member("i_div2", optimizer="sgd", learning_rate=0.0)
-    _, test_x = images
-    history = train([m], images, epochs=1)[0]
-    per_sample = np.asarray(losses.get("i_div2")(test_x, m.model(test_x)))
-    assert history.val_loss[0] == pytest.approx(per_sample.mean(), rel=1e-5)
-
-
-def test_fast_path_trains_like_the_keras_model_call(images):
-    """The Dense-pair path (its own forward, kernel gradient from the transposed batch) must
-    train as Keras's autodiff through ``model(x)`` does; an Identity layer forces the latter."""
-    import keras
-
-    fast = member("i_div1", "sigmoid", "nadam", seed=5)
-    plain = member("i_div1", "sigmoid", "nadam", seed=5)
-    plain.model = keras.Sequential([*plain.model.layers, keras.layers.Identity()])
-    assert engine._dense_pair(fast.model) and engine._dense_pair(plain.model) is None
-    h_fast, h_plain = train([fast], images)[0], train([plain], images)[0]
-    np.testing.assert_allclose(h_fast.loss, h_plain.loss, rtol=1e-5)
-    np.testing.assert_allclose(h_fast.val_loss, h_plain.val_loss, rtol=1e-5)
-    for a, b in zip(weights(fast), weights(plain), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
