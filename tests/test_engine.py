@@ -78,4 +78,3 @@ def test_epoch_loss_is_the_sample_weighted_mean(images):
 def test_training_reduces_the_loss(images):
     history = train([member()], images, epochs=3)[0]
     assert history.loss[2] < history.loss[0] and history.val_loss[2] < history.val_loss[0]
-
