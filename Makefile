@@ -1,15 +1,24 @@
 # aeexp: common tasks. `make help` lists them.
 PYTHON ?= python3
-# Offline MNIST: the shared copy beside the repository, unless the caller set AEEXP_DATA.
-export AEEXP_DATA ?= $(abspath ../shared/data/mnist.npz)
+# Offline MNIST: the shared copy beside the repository, if there is one and the caller set none.
+SHARED_MNIST := $(wildcard $(abspath ../shared/data/mnist.npz))
+ifneq ($(SHARED_MNIST),)
+export AEEXP_DATA ?= $(SHARED_MNIST)
+endif
 
-.PHONY: help install test test-all lint format bench gradcheck reproduce beta
+.PHONY: help install run test test-all lint format bench gradcheck reproduce beta
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install:  ## Install aeexp and its dev tools (editable).
 	$(PYTHON) -m pip install -e '.[dev]'
+
+CONFIG ?= configs/thesis/mse_relu-sigmoid_adam.yaml
+ARGS ?=
+
+run:  ## Train one config (CONFIG=..., default a thesis cell; ARGS='--set k=v ...').
+	aeexp run $(CONFIG) $(ARGS)
 
 test:  ## Run the default (fast) test suite.
 	$(PYTHON) -m pytest
