@@ -10,7 +10,8 @@ Times, per model-epoch after the first (compiling) epoch, best of ``--epochs``:
   the thesis's losses, optimizers and decoder activations;
 * the matrix-product floor: per step and member the forward ``x @ W1``, ``h @ W2`` and the
   backward ``h^T @ dY``, ``dY @ W2^T``, ``x^T @ dH``, alone in a compiled loop over the same
-  number of rows (the faster of plain TensorFlow and XLA).
+  number of rows, each step's products depending on the previous step's as in training (the
+  faster of plain TensorFlow and XLA).
 
 Every configuration runs interleaved with the others (one epoch each per round, driven by
 ``fit``'s epoch callback), so a busy machine slows them alike. Peak memory is the maximum
@@ -111,32 +112,37 @@ def epoch_runner(name: str, x_train: np.ndarray, x_test: np.ndarray) -> Callable
 
 
 def floor_runner(size: int, x_train: np.ndarray, xla: bool) -> Callable[[int], Any]:
-    """Return ``run(epoch)`` doing one epoch of the five products for ``size`` members."""
+    """Return ``run(epoch)`` doing one epoch of the five products for ``size`` members.
+
+    Each step's products use weights that depend on the previous step's products, as in
+    training: without that chain, TensorFlow overlaps consecutive steps of the loop, which
+    no trainer can do.
+    """
     kernels = [member(*spec).model.get_weights() for spec in (THIRTY * 2)[:size]]
-    w1 = [tf.constant(k[0]) for k in kernels]
-    w2 = [tf.constant(k[2]) for k in kernels]
+    weights = [(tf.constant(k[0]), tf.constant(k[2])) for k in kernels]
     x = tf.constant(x_train)
     n = int(x.shape[0])
 
-    def products(batch: tf.Tensor) -> tf.Tensor:
-        total = tf.constant(0.0)
-        for a, b in zip(w1, w2, strict=True):
-            h = tf.matmul(batch, a)
-            dy = tf.matmul(h, b)  # stands in for dY: same shape, same cost
+    def products(batch: tf.Tensor, weights: list) -> list:
+        chained = []
+        for w1, w2 in weights:
+            h = tf.matmul(batch, w1)
+            dy = tf.matmul(h, w2)  # stands in for dY: same shape, same cost
             dw2 = tf.matmul(h, dy, transpose_a=True)
-            dh = tf.matmul(dy, b, transpose_b=True)
+            dh = tf.matmul(dy, w2, transpose_b=True)
             dw1 = tf.matmul(batch, dh, transpose_a=True)
-            total += tf.reduce_sum(dw2) + tf.reduce_sum(dw1)  # keeps every product live
-        return total
+            # A vanishing step keeps the weights in place and every product live.
+            chained.append((w1 - 1e-30 * dw1, w2 - 1e-30 * dw2))
+        return chained
 
     step = tf.function(products, jit_compile=xla)
 
     @tf.function
     def epoch() -> tf.Tensor:
-        total = tf.constant(0.0)
+        current = weights
         for i in tf.range(0, n, BATCH):
-            total += step(x[i : i + BATCH])
-        return total
+            current = step(x[i : i + BATCH], current)
+        return tf.add_n([tf.reduce_sum(w1) for w1, _ in current])
 
     return lambda _: epoch().numpy()
 

@@ -12,7 +12,9 @@ from aeexp.model import build_autoencoder
 def images(mnist_path):
     with np.load(mnist_path) as archive:
         train = archive["x_train"][:3000].reshape(-1, 784).astype("float32") / 255
-        test = archive["x_test"][:500].reshape(-1, 784).astype("float32") / 255
+        # Two full validation chunks and a partial one.
+        test = archive["x_test"][: 2 * engine.VALIDATION_CHUNK + 300]
+        test = test.reshape(-1, 784).astype("float32") / 255
     return train, test
 
 
