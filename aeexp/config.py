@@ -6,9 +6,10 @@ data is loaded or TensorFlow imported, so a typo costs a second, not a training 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from pydantic import (
 )
 
 from aeexp import losses, optimizers
-from aeexp.errors import UserError
+from aeexp.errors import UserError, unknown_name_message, valid_and_closest
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
 
@@ -42,12 +43,28 @@ _NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
 _BOOLEAN_KEYS = {"nesterov", "amsgrad"}
 
 
-def unknown_name_message(kind: str, name: object, valid: Iterable[str]) -> str:
-    """Return 'unknown <kind> ...' with the valid names and the closest match."""
-    valid = sorted(valid)
-    message = f"unknown {kind} {name!r} (valid: {', '.join(valid)})"
-    close = difflib.get_close_matches(str(name), valid, n=1)
-    return f"{message}; did you mean {close[0]!r}?" if close else message
+# Exponent floats, which YAML 1.1 (PyYAML) reads as strings unless they have both a dot and a
+# signed exponent (1.0e-07): 1e-3, 1E+5 and 2.5e4 are floats in YAML 1.2. An integer never
+# matches, and a 1.1 float that does is the same float either way, so existing run ids stay put.
+FLOAT_12 = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads YAML 1.2 exponent floats such as 1e-3 as floats."""
+
+
+class ConfigDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper that quotes strings :class:`ConfigLoader` would read as floats."""
+
+
+# Each class gets its own copy of the resolver table: PyYAML's SafeLoader itself is unchanged.
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+.0123456789"))
+ConfigDumper.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+.0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text safely (no Python-object tags), reading 1e-3 as a float."""
+    return yaml.load(text, Loader=ConfigLoader)  # safe: ConfigLoader is a SafeLoader
 
 
 class _Section(BaseModel):
@@ -82,24 +99,22 @@ class LossConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> LossConfig:
-        if self.name not in losses.LOSSES:
-            raise ValueError(unknown_name_message("loss", self.name, losses.LOSSES))
-        if self.name == "beta":
-            if self.beta is None:
-                raise ValueError("loss 'beta' needs a parameter 'beta' (a number)")
-            if self.order is None:
-                object.__setattr__(self, "order", "data_first")
-        elif self.beta is not None or self.order is not None:
-            raise ValueError(f"loss {self.name!r} takes no parameters (beta, order are for 'beta')")
+        given = {key: getattr(self, key) for key in _LOSS_PARAMS if getattr(self, key) is not None}
+        # Write the defaults back (order: data_first) so the resolved config states them.
+        for key, value in losses.check_params(self.name, given).items():
+            object.__setattr__(self, key, value)
         return self
 
     def params(self) -> dict[str, Any]:
         """Return the keyword arguments for :func:`aeexp.losses.get`."""
-        return {} if self.name != "beta" else {"beta": self.beta, "order": self.order}
+        return {key: getattr(self, key) for key in losses.LOSSES[self.name].parameters}
 
     @model_serializer
     def _dump(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}
+
+
+_LOSS_PARAMS = tuple(key for key in LossConfig.model_fields if key != "name")
 
 
 def _check_optimizer_value(key: str, value: Any) -> None:
@@ -109,6 +124,8 @@ def _check_optimizer_value(key: str, value: Any) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{key} must be a finite number, got {value!r}")
     low, high, low_inclusive = _NUMERIC_RANGES[key]
     too_low = value < low if low_inclusive else value <= low
     if too_low or value > high:
@@ -128,9 +145,12 @@ class OptimizerConfig(_Section):
     def _resolve(cls, raw: Any) -> Any:
         if not isinstance(raw, Mapping):
             raise ValueError(f"optimizer must be a mapping, got {raw!r}")
+        for alias, key in optimizers.ALIASES.items():
+            if alias in raw and key in raw:  # else one would silently win over the other
+                raise ValueError(f"give {key} or its alias {alias}, not both")
         raw = {optimizers.ALIASES.get(k, k): v for k, v in raw.items()}
         name = raw.pop("name", "adam")
-        if name not in optimizers.OPTIMIZERS:
+        if not isinstance(name, str) or name not in optimizers.OPTIMIZERS:
             raise ValueError(unknown_name_message("optimizer", name, optimizers.OPTIMIZERS))
         accepted = optimizers.accepted_keys(name)
         for key, value in raw.items():
@@ -201,9 +221,17 @@ def _format_error(error: ValidationError) -> str:
         location = ".".join(str(p) for p in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + valid_and_closest(item["loc"][-1], _keys_at(item["loc"][:-1]))
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
+
+
+def _keys_at(location: tuple[Any, ...]) -> list[str]:
+    """Return the keys the config section at ``location`` accepts."""
+    section: type[BaseModel] = RunConfig
+    for part in location:
+        section = section.model_fields[part].annotation
+    return list(section.model_fields)
 
 
 def validate(raw: Mapping[str, Any], source: str = "config") -> RunConfig:
@@ -224,7 +252,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as error:
         raise UserError(f"{path}: cannot read ({error.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -238,12 +266,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``dotted.key=value`` and parse the value as YAML (so 0.1 is a number)."""
+    """Split ``dotted.key=value`` and parse the value as YAML (so 0.1 and 1e-3 are numbers)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise UserError(f"--set {text!r}: expected dotted.key=value")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = load_yaml(value)
     except yaml.YAMLError:
         raise UserError(f"--set {text!r}: the value is not valid YAML") from None
     return key.strip(), parsed

@@ -8,11 +8,15 @@ This module imports Keras lazily so that config validation stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aeexp.errors import unknown_name_message
+
 EPS = 1e-7  # Keras's fuzz factor, the clipping floor the thesis used.
+BETA_ORDERS = ("data_first", "recon_first")
 
 LossFn = Callable[[Any, Any], Any]
 
@@ -75,7 +79,12 @@ class LossSpec:
     label: str
     clip: bool = True
     required: frozenset[str] = field(default_factory=frozenset)
-    optional: dict[str, Any] = field(default_factory=dict)
+    optional: dict[str, Any] = field(default_factory=dict)  # name -> default
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """Return every parameter name: the required ones (sorted), then the optional ones."""
+        return (*sorted(self.required), *self.optional)
 
 
 LOSSES: dict[str, LossSpec] = {
@@ -93,21 +102,64 @@ LOSSES: dict[str, LossSpec] = {
     ),
 }
 
-BETA_ORDERS = ("data_first", "recon_first")
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What each parameter accepts, whichever loss takes it: (description for messages, test).
+PARAM_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "beta": ("a finite number", _is_finite_number),
+    "order": (" or ".join(BETA_ORDERS), lambda value: value in BETA_ORDERS),
+}
+
+
+def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``params`` with the loss's defaults filled in, or raise ValueError naming why."""
+    # Imported here: config imports this module, and owns the message style for unknown names.
+
+    if name not in LOSSES:
+        raise ValueError(unknown_name_message("loss", name, LOSSES))
+    spec = LOSSES[name]
+    for key in params:
+        if key not in spec.parameters:
+            if not spec.parameters:
+                raise ValueError(_takes_no_parameters(name))
+            raise ValueError(
+                unknown_name_message(f"parameter for loss {name!r}", key, spec.parameters)
+            )
+    for key in sorted(spec.required):
+        if key not in params:
+            raise ValueError(f"loss {name!r} needs a parameter {key!r} ({PARAM_CHECKS[key][0]})")
+    resolved = {**spec.optional, **params}
+    for key, value in resolved.items():
+        kind, accepts = PARAM_CHECKS[key]
+        if not accepts(value):
+            raise ValueError(f"loss {name!r}: {key} must be {kind}, got {value!r}")
+    return {key: resolved[key] for key in spec.parameters}
+
+
+def _takes_no_parameters(name: str) -> str:
+    """Say that a loss takes no parameters, and which losses take the ones there are."""
+    owners = [other for other, spec in LOSSES.items() if spec.parameters]
+    keys = sorted({key for owner in owners for key in LOSSES[owner].parameters})
+    verb = "is" if len(keys) == 1 else "are"
+    where = ", ".join(map(repr, owners))
+    return f"loss {name!r} takes no parameters ({', '.join(keys)} {verb} for {where})"
 
 
 def describe(name: str, **params: Any) -> str:
     """Return a human-readable title for a configured loss, as used on plots."""
-    spec = LOSSES[name]
+    params = check_params(name, params)
     if name == "beta":
-        order = params.get("order", "data_first")
-        args = "x|y" if order == "data_first" else "y|x"
+        args = "x|y" if params["order"] == "data_first" else "y|x"
         return f"beta-divergence d_{params['beta']:g}({args})"
-    return spec.label
+    return LOSSES[name].label
 
 
 def get(name: str, **params: Any) -> LossFn:
-    """Return the Keras-compatible loss ``fn(y_true, y_pred)`` giving one value per sample."""
+    """Return the Keras-compatible loss ``fn(y_true, y_pred)``; raise ValueError on bad params."""
+    params = check_params(name, params)  # before importing Keras: a bad name fails fast
     from aeexp.backend import import_keras
 
     keras = import_keras()

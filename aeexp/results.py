@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from aeexp.config import ConfigDumper
 from aeexp.errors import UserError
 
 CONFIG = "config.yaml"
@@ -106,8 +107,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_yaml(path: Path, data: Any) -> None:
-    """Write ``data`` as block-style YAML, atomically."""
-    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
+    """Write ``data`` as block-style YAML that the config loader reads back as written."""
+    write_text_atomic(path, yaml.dump(data, Dumper=ConfigDumper, sort_keys=False))
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:

@@ -68,6 +68,8 @@ def load_dataset(config: RunConfig) -> Dataset:
     source = data_lib.resolve_source(settings.path)
     x_train, x_test, y_test = mnist.train_pixels(), mnist.test_pixels(), np.asarray(mnist.y_test)
     description = source.describe()
+    # The setting that chose the evaluation images, to name if they cannot serve the thesis SSIM.
+    limit = None if settings.test_limit is None else f"data.test_limit={settings.test_limit}"
     if settings.holdout is not None:
         if settings.holdout >= len(x_train):
             raise UserError(
@@ -78,7 +80,19 @@ def load_dataset(config: RunConfig) -> Dataset:
         x_train, x_test = x_train[:split], x_train[split:]
         y_test = np.asarray(mnist.y_train[split:])
         description += f"; evaluated on the last {settings.holdout} training images"
+        limit = f"data.holdout={settings.holdout}"
+    _check_thesis_digits(y_test, limit)
     return Dataset(x_train, x_test, y_test, description, data_lib.sha256_of(source))
+
+
+def _check_thesis_digits(labels: np.ndarray, limit: str | None) -> None:
+    """Raise the evaluation's UserError now, before training, if the thesis SSIM cannot run."""
+    try:
+        evaluate.thesis_digit_indices(labels)
+    except UserError as error:
+        if limit is None:
+            raise
+        raise UserError(f"{limit}: {error}") from None
 
 
 def library_versions() -> dict[str, str]:

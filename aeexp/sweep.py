@@ -8,7 +8,6 @@ pending runs in lock-step groups, isolates failures, and keeps ``runs.csv`` curr
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from aeexp import config as config_lib
-from aeexp import results
+from aeexp import optimizers, results
 from aeexp.config import RunConfig
-from aeexp.errors import UserError
+from aeexp.errors import UserError, valid_and_closest
 
 RUNS_CSV = "runs.csv"
 FAILED = "failed"
@@ -67,13 +66,19 @@ def expand_values(key: str, values: Any) -> list[Any]:
     """Return the list of values for one grid key; ``{start, stop, step}`` is inclusive."""
     if isinstance(values, Mapping) and set(values) == {"start", "stop", "step"}:
         start, stop, step = (values[k] for k in ("start", "stop", "step"))
-        if not all(isinstance(v, int | float) for v in (start, stop, step)) or step <= 0:
-            raise UserError(f"grid.{key}: start, stop, step must be numbers with step > 0")
+        if not all(_is_finite_number(v) for v in (start, stop, step)) or step <= 0:
+            raise UserError(f"grid.{key}: start, stop, step must be finite numbers with step > 0")
         count = math.floor((stop - start) / step + 1e-9) + 1
-        return [round(start + i * step, 12) for i in range(max(count, 0))]
+        if count < 1:
+            raise UserError(f"grid.{key}: start {start} is past stop {stop}, so the range is empty")
+        return [round(start + i * step, 12) for i in range(count)]
     if not isinstance(values, list) or not values:
         raise UserError(f"grid.{key}: expected a non-empty list or {{start, stop, step}}")
     return values
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def expand_grid(grid: Any) -> list[dict[str, Any]]:
@@ -85,6 +90,9 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
     for block in blocks:
         if not isinstance(block, Mapping) or not block:
             raise UserError("grid: expected a mapping of dotted keys to lists, or a list of them")
+        for key in block:
+            if not isinstance(key, str):
+                raise UserError(f"grid: {key!r} is not a dotted config key such as train.epochs")
         keys = list(block)
         value_lists = [expand_values(k, block[k]) for k in keys]
         points.extend(
@@ -122,19 +130,20 @@ def plan(
     """Read a sweep file and return its validated runs; raise UserError naming a bad point."""
     sweep_path = Path(sweep_path)
     sweep = config_lib.read_yaml(sweep_path)
-    unknown = set(sweep) - _SWEEP_KEYS
-    if unknown:
-        raise UserError(
-            f"{sweep_path}: unknown key(s) {sorted(unknown)} (valid: {sorted(_SWEEP_KEYS)})"
-        )
+    for key in sweep:
+        if key not in _SWEEP_KEYS:
+            message = valid_and_closest(key, _SWEEP_KEYS)
+            raise UserError(f"{sweep_path}: {key}: unknown key{message}")
     if "grid" not in sweep:
         raise UserError(f"{sweep_path}: missing 'grid'")
     name = str(sweep.get("name") or sweep_path.stem)
+    points = expand_grid(sweep["grid"])
+    overrides = list(overrides)
+    _check_overrides(overrides, [key for point in points for key in point])
     base = config_lib.apply_overrides(_base_config(sweep, sweep_path), overrides)
     base["name"] = name
     if out is not None:
         base = config_lib.set_dotted(base, "output.dir", out)
-    points = expand_grid(sweep["grid"])
     runs: dict[str, PlannedRun] = {}
     for index, point in enumerate(points, start=1):
         raw = base
@@ -143,9 +152,37 @@ def plan(
         source = f"{sweep_path}: point {index} ({describe_point(point)})"
         cfg = config_lib.validate(raw, source=source)
         runs.setdefault(cfg.run_id, PlannedRun(cfg, point))
+    if not runs:  # expand_grid refuses empty grids; this keeps the plan's invariant local
+        raise UserError(f"{sweep_path}: the grid has no points")
     keys = tuple(dict.fromkeys(k for p in points for k in p))
     experiment_dir = next(iter(runs.values())).config.experiment_dir
     return SweepPlan(name, experiment_dir, keys, tuple(runs.values()))
+
+
+def _check_overrides(overrides: Sequence[str], grid_keys: Iterable[str]) -> None:
+    """Refuse a ``--set`` the grid would silently overwrite, or a sweep's name."""
+    grid = {_canonical(key) for key in grid_keys}
+    for text in overrides:
+        key = _canonical(config_lib.parse_override(text)[0])
+        if key == "name":
+            raise UserError(f"--set {text!r}: a sweep's name comes from its 'name' key")
+        for other in sorted(grid):
+            # Either key may hold the other: a grid of optimizer mappings replaces any
+            # --set optimizer.learning_rate, and a grid of learning rates overrides part of
+            # --set optimizer={...}.
+            if key == other or key.startswith(f"{other}.") or other.startswith(f"{key}."):
+                raise UserError(
+                    f"--set {text!r}: the grid sets {other}, which would silently win; "
+                    f"change the grid instead"
+                )
+
+
+def _canonical(key: str) -> str:
+    """Return a dotted key with optimizer aliases resolved (optimizer.lr -> .learning_rate)."""
+    parts = key.split(".")
+    if len(parts) > 1 and parts[0] == "optimizer":
+        parts[1] = optimizers.ALIASES.get(parts[1], parts[1])
+    return ".".join(parts)
 
 
 def run_status(run: PlannedRun) -> str:
@@ -203,7 +240,10 @@ def train_isolated(group: Sequence[PlannedRun], dataset: Any, quiet: bool) -> No
             record_failure(group[0], _last_error_line())
             return
     for run in group:
-        train_isolated([run], dataset, quiet)
+        # Members the group wrote before it crashed are done: training them again would cost
+        # time and replace their directories. A run failed earlier (--rerun-failed) is redone.
+        if run_status(run) in ("pending", FAILED):
+            train_isolated([run], dataset, quiet)
 
 
 def _last_error_line() -> str:
@@ -268,12 +308,14 @@ def execute(
     pending = to_do(sweep, rerun_failed)
     results.ensure_writable(sweep.experiment_dir)
     results.remove_stale_staging(sweep.experiment_dir)
+    # Every data setting is loaded (and checked) before the first group trains, so a bad one
+    # anywhere in the grid stops the sweep at once rather than after hours of training.
     datasets: dict[Any, Any] = {}
+    for run in pending:
+        if run.config.data not in datasets:
+            datasets[run.config.data] = runner.load_dataset(run.config)
     for group in group_runs(pending, max_group):
-        data_key = json.dumps(group[0].config.data.model_dump(), sort_keys=True)
-        if data_key not in datasets:
-            datasets[data_key] = runner.load_dataset(group[0].config)
-        train_isolated(group, datasets[data_key], quiet)
+        train_isolated(group, datasets[group[0].config.data], quiet)
         write_summary(sweep)
         if on_group_done is not None:
             on_group_done(len(group))

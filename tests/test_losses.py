@@ -126,3 +126,33 @@ def test_beta_gradient_is_finite_near_singular_points(beta, pairs):
 def test_describe_names_the_loss():
     assert losses.describe("i_div1") == "I-divergence 1 (E_I1)"
     assert losses.describe("beta", beta=0.5, order="recon_first") == "beta-divergence d_0.5(y|x)"
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "expected"),
+    [
+        ("msee", {}, "unknown loss 'msee' (valid: bce, beta, "),
+        ("msee", {}, "did you mean 'mse'?"),
+        ("beta", {}, "loss 'beta' needs a parameter 'beta'"),
+        ("beta", {"beta": 1.0, "order": "anything"}, "order must be data_first or recon_first"),
+        ("beta", {"beta": 1.0, "bta": 2}, "unknown parameter for loss 'beta' 'bta'"),
+        ("beta", {"beta": float("nan")}, "beta must be a finite number"),
+        ("beta", {"beta": float("inf")}, "beta must be a finite number"),
+        ("beta", {"beta": "1"}, "beta must be a finite number, got '1'"),
+        ("beta", {"beta": True}, "beta must be a finite number"),
+        ("mse", {"beta": 2.0}, "loss 'mse' takes no parameters (beta, order are for 'beta')"),
+        ("i_div1", {"gamma": 2.0}, "loss 'i_div1' takes no parameters"),
+    ],
+)
+def test_get_validates_name_and_parameters(name, params, expected):
+    """A bad loss fails when it is asked for, not on its first batch."""
+    with pytest.raises(ValueError) as caught:
+        losses.get(name, **params)
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_check_params_fills_in_defaults():
+    assert losses.check_params("beta", {"beta": 0.5}) == {"beta": 0.5, "order": "data_first"}
+    assert losses.check_params("mse", {}) == {}
+    assert losses.LOSSES["beta"].parameters == ("beta", "order")

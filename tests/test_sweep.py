@@ -7,12 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from aeexp import cli, results, runner, sweep
 from aeexp.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_sweep(tmp_path, text, name="s.yaml"):
@@ -36,11 +39,61 @@ def test_grid_product_union_and_ranges():
 
 
 @pytest.mark.parametrize(
-    "grid", [{"a": []}, {"a": 3}, [], {"a": {"start": 0, "stop": 1, "step": 0}}]
+    "grid",
+    [
+        {"a": []},
+        {"a": 3},
+        [],
+        {"a": {"start": 0, "stop": 1, "step": 0}},
+        {"a": {"start": 0, "stop": float("inf"), "step": 1}},
+        {"a": {"start": 0, "stop": 1, "step": float("nan")}},
+        {"a": {"start": False, "stop": True, "step": 1}},
+        {1: [0, 1]},
+    ],
 )
 def test_bad_grids_are_user_errors(grid):
     with pytest.raises(UserError):
         sweep.expand_grid(grid)
+
+
+def test_an_empty_range_is_a_user_error_naming_the_key(tmp_path):
+    with pytest.raises(UserError, match=r"^grid\.seed: start 5 is past stop 0"):
+        sweep.expand_values("seed", {"start": 5, "stop": 0, "step": 1})
+    path = write_sweep(tmp_path, "grid: {seed: {start: 5, stop: 0, step: 1}}\n")
+    with pytest.raises(UserError, match="grid.seed"):
+        sweep.plan(path)
+
+
+@pytest.mark.parametrize(
+    ("grid", "override"),
+    [
+        ("seed: [0, 1]", "seed=7"),
+        ("seed: [0, 1]", " seed = 7"),
+        ("optimizer.learning_rate: [0.1]", "optimizer.lr=0.2"),
+        ("optimizer: [{name: adam}]", "optimizer.learning_rate=0.2"),
+        ("optimizer.learning_rate: [0.1]", "optimizer={name: sgd}"),
+    ],
+)
+def test_set_of_a_key_the_grid_sets_is_refused(tmp_path, grid, override):
+    path = write_sweep(tmp_path, f"grid: {{{grid}}}\n")
+    with pytest.raises(UserError, match="the grid sets") as caught:
+        sweep.plan(path, [override])
+    assert repr(override) in str(caught.value)
+
+
+def test_set_of_other_keys_applies_to_every_run(tmp_path):
+    path = write_sweep(tmp_path, "grid: {seed: [0, 1], optimizer.learning_rate: [0.1]}\n")
+    plan = sweep.plan(path, ["train.epochs=2", "optimizer.name=sgd"])
+    assert {(r.config.train.epochs, r.config.optimizer.name) for r in plan.runs} == {(2, "sgd")}
+    with pytest.raises(UserError, match="name comes from"):
+        sweep.plan(path, ["name=other"])
+
+
+def test_cli_sweep_set_of_a_grid_key_exits_2(tmp_path):
+    path = write_sweep(tmp_path, "grid: {seed: [0, 1]}\n")
+    result = CliRunner().invoke(cli.main, ["sweep", str(path), "--set", "seed=7", "--dry-run"])
+    assert result.exit_code == 2
+    assert "seed" in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_plan_sections_dedupe_and_names(tmp_path):
@@ -70,8 +123,89 @@ def test_bad_point_is_named(tmp_path):
 
 
 def test_unknown_sweep_key(tmp_path):
-    with pytest.raises(UserError, match="unknown key"):
+    with pytest.raises(UserError, match="grd: unknown key.*did you mean 'grid'"):
         sweep.plan(write_sweep(tmp_path, "grd: {seed: [0]}\n"))
+
+
+def test_committed_run_ids_do_not_move():
+    """Planning the thesis sweeps gives exactly the run ids of the committed results."""
+    for name in ("thesis-optimizers", "thesis-tuned"):
+        plan = sweep.plan(REPO / "configs" / "sweeps" / f"{name}.yaml")
+        with open(REPO / "results" / "thesis" / f"{name}-runs.csv") as handle:
+            committed = [row["run_id"] for row in csv.DictReader(handle)]
+        assert [run.config.run_id for run in plan.runs] == committed
+
+
+def fake_complete(cfg, marker="trained"):
+    """Write a complete run directory for ``cfg`` without training."""
+    with results.staged_run_dir(runner.run_dir_of(cfg)) as staging:
+        results.write_yaml(staging / results.CONFIG, cfg.resolved())
+        results.write_json(staging / results.METRICS, {"status": "completed", "by": marker})
+
+
+def test_isolation_skips_members_the_crashed_group_wrote(tmp_path, monkeypatch):
+    """A group that wrote one member then crashed retrains the others alone, not that one."""
+    path = write_sweep(tmp_path, "name: g\ngrid: {optimizer.learning_rate: [0.1, 0.2, 0.3]}\n")
+    plan = sweep.plan(path, out=str(tmp_path / "out"))
+    first, second, failed = plan.runs
+    for run in (first, failed):  # Retried below with --rerun-failed; the group rewrites first.
+        sweep.record_failure(run, "RuntimeError: earlier")
+    alone = []
+
+    def fake_train_group(configs, dataset, quiet=False):
+        if len(configs) > 1:
+            fake_complete(configs[0], "group")
+            raise RuntimeError("crash after writing the first member")
+        alone.append(configs[0].run_id)
+        fake_complete(configs[0], "alone")
+
+    monkeypatch.setattr(runner, "train_group", fake_train_group)
+    monkeypatch.setattr(runner, "load_dataset", lambda cfg: None)
+    sweep.execute(plan, max_group=3, rerun_failed=True, quiet=True)
+    assert alone == [second.config.run_id, failed.config.run_id]
+    assert results.read_json(first.run_dir / results.METRICS)["by"] == "group"
+    assert [sweep.run_status(r) for r in plan.runs] == ["completed"] * 3
+
+
+def test_every_data_setting_loads_once_before_any_group_trains(tmp_path, monkeypatch):
+    path = write_sweep(tmp_path, "name: d\ngrid: {data.train_limit: [100, 200], seed: [0, 1]}\n")
+    plan = sweep.plan(path, out=str(tmp_path / "out"))
+    events = []
+
+    def fake_train_group(configs, dataset, quiet=False):
+        events.append(("train", dataset))
+        for cfg in configs:
+            fake_complete(cfg)
+
+    monkeypatch.setattr(runner, "train_group", fake_train_group)
+    monkeypatch.setattr(
+        runner, "load_dataset", lambda cfg: events.append(("load", cfg.data.train_limit)) or cfg
+    )
+    sweep.execute(plan, max_group=1, quiet=True)
+    assert events[:2] == [("load", 100), ("load", 200)]
+    assert [kind for kind, _ in events[2:]] == ["train"] * 4
+
+
+@pytest.mark.parametrize(
+    ("grid", "expected"),
+    [
+        ("data.path: ['{data}', '{absent}']", "no such file or directory"),
+        ("data.test_limit: [200, 20]", "data.test_limit=20: the thesis SSIM needs"),
+    ],
+)
+def test_bad_data_in_any_group_stops_the_sweep_before_training(
+    tmp_path, monkeypatch, mnist_path, grid, expected
+):
+    grid = grid.format(data=mnist_path, absent=tmp_path / "absent.npz")
+    path = write_sweep(
+        tmp_path, f"name: b\nconfig: {{data.path: '{mnist_path}'}}\ngrid: {{{grid}}}\n"
+    )
+    plan = sweep.plan(path, out=str(tmp_path / "out"))
+    trained = []
+    monkeypatch.setattr(runner, "train_group", lambda cfgs, ds, quiet=False: trained.append(cfgs))
+    with pytest.raises(UserError, match=expected):
+        sweep.execute(plan, max_group=30, quiet=True)
+    assert trained == []
 
 
 def test_failure_is_isolated_recorded_and_exit_1(tmp_path, monkeypatch):
