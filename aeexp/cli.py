@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -47,6 +48,79 @@ def _reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _subcommand_path(ctx: click.Context | None) -> str:
+    """Return e.g. ``run`` or ``report thesis``: the command names after the program's."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
+class OneLineError(click.ClickException):
+    """A user mistake click shows as ``aeexp: error: ...`` on one line, exit code 2."""
+
+    exit_code = EXIT_USER_ERROR
+
+    def show(self, file: Any = None) -> None:
+        """Print the message alone: no usage block, no hint, whatever the message held."""
+        click.echo(f"aeexp: error: {' '.join(self.message.split())}", err=True)
+
+
+def _one_line(error: click.UsageError, ctx: click.Context) -> OneLineError:
+    """Turn a click usage error into one line that still names the command and the option."""
+    where = _subcommand_path(error.ctx or ctx)  # Click leaves ctx unset on some parse errors.
+    return OneLineError(f"{where}: {error.format_message()}" if where else error.format_message())
+
+
+@contextmanager
+def _user_errors_on_one_line(ctx: click.Context) -> Iterator[None]:
+    """Report usage errors and UserError as one line, exit 2; Ctrl-C as exit 130."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # A bare ``aeexp`` or ``aeexp report`` asks for help: click prints it.
+    except click.UsageError as error:
+        raise _one_line(error, ctx) from None
+    except UserError as error:  # Commands without @_reports_user_errors end here too.
+        raise OneLineError(str(error)) from None
+    except KeyboardInterrupt:
+        click.echo("aeexp: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+class OneLineErrorCommand(click.Command):
+    """A command whose parse errors (bad option, missing argument) print one line, exit 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse as click does; report a mistake on one line naming this command."""
+        with _user_errors_on_one_line(ctx):
+            return super().parse_args(ctx, args)
+
+
+class OneLineErrorGroup(click.Group):
+    """The root group: every command's usage errors print one line and exit 2.
+
+    Each command parses its own arguments in ``parse_args``; commands and subgroups made with
+    ``@main.command()`` and ``@main.group()`` get these classes, so all of them answer alike.
+    ``invoke`` covers what is left (an unknown command name, errors raised while running), and
+    click's --help, --version and exit handling stay untouched.
+    """
+
+    command_class = OneLineErrorCommand
+    group_class = type  # Click's convention: subgroups are of this same class.
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse the group's own options; report a mistake on one line."""
+        with _user_errors_on_one_line(ctx):
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Resolve and run the subcommand, reporting mistakes on one line."""
+        with _user_errors_on_one_line(ctx):
+            return super().invoke(ctx)
+
+
 def format_headline(metrics: dict[str, Any]) -> str:
     """Return the metrics a user looks at first, on one line."""
     if metrics.get("status") != "completed":
@@ -59,7 +133,7 @@ def format_headline(metrics: dict[str, Any]) -> str:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="aeexp")
 def main() -> None:
     """Reproduce 'Autoencoder with New Loss Functions' (Haruguchi, 2019) and go beyond it.
@@ -252,7 +326,7 @@ def sweep(
     "--compare",
     type=click.Choice(["thesis"]),
     default=None,
-    help="Add the thesis's published value and the difference per cell.",
+    help="Add the thesis's published value and the difference per cell (ssim_thesis only).",
 )
 @click.option(
     "--by",
@@ -276,7 +350,8 @@ def table(
 
     Rows are decoder activations (ReLU-ReLU, ReLU-Sigmoid), columns losses
     (MSE, E_I1, E_I2, then any others). Each cell is the best configuration
-    by mean over seeds: mean +- std (n seeds) and its optimizer.
+    by mean over seeds (highest, or lowest for mse and final_val_loss):
+    mean +- std (n seeds) and its optimizer.
     """
     from aeexp import tables
 
@@ -369,19 +444,34 @@ def _parse_seeds(text: str) -> list[int]:
     type=click.Path(dir_okay=False),
     help="Where to write the final sweep file.",
 )
+@click.option(
+    "--tune-sweep",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The tuning sweep's file: its leading comments (why this optimizer) head the output.",
+)
 @_reports_user_errors
-def select(tune_dir: str, metric: str, seeds: str, name: str, out_file: str) -> None:
+def select(
+    tune_dir: str, metric: str, seeds: str, name: str, out_file: str, tune_sweep: str | None
+) -> None:
     """Write a sweep of every configuration in TUNE_DIR at its best learning rate.
 
     TUNE_DIR holds a tuning sweep evaluated on a training holdout
-    (data.holdout), so the choice never sees the test set. The written sweep
-    drops the holdout and trains each chosen configuration over --seeds.
+    (data.holdout), so the choice never sees the test set; runs without one are
+    refused, as is a configuration with no completed run at any rate. The
+    written sweep drops the holdout and trains each chosen configuration over
+    --seeds.
     """
     from pathlib import Path
 
     from aeexp import tuning
 
     choices = tuning.write_final_sweep(
-        Path(tune_dir), metric, _parse_seeds(seeds), name, Path(out_file)
+        Path(tune_dir),
+        metric,
+        _parse_seeds(seeds),
+        name,
+        Path(out_file),
+        Path(tune_sweep) if tune_sweep else None,
     )
     click.echo(f"{out_file}: {len(choices)} configurations at their best learning rate")

@@ -28,6 +28,29 @@ THESIS_SSIM: dict[tuple[str, str], tuple[float, str]] = {
 }
 THESIS_LOSSES = ("mse", "i_div1", "i_div2")
 LOSS_HEADERS = {"mse": "MSE", "i_div1": "E_I1", "i_div2": "E_I2"}
+# The only metric the thesis published: SSIM over its ten-image protocol, grey colour map.
+THESIS_METRIC = "ssim_thesis"
+
+# Whether a larger value is better, per metric a table can rank by. "Best" always asks here,
+# so an error (MSE, a loss) is minimised and a similarity (SSIM, PSNR) maximised.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "ssim_thesis": True,
+    "ssim_thesis_viridis": True,
+    "ssim_mean": True,
+    "ssim_median": True,
+    "psnr_mean": True,
+    "mse": False,
+    "final_val_loss": False,
+    "final_loss": False,
+}
+
+
+def higher_is_better(metric: str) -> bool:
+    """Return whether a larger ``metric`` is better; unknown metrics have no direction."""
+    try:
+        return HIGHER_IS_BETTER[metric]
+    except KeyError:
+        raise ValueError(f"{metric!r} has no known direction (higher or lower is better)") from None
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,7 @@ class ConfigStats:
 
     runs: tuple[Run, ...]
     values: tuple[float, ...]
+    metric: str | None = None  # What ``values`` measure; ``best`` ranks by its direction.
 
     @property
     def config(self) -> RunConfig:
@@ -128,14 +152,20 @@ def config_stats(runs: Iterable[Run], metric: str) -> list[ConfigStats]:
             for r in members
             if r.metrics.get("status") == "completed" and r.metrics.get(metric) is not None
         )
-        stats.append(ConfigStats(tuple(members), values))
+        stats.append(ConfigStats(tuple(members), values, metric))
     return stats
 
 
-def best(stats: Iterable[ConfigStats]) -> ConfigStats | None:
-    """Return the configuration with the highest mean (ties: the first)."""
+def best(stats: Iterable[ConfigStats], metric: str | None = None) -> ConfigStats | None:
+    """Return the configuration with the best mean for ``metric`` (default: the stats' own)."""
     finished = [s for s in stats if s.n]
-    return max(finished, key=lambda s: s.mean) if finished else None
+    if not finished:
+        return None
+    metric = metric or finished[0].metric
+    if metric is None:
+        raise ValueError("best() needs the metric: the stats do not say which they measure")
+    pick = max if higher_is_better(metric) else min
+    return pick(finished, key=lambda s: s.mean)  # Ties: the first, for max and min alike.
 
 
 def cells(runs: Sequence[Run], metric: str, by: str = "best") -> dict[tuple[str, str], ConfigStats]:
@@ -146,7 +176,7 @@ def cells(runs: Sequence[Run], metric: str, by: str = "best") -> dict[tuple[str,
         if by == "optimizer":
             row = f"{row} / {optimizers.OPTIMIZERS[stat.config.optimizer.name].label}"
         buckets.setdefault((row, loss_key(stat.config)), []).append(stat)
-    chosen = {key: best(group) for key, group in buckets.items()}
+    chosen = {key: best(group, metric) for key, group in buckets.items()}
     return {key: stat for key, stat in chosen.items() if stat is not None}
 
 
@@ -178,10 +208,21 @@ def _thesis_row_key(row: str) -> str | None:
     return {"ReLU-ReLU": "relu", "ReLU-Sigmoid": "sigmoid"}.get(base)
 
 
+def check_comparable(metric: str) -> None:
+    """Raise UserError unless ``metric`` is the one the thesis published, so comparable."""
+    if metric != THESIS_METRIC:
+        raise UserError(
+            f"--compare thesis needs --metric {THESIS_METRIC}: the thesis published only "
+            f"its ten-image SSIM, so a difference with {metric} means nothing"
+        )
+
+
 def layout(
     runs: Sequence[Run], metric: str = "ssim_thesis", by: str = "best", compare: bool = False
 ) -> tuple[list[str], list[list[str]]]:
     """Return the header and rows of the table in the thesis's layout."""
+    if compare:
+        check_comparable(metric)
     chosen = cells(runs, metric, by)
     rows = _row_order(r for r, _ in chosen)
     columns = _column_order(c for _, c in chosen)
@@ -212,25 +253,29 @@ def _comparison(row: str, column: str, stat: ConfigStats | None) -> list[str]:
     return [thesis, diff]
 
 
-def long_rows(runs: Sequence[Run], metric: str = "ssim_thesis", by: str = "best") -> list[dict]:
-    """Return one machine-readable row per cell, with the thesis's value where it has one."""
+def long_rows(
+    runs: Sequence[Run], metric: str = "ssim_thesis", by: str = "best", compare: bool = False
+) -> list[dict]:
+    """Return one machine-readable row per cell; with ``compare``, the thesis's value too."""
+    if compare:
+        check_comparable(metric)
     rows = []
     for (row, column), stat in sorted(cells(runs, metric, by).items()):
-        published = THESIS_SSIM.get((_thesis_row_key(row) or "", column))
-        rows.append(
-            {
-                "decoder": row,
-                "loss": column,
-                "optimizer": stat.config.optimizer.name,
-                "learning_rate": stat.config.optimizer.params["learning_rate"],
-                "metric": metric,
-                "mean": stat.mean,
-                "std": stat.std,
-                "n": stat.n,
-                "thesis": published[0] if published else "",
-                "difference": stat.mean - published[0] if published else "",
-            }
-        )
+        line = {
+            "decoder": row,
+            "loss": column,
+            "optimizer": stat.config.optimizer.name,
+            "learning_rate": stat.config.optimizer.params["learning_rate"],
+            "metric": metric,
+            "mean": stat.mean,
+            "std": stat.std,
+            "n": stat.n,
+        }
+        if compare:
+            published = THESIS_SSIM.get((_thesis_row_key(row) or "", column))
+            line["thesis"] = published[0] if published else ""
+            line["difference"] = stat.mean - published[0] if published else ""
+        rows.append(line)
     return rows
 
 
@@ -276,9 +321,11 @@ def render(
     compare: bool = False,
 ) -> str:
     """Return the table for the runs under ``folder`` in the requested format."""
+    if compare:
+        check_comparable(metric)  # Before reading any run: the mistake is in the command.
     runs = load_runs(folder)
     if fmt == "csv":
-        return to_csv(long_rows(runs, metric, by))
+        return to_csv(long_rows(runs, metric, by, compare))
     header, body = layout(runs, metric, by, compare)
     return to_latex(header, body) if fmt == "latex" else to_markdown(header, body)
 

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from aeexp import cli, results
+from aeexp.errors import UserError
 
 SMALL = [
     "--set",
@@ -27,8 +28,10 @@ def invoke(*args):
 
 
 def assert_one_line_error(result, *fragments):
+    """Exit 2, nothing on stdout, one ``aeexp: error:`` line on stderr naming the problem."""
     assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
+    assert result.stdout == "", result.output
+    lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("aeexp: error:"), result.output
     for fragment in fragments:
         assert fragment in lines[0]
@@ -66,6 +69,121 @@ def test_bad_config_exits_2_with_one_line(tmp_path, text, fragment):
     path.write_text(text)
     assert_one_line_error(invoke("run", path, "--out", tmp_path / "out"), fragment)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "{cfg}", "--seed", "-1"], "run: Invalid value for '--seed'"),
+        (["run", "{cfg}", "--bogus"], "run: No such option '--bogus'"),
+        (["run", "{cfg}", "--set"], "run: Option '--set' requires an argument"),
+        (["run"], "run: Missing argument 'CONFIG'"),
+        (["run", "{tmp}"], "run: Invalid value for 'CONFIG'"),  # A directory.
+        (["sweep", "x.yaml", "--max-group", "0"], "sweep: Invalid value for '--max-group'"),
+        (["sweep", "x.yaml", "--max-group", "many"], "'--max-group'"),
+        (["sweep"], "sweep: Missing argument 'SWEEP'"),
+        (["sweep", "{tmp}"], "Invalid value for 'SWEEP'"),
+        (["table"], "table: Missing argument 'FOLDER'"),
+        (["table", "{cfg}"], "table: Invalid value for 'FOLDER'"),  # A file.
+        (["table", "{tmp}", "--metric", "ssim"], "table: Invalid value for '--metric'"),
+        (["table", "{tmp}", "--by", "seed"], "'--by'"),
+        (["data", "--path"], "data: Option '--path' requires an argument"),
+        (["data", "surplus"], "data: Got unexpected extra argument (surplus)"),
+        (["report", "thesis", "{tmp}"], "report thesis: Missing argument 'TUNED_DIR'"),
+        (["bogus"], "No such command 'bogus'"),
+        (["--bogus"], "No such option '--bogus'"),
+    ],
+)
+def test_usage_errors_are_one_line(tmp_path, args, fragment):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("{}\n")
+    args = [a.format(cfg=cfg, tmp=tmp_path) for a in args]
+    assert_one_line_error(invoke(*args), fragment)
+
+
+def test_usage_error_in_a_real_process(tmp_path):
+    """The installed entry point, not only CliRunner: one line, exit 2, nothing on stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "aeexp", "run", tmp_path / "c.yaml", "--seed", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "aeexp: error: run: Invalid value for '--seed': -1 is not in the range x>=0."
+    ]
+
+
+def test_help_and_version_are_untouched():
+    for args in (["--help"], ["run", "--help"], ["report", "-h"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and result.stdout.startswith("Usage:"), result.output
+    version = invoke("--version")
+    assert version.exit_code == 0 and "version" in version.stdout
+    bare = invoke()  # No command: click shows the help, as it always did.
+    assert "Commands:" in bare.output and "aeexp: error" not in bare.output
+
+
+def test_ctrl_c_exits_130(monkeypatch):
+    from aeexp import data, gradcheck
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "summary", interrupted)
+    monkeypatch.setattr(gradcheck, "run_checks", interrupted)
+    for command in ("data", "gradcheck"):  # With and without @_reports_user_errors.
+        result = invoke(command)
+        assert result.exit_code == 130 and "interrupted" in result.stderr, result.output
+        assert "Traceback" not in result.output
+
+
+def test_user_error_in_any_command_is_one_line(monkeypatch):
+    from aeexp import gradcheck
+
+    def refuses(*args, **kwargs):
+        raise UserError("no can do")
+
+    monkeypatch.setattr(gradcheck, "run_checks", refuses)
+    assert_one_line_error(invoke("gradcheck"), "aeexp: error: no can do")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("grid: {loss.name: [mse, msee], seed: [0]}", ["{path}", "unknown loss 'msee'"]),
+        ("grid: [unclosed", ["{path}", "malformed YAML"]),
+        ("grd: {seed: [0]}", ["{path}", "unknown key"]),
+        ("grid: {seed: []}", ["grid.seed"]),
+    ],
+)
+def test_bad_sweep_file_exits_2_with_one_line(tmp_path, text, fragments):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    result = invoke("sweep", path, "--out", tmp_path / "out")
+    assert_one_line_error(result, *(f.format(path=path) for f in fragments))
+    assert not (tmp_path / "out").exists()
+
+
+def test_table_of_a_folder_without_runs(tmp_path):
+    (tmp_path / "empty" / "half-written").mkdir(parents=True)
+    assert_one_line_error(invoke("table", tmp_path / "empty"), "no complete runs found")
+    assert_one_line_error(invoke("table", tmp_path / "absent"), "no such folder")
+
+
+def test_data_with_a_truncated_npz(tmp_path):
+    whole, cut = tmp_path / "whole.npz", tmp_path / "cut.npz"
+    np.savez_compressed(
+        whole,
+        x_train=np.zeros((50, 28, 28), "uint8"),
+        y_train=np.zeros(50, "uint8"),
+        x_test=np.zeros((20, 28, 28), "uint8"),
+        y_test=np.zeros(20, "uint8"),
+    )
+    assert invoke("data", "--path", whole).exit_code == 0
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert_one_line_error(invoke("data", "--path", cut), str(cut), "truncated")
 
 
 def test_missing_config_file(tmp_path):

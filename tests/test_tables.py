@@ -1,0 +1,139 @@
+"""Tables pick each cell's best in the metric's direction; --compare only for ssim_thesis."""
+
+import csv
+import io
+
+import pytest
+from click.testing import CliRunner
+
+from aeexp import cli, config, results, tables
+from aeexp.errors import UserError
+
+# Two optimizers for one cell (ReLU-Sigmoid, MSE): Adam has the better SSIM and PSNR *and* the
+# lower (better) MSE and validation loss, so the right answer is Adam for every metric.
+ADAM = {"ssim_thesis": 0.80, "psnr_mean": 20.0, "mse": 0.010, "final_val_loss": 0.020}
+ADAGRAD = {"ssim_thesis": 0.70, "psnr_mean": 15.0, "mse": 0.050, "final_val_loss": 0.080}
+
+
+def fake_run(root, optimizer, seed=0, learning_rate=None, **metrics):
+    """Write a complete ReLU-Sigmoid MSE run directory with the given metrics; no training."""
+    opt = {"name": optimizer} | ({"learning_rate": learning_rate} if learning_rate else {})
+    raw = {
+        "name": "fake",
+        "output": {"dir": str(root)},
+        "model": {"decoder_activation": "sigmoid"},
+        "loss": {"name": "mse"},
+        "optimizer": opt,
+        "seed": seed,
+    }
+    cfg = config.validate(raw)
+    run_dir = cfg.experiment_dir / cfg.run_id
+    with results.staged_run_dir(run_dir) as staging:
+        results.write_yaml(staging / results.CONFIG, cfg.resolved())
+        results.write_json(staging / results.METRICS, {"status": "completed", **metrics})
+        (staging / results.HISTORY).write_text("epoch,loss,val_loss,seconds\n1,0.5,0.4,1.0\n")
+    return run_dir
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    """Return an experiment folder where Adam beats Adagrad on every metric (two seeds each)."""
+    for seed, jitter in ((0, 1.0), (1, 1.2)):
+        fake_run(tmp_path, "adam", seed, **{k: v * jitter for k, v in ADAM.items()})
+        fake_run(tmp_path, "adagrad", seed, **{k: v * jitter for k, v in ADAGRAD.items()})
+    return tmp_path / "fake"
+
+
+def table(*args):
+    return CliRunner().invoke(cli.main, ["table", *map(str, args)])
+
+
+def test_every_table_metric_has_a_direction():
+    assert set(cli.TABLE_METRICS) <= set(tables.HIGHER_IS_BETTER)
+    assert not tables.higher_is_better("mse") and not tables.higher_is_better("final_val_loss")
+    assert tables.higher_is_better("ssim_thesis") and tables.higher_is_better("psnr_mean")
+    with pytest.raises(ValueError, match="direction"):
+        tables.higher_is_better("ssim_std")
+
+
+@pytest.mark.parametrize("metric", ["ssim_thesis", "psnr_mean", "mse", "final_val_loss"])
+@pytest.mark.parametrize("by", ["best", "optimizer"])
+def test_cells_pick_the_best_in_the_metrics_direction(experiment, metric, by):
+    runs = tables.load_runs(experiment)
+    chosen = tables.cells(runs, metric, by)
+    if by == "best":
+        (stat,) = chosen.values()
+        assert stat.config.optimizer.name == "adam"
+        assert stat.n == 2 and stat.mean == pytest.approx(ADAM[metric] * 1.1)
+    else:
+        assert set(chosen) == {("ReLU-Sigmoid / Adam", "mse"), ("ReLU-Sigmoid / Adagrad", "mse")}
+
+
+def test_by_optimizer_picks_the_lowest_error_among_learning_rates(tmp_path):
+    fake_run(tmp_path, "adam", learning_rate=0.001, mse=0.03)
+    fake_run(tmp_path, "adam", learning_rate=0.003, mse=0.01)
+    fake_run(tmp_path, "adam", learning_rate=0.01, mse=0.02)
+    (stat,) = tables.cells(tables.load_runs(tmp_path / "fake"), "mse", by="optimizer").values()
+    assert stat.config.optimizer.params["learning_rate"] == 0.003
+
+
+def test_best_reads_the_direction_from_the_stats_or_the_argument(experiment):
+    stats = tables.config_stats(tables.load_runs(experiment), "mse")
+    assert tables.best(stats).config.optimizer.name == "adam"
+    assert tables.best(stats, "ssim_thesis").config.optimizer.name == "adagrad"  # Says "higher".
+    unlabelled = [tables.ConfigStats(s.runs, s.values) for s in stats]
+    with pytest.raises(ValueError, match="needs the metric"):
+        tables.best(unlabelled)
+
+
+@pytest.mark.parametrize("metric", ["mse", "final_val_loss", "psnr_mean"])
+def test_table_command_shows_the_best_cell(experiment, metric):
+    result = table(experiment, "--metric", metric)
+    assert result.exit_code == 0, result.output
+    row = result.output.splitlines()[2]
+    assert row.startswith("| ReLU-Sigmoid |") and row.endswith(" Adam |"), row
+
+
+def test_figures_show_each_cells_best_history(experiment, tmp_path, monkeypatch):
+    from aeexp import plots
+
+    panels = []
+    monkeypatch.setattr(plots, "grouped_bars", lambda *args: None)
+    monkeypatch.setattr(plots, "history_grid", lambda found, path: panels.extend(found))
+    tables.write_figures(experiment, "mse", tmp_path / "figures")
+    (panel,) = panels
+    assert "Adam (seed 0)" in panel[0]
+
+
+def test_compare_puts_the_published_ssim_beside_the_measured_one(experiment):
+    result = table(experiment, "--compare", "thesis")
+    assert result.exit_code == 0, result.output
+    header, _, row = result.output.splitlines()
+    assert header == "| decoder | MSE | MSE thesis | MSE Δ |"
+    assert row.endswith("| 0.855 Adam | +0.025 |"), row  # Mean over seeds 0.88 against 0.855.
+
+
+@pytest.mark.parametrize("metric", ["psnr_mean", "ssim_thesis_viridis", "mse"])
+@pytest.mark.parametrize("fmt", ["md", "csv"])
+def test_compare_is_refused_for_metrics_the_thesis_did_not_publish(experiment, metric, fmt):
+    result = table(experiment, "--metric", metric, "--compare", "thesis", "--format", fmt)
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aeexp: error: --compare thesis needs --metric ssim_thesis"), line
+    assert metric in line
+    with pytest.raises(UserError, match="--compare thesis"):
+        tables.long_rows(tables.load_runs(experiment), metric, compare=True)
+
+
+def csv_rows(result):
+    assert result.exit_code == 0, result.output
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def test_csv_has_the_thesis_columns_only_with_compare(experiment):
+    (plain,) = csv_rows(table(experiment, "--format", "csv"))
+    assert "thesis" not in plain and "difference" not in plain
+    assert plain["optimizer"] == "adam" and float(plain["mean"]) == pytest.approx(0.88)
+    (compared,) = csv_rows(table(experiment, "--format", "csv", "--compare", "thesis"))
+    assert float(compared["thesis"]) == 0.855
+    assert float(compared["difference"]) == pytest.approx(0.88 - 0.855)
