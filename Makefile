@@ -54,6 +54,6 @@ BETA_RUNS := results/beta/runs
 beta:  ## The beta-divergence study: tune on a holdout, 5 seeds, results/beta/REPORT.md.
 	$(call SWEEP,configs/sweeps/beta-tune.yaml,$(BETA_RUNS))
 	aeexp select $(BETA_RUNS)/beta-tune --metric ssim_mean --seeds 0-4 --name beta \
-		--out configs/sweeps/beta.yaml
+		--tune-sweep configs/sweeps/beta-tune.yaml --out configs/sweeps/beta.yaml
 	$(call SWEEP,configs/sweeps/beta.yaml,$(BETA_RUNS))
 	aeexp report beta $(BETA_RUNS)/beta $(BETA_RUNS)/beta-tune --out results/beta

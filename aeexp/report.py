@@ -7,10 +7,12 @@ import math
 import os
 import platform
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import optimizers, plots, results, tables
+from aeexp import optimizers, plots, results, tables, tuning
+from aeexp.errors import UserError
 from aeexp.tables import ConfigStats, Run
 
 DECODERS = {"relu": "ReLU-ReLU", "sigmoid": "ReLU-Sigmoid"}
@@ -28,16 +30,61 @@ def _read_first(path: str, prefix: str) -> str:
     return "unknown"
 
 
-def machine_description(runs: Sequence[Run]) -> str:
-    """Return the CPU, cores, memory and library versions the runs were made with."""
+# A run may record its host under this key of metrics.json: ``cpu_model`` (str), ``cpu_count``
+# (int) and ``load_average`` (the 1, 5 and 15-minute averages when it finished).
+MACHINE_KEY = "machine"
+
+
+def _versions(runs: Sequence[Run]) -> str:
+    """Return the library versions of the first run that recorded them."""
+    versions = next((r.metrics["versions"] for r in runs if r.metrics.get("versions")), {})
+    return ", ".join(f"{k} {v}" for k, v in versions.items()) or "versions not recorded"
+
+
+def _span(values: Sequence[float], fmt: str = "g") -> str:
+    """Return ``a`` or ``a-b`` for the smallest and largest of ``values``."""
+    low, high = min(values), max(values)
+    return f"{low:{fmt}}" if low == high else f"{low:{fmt}}-{high:{fmt}}"
+
+
+def _recorded_machine(runs: Sequence[Run]) -> str | None:
+    """Describe the host the runs recorded, or return None if none did."""
+    hosts = [r.metrics[MACHINE_KEY] for r in runs if isinstance(r.metrics.get(MACHINE_KEY), dict)]
+    if not hosts:
+        return None
+    models = sorted({str(h.get("cpu_model", "unknown CPU")) for h in hosts})
+    cpus = [h["cpu_count"] for h in hosts if isinstance(h.get("cpu_count"), int)]
+    loads = [float(h["load_average"][0]) for h in hosts if h.get("load_average")]
+    parts = ["; ".join(models)]
+    if cpus:
+        parts.append(f"{_span(cpus)} CPUs")
+    if loads:
+        parts.append(f"1-minute load average {_span(loads, '.2f')} as runs finished")
+    return "the machine that ran the sweeps, as its runs recorded it: " + ", ".join(parts)
+
+
+def _this_machine() -> str:
+    """Describe the machine writing the report: CPU, count, memory and load right now."""
     memory_kb = _read_first("/proc/meminfo", "MemTotal").split()[0]
     memory = f"{int(memory_kb) / 2**20:.0f} GiB" if memory_kb.isdigit() else "unknown"
-    versions = runs[0].metrics.get("versions", {})
-    libs = ", ".join(f"{k} {v}" for k, v in versions.items())
-    return (
-        f"{_read_first('/proc/cpuinfo', 'model name')}, {os.cpu_count()} cores, "
-        f"{memory} memory, {platform.system()} {platform.machine()}; {libs}"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = (
+        "load average {:.2f}/{:.2f}/{:.2f} (1/5/15 minutes) while writing it".format(
+            *os.getloadavg()
+        )
+        if hasattr(os, "getloadavg")
+        else "load unknown"
     )
+    return (
+        "the runs did not record their machine; this is the machine that wrote the report: "
+        f"{_read_first('/proc/cpuinfo', 'model name')}, {os.cpu_count()} CPUs ({usable} usable), "
+        f"{memory} memory, {platform.system()} {platform.machine()}, {load}"
+    )
+
+
+def machine_description(runs: Sequence[Run]) -> str:
+    """Return which machine ran the runs (if they recorded it, else this one) and the versions."""
+    return f"{_recorded_machine(runs) or _this_machine()}; {_versions(runs)}"
 
 
 def elapsed_seconds(runs: Sequence[Run]) -> float:
@@ -54,6 +101,81 @@ def elapsed_seconds(runs: Sequence[Run]) -> float:
         if "finished_at" in r.metrics
     ]
     return (max(ends) - min(starts)).total_seconds() if ends else 0.0
+
+
+def wall_clock_line(runs: Sequence[Run]) -> str:
+    """Return the measured wall-clock time of the runs, as a report's bullet."""
+    return (
+        f"- Wall-clock time of the sweeps: {elapsed_seconds(runs) / 60:.1f} minutes, measured "
+        "from the first run's start to the last run's end (pauses between resumed sweeps "
+        "included)."
+    )
+
+
+def _not_completed(runs: Sequence[Run]) -> int:
+    """Return how many runs diverged or failed."""
+    return sum(r.metrics.get("status") != "completed" for r in runs)
+
+
+def seeds_text(stats: Sequence[ConfigStats]) -> str:
+    """Return the completed seeds per configuration: ``5 seeds`` or ``3-5 completed seeds``."""
+    counts = [s.n for s in stats] or [0]
+    planned = max((len(s.runs) for s in stats), default=0)
+    if min(counts) == max(counts) == planned:
+        return f"{planned} seed{'' if planned == 1 else 's'}"
+    return f"{_span(counts)} completed seeds (of {planned})"
+
+
+def seed_list(runs: Sequence[Run]) -> str:
+    """Return the seeds the runs used: ``seed 0`` or ``seeds 0, 1, 2``."""
+    seeds = sorted({r.config.seed for r in runs})
+    return f"seed{'' if len(seeds) == 1 else 's'} {', '.join(map(str, seeds))}"
+
+
+def training_text(runs: Sequence[Run]) -> str:
+    """Return the epochs and batch size the runs' configs used, e.g. ``50 epochs, batch 256``."""
+    epochs = sorted({r.config.train.epochs for r in runs})
+    batches = sorted({r.config.train.batch_size for r in runs})
+    return f"{'/'.join(map(str, epochs))} epochs, batch {'/'.join(map(str, batches))}"
+
+
+def optimizer_text(runs: Sequence[Run]) -> str:
+    """Return the optimizers the runs used, by label, e.g. ``Adam``."""
+    names = sorted({r.config.optimizer.name for r in runs})
+    return "/".join(optimizers.OPTIMIZERS[name].label for name in names)
+
+
+def train_images_text(runs: Sequence[Run]) -> str:
+    """Return how many training images the runs recorded, e.g. ``60,000 training images``."""
+    counts = sorted(
+        {
+            r.metrics["data"]["train_images"]
+            for r in runs
+            if "train_images" in r.metrics.get("data", {})
+        }
+    )
+    return f"{'/'.join(f'{n:,}' for n in counts)} training images" if counts else "training images"
+
+
+def example_run(stat: ConfigStats, image: str = results.RECONSTRUCTIONS) -> Run | None:
+    """Return the first completed seed that wrote ``image``, or None."""
+    return next(
+        (
+            r
+            for r in stat.runs
+            if r.metrics.get("status") == "completed" and (r.path / image).is_file()
+        ),
+        None,
+    )
+
+
+def _copy_figure(run: Run | None, image: str, target: Path) -> bool:
+    """Copy a run's figure to ``target``; remove a stale ``target`` if there is none."""
+    if run is None or not (run.path / image).is_file():
+        target.unlink(missing_ok=True)
+        return False
+    shutil.copyfile(run.path / image, target)
+    return True
 
 
 def _select(
@@ -75,6 +197,8 @@ def _stat(runs: Sequence[Run], metric: str) -> ConfigStats | None:
 def _fmt(stat: ConfigStats | None, with_optimizer: bool = False) -> str:
     if stat is None:
         return "n/a"
+    if not stat.n:  # Every seed diverged or failed: a mean would print as nan.
+        return f"n/a (0 of {len(stat.runs)} completed)"
     text = tables.format_value(stat)
     return f"{text} {stat.optimizer_label}" if with_optimizer else text
 
@@ -96,9 +220,10 @@ def comparison_table(
     if with_thesis:
         header.append("thesis (optimizer)")
     header += [
-        "ours: thesis's optimizer, Keras 2.2 defaults, 5 seeds",
+        "ours: thesis's optimizer, Keras 2.2 defaults, "
+        + seeds_text(tables.config_stats(defaults, metric)),
         "ours: best optimizer at defaults",
-        "ours: tuned best (seed 0)",
+        f"ours: tuned best ({seed_list(tuned)})",
     ]
     if with_thesis:
         header.append(f"thesis within {AGREEMENT_SIGMAS:g} std?")
@@ -123,28 +248,30 @@ def comparison_table(
 
 
 def _copy_cell_figures(tuned: Sequence[Run], figures: Path) -> list[tuple[str, str, str]]:
-    """Copy each cell's tuned-best reconstructions and loss history; return their names."""
-    copied = []
+    """Copy each cell's tuned-best reconstructions and loss history; return the cells' row.
+
+    The figures come from the configuration's first completed seed; a figure no run wrote
+    is named as missing rather than linked.
+    """
+    rows = []
     for (decoder, loss), (_, optimizer) in tables.THESIS_SSIM.items():
         stat = _stat(_select(tuned, decoder, loss, optimizer), "ssim_thesis")
         if stat is None:
             continue
-        run = stat.runs[0]
+        run = example_run(stat)
         stem = f"{loss}_{DECODERS[decoder].lower()}_{optimizer}"
+        cells = []
         for source, kind in (
             (results.RECONSTRUCTIONS, "reconstructions"),
             (results.LOSS_PLOT, "loss_history"),
         ):
-            if (run.path / source).is_file():
-                shutil.copyfile(run.path / source, figures / f"{kind}_{stem}.png")
-        copied.append(
-            (
-                f"{DECODERS[decoder]}, {tables.loss_header(loss)}, {stat.optimizer_label}",
-                f"reconstructions_{stem}.png",
-                f"loss_history_{stem}.png",
-            )
-        )
-    return copied
+            name = f"{kind}_{stem}.png"
+            written = _copy_figure(run, source, figures / name)
+            cells.append(f"![](figures/{name})" if written else "not written")
+        seed = f" (seed {run.config.seed})" if run is not None else ""
+        label = f"{DECODERS[decoder]}, {tables.loss_header(loss)}, {stat.optimizer_label}{seed}"
+        rows.append((label, *cells))
+    return rows
 
 
 DISCUSSION = """\
@@ -222,7 +349,9 @@ def write_thesis_report(defaults_dir: Path, tuned_dir: Path, out_dir: Path) -> P
         )
         results.write_text_atomic(
             out_dir / f"{metric}_by_optimizer.csv",
-            tables.to_csv(tables.long_rows(defaults, metric, "optimizer")),
+            tables.to_csv(
+                tables.long_rows(defaults, metric, "optimizer", compare=metric == "ssim_thesis")
+            ),
         )
     cell_figures = _copy_cell_figures(tuned, figures)
     for folder in (defaults_dir, tuned_dir):
@@ -243,13 +372,10 @@ def _render(
     cell_figures: list[tuple[str, str, str]],
 ) -> str:
     everything = [*defaults, *tuned]
-    diverged = [r for r in everything if r.metrics.get("status") != "completed"]
-    minutes = elapsed_seconds(everything) / 60
+    diverged = _not_completed(everything)
     by_optimizer = tables.to_markdown(*tables.layout(defaults, "ssim_thesis", by="optimizer"))
-    figure_lines = [
-        f"| {label} | ![]({'figures/' + rec}) | ![]({'figures/' + hist}) |"
-        for label, rec, hist in cell_figures
-    ]
+    figure_lines = [f"| {label} | {rec} | {hist} |" for label, rec, hist in cell_figures]
+    seeds = seeds_text(tables.config_stats(defaults, "ssim_thesis"))
     agreeing = [cell for cell, ok in verdicts if ok]
     disagreeing = [cell for cell, ok in verdicts if not ok]
     return "\n".join(
@@ -258,14 +384,13 @@ def _render(
             "",
             "Generated by `make reproduce` from the run directories of "
             "`configs/sweeps/thesis-optimizers.yaml` (3 losses x 2 decoders x 5 optimizers at "
-            "Keras 2.2 defaults, 5 seeds) and `configs/sweeps/thesis-tuned.yaml` (the author's "
-            "final learning-rate grids, seed 0). 784-32-784 autoencoder, 50 epochs, batch 256, "
-            "all 60,000 training images; SSIM as defined in THESIS.md.",
+            f"Keras 2.2 defaults, {seeds} each) and `configs/sweeps/thesis-tuned.yaml` (the "
+            f"author's final learning-rate grids, {seed_list(tuned)}). 784-32-784 autoencoder, "
+            f"{training_text(everything)}, {train_images_text(everything)}; SSIM as defined in "
+            "THESIS.md.",
             "",
-            f"- Runs: {len(defaults)} + {len(tuned)}; diverged or failed: {len(diverged)}.",
-            f"- Wall-clock time of the sweeps: {minutes:.1f} minutes, from the first run's start "
-            "to the last run's end (see the README's Performance section for what else shared "
-            "the machine).",
+            f"- Runs: {len(defaults)} + {len(tuned)}; diverged or failed: {diverged}.",
+            wall_clock_line(everything),
             f"- Machine: {machine_description(everything)}.",
             "",
             "## SSIM, thesis protocol (ten digits, gray colormap, 8 bits), against the thesis",
@@ -296,7 +421,7 @@ def _render(
             "",
             DISCUSSION,
             "**What the statistics add.** The thesis's single runs could not say whether a "
-            "difference between losses is more than noise. Over five seeds and the whole "
+            f"difference between losses is more than noise. Over {seeds} and the whole "
             "test set, each loss at its best optimizer (Keras 2.2 defaults):",
             "",
             *loss_ranking(defaults, "ssim_mean"),
@@ -373,11 +498,11 @@ def _curves(runs: Sequence[Run], metric: str, decoder: str, path: Path) -> None:
     curves = {}
     for order, label in ORDERS.items():
         points = [stats.get((decoder, _beta_key(b, order), order)) for b in betas]
-        curves[label] = [(s.mean, s.std) if s else (math.nan, 0.0) for s in points]
+        curves[label] = [(s.mean, s.std) if s and s.n else (math.nan, 0.0) for s in points]
     references = {
         r.upper(): (s.mean, s.std)
         for r in ("mse", "bce")
-        if (s := stats.get((decoder, r, ""))) is not None
+        if (s := stats.get((decoder, r, ""))) is not None and s.n
     }
     plots.line_with_errors(
         betas,
@@ -393,9 +518,41 @@ def _curves(runs: Sequence[Run], metric: str, decoder: str, path: Path) -> None:
 def _welch(a: ConfigStats, b: ConfigStats) -> float:
     from scipy import stats as scipy_stats
 
-    if a.n < 2 or b.n < 2:
+    if a.n < 2 or b.n < 2 or a.std == b.std == 0.0:
         return math.nan
-    return float(scipy_stats.ttest_ind(a.values, b.values, equal_var=False).pvalue)
+    with warnings.catch_warnings():
+        # Near-identical seeds make SciPy warn of precision loss; the p-value is still usable.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(scipy_stats.ttest_ind(a.values, b.values, equal_var=False).pvalue)
+
+
+def _welch_text(a: ConfigStats, b: ConfigStats) -> str:
+    """Return ``Welch p = ...``, or why there is no test (too few seeds, no spread)."""
+    p_value = _welch(a, b)
+    if math.isnan(p_value):
+        return "no Welch test: it needs two seeds on each side and some spread"
+    return f"Welch p = {p_value:.2g}"
+
+
+def how_sure(top: ConfigStats, other: ConfigStats) -> str:
+    """Return how the gap between two configurations compares with their seed spread."""
+    gap = top.mean - other.mean
+    if min(top.n, other.n) < 2:
+        return (
+            f"the gap {gap:.4f} cannot be weighed against a seed spread (one side has a "
+            "single completed seed)"
+        )
+    spread = max(top.std, other.std)
+    sure = "larger" if gap > spread else "not larger"
+    return (
+        f"the gap {gap:.4f} is {sure} than the seed spread ({spread:.4f}; "
+        f"{_welch_text(top, other)})"
+    )
+
+
+def _capitalised(text: str) -> str:
+    """Return ``text`` with its first letter upper-case (str.capitalize lowers the rest)."""
+    return text[:1].upper() + text[1:]
 
 
 def _ranked(
@@ -417,102 +574,179 @@ def beta_verdicts(runs: Sequence[Run], metric: str) -> list[str]:
             if len(ranked) < 2:
                 continue
             (best_key, top), (second_key, runner_up) = ranked[0], ranked[1]
-            p_value = _welch(top, runner_up)
-            gap = top.mean - runner_up.mean
-            spread = max(top.std, runner_up.std)
-            sure = "larger" if gap > spread else "not larger"
             mse = stats.get((decoder, "mse", ""))
             versus_mse = (
                 f"; against MSE ({_fmt(mse)}) the difference is {top.mean - mse.mean:+.4f}"
-                f" (Welch p = {_welch(top, mse):.2g})"
-                if mse
-                else ""
+                f" ({_welch_text(top, mse)})"
+                if mse is not None and mse.n
+                else "; MSE has no completed seed to compare with"
             )
             lines.append(
                 f"- **{DECODERS[decoder]}, {ORDERS[order]}**: best {best_key} with "
-                f"{_fmt(top)}; runner-up {second_key} with {_fmt(runner_up)}. The gap "
-                f"{gap:.4f} is {sure} than the seed spread ({spread:.4f}; Welch p = "
-                f"{p_value:.2g}){versus_mse}."
+                f"{_fmt(top)}; runner-up {second_key} with {_fmt(runner_up)}. "
+                f"{_capitalised(how_sure(top, runner_up))}{versus_mse}."
             )
     return lines
 
 
-def _overall(runs: Sequence[Run], metric: str) -> tuple[ConfigStats, ConfigStats]:
+def beta_ranking(runs: Sequence[Run], metric: str) -> list[ConfigStats]:
+    """Return the β-divergence configurations with a completed seed, best first."""
     betas = [s for s in tables.config_stats(runs, metric) if s.config.loss.name == "beta" and s.n]
-    ordered = sorted(betas, key=lambda s: s.mean)
-    return ordered[-1], ordered[0]
+    if not betas:
+        raise UserError(f"no β-divergence run with {metric} completed; nothing to report")
+    return sorted(betas, key=lambda s: -s.mean)
 
 
 def _describe(stat: ConfigStats) -> str:
     cfg = stat.config
+    label = optimizers.OPTIMIZERS[cfg.optimizer.name].label
     return (
         f"β = {cfg.loss.beta:g}, {ORDERS[cfg.loss.order]}, {DECODERS[cfg.model.decoder_activation]}"
-        f" (Adam lr={cfg.optimizer.params['learning_rate']:g})"
+        f" ({label} lr={cfg.optimizer.params['learning_rate']:g})"
     )
 
 
-def tuning_table(tune_runs: Sequence[Run], metric: str) -> str:
-    """Return the holdout score of every learning rate and the chosen one per configuration."""
-    from aeexp import tuning
+def overall_answer(ranking: Sequence[ConfigStats]) -> str:
+    """Return the best and worst β-divergence overall, each with how sure the ranking is."""
+    best, worst = ranking[0], ranking[-1]
+    text = f"the best β-divergence is {_describe(best)} with SSIM {_fmt(best)}"
+    if len(ranking) < 2:
+        return text + "; it is the only configuration with a completed seed."
+    runner_up, next_worst = ranking[1], ranking[-2]
+    return (
+        f"{text}; against the runner-up, {_describe(runner_up)} ({_fmt(runner_up)}), "
+        f"{how_sure(best, runner_up)}. The worst is {_describe(worst)} with {_fmt(worst)}; "
+        f"against the next-worst, {_describe(next_worst)} ({_fmt(next_worst)}), "
+        f"{how_sure(next_worst, worst)}."
+    )
 
+
+def _score(stat: ConfigStats) -> str:
+    """Return a candidate's holdout score, or what became of its runs."""
+    if stat.n:
+        return f"{stat.mean:.4f}"
+    statuses = {str(r.metrics.get("status", "failed")) for r in stat.runs}
+    return "/".join(sorted(statuses))
+
+
+def tuning_table(choices: Sequence[tuning.Choice], metric: str) -> str:
+    """Return the holdout score of every learning rate and the chosen one per configuration."""
     rows = []
-    for winner, candidates in tuning.best_learning_rates(tune_runs, metric):
-        cfg = winner.config
-        scores = ", ".join(
-            f"{c.config.optimizer.params['learning_rate']:g}: {c.mean:.4f}" for c in candidates
-        )
+    for choice in choices:
+        cfg = choice.winner.config
+        rate = tuning.learning_rate(choice.winner)
+        scores = ", ".join(f"{tuning.learning_rate(c):g}: {_score(c)}" for c in choice.candidates)
+        edge = "lowest" if rate == choice.grid[0] else "highest" if rate == choice.grid[-1] else ""
         rows.append(
             [
                 DECODERS[cfg.model.decoder_activation],
                 tables.loss_key(cfg),
-                f"{cfg.optimizer.params['learning_rate']:g}",
+                f"{rate:g}",
+                edge,
                 scores,
             ]
         )
     rows.sort()
-    return tables.to_markdown(["decoder", "loss", "chosen lr", f"holdout {metric} per lr"], rows)
+    header = ["decoder", "loss", "chosen lr", "at grid edge", f"holdout {metric} per lr"]
+    return tables.to_markdown(header, rows)
+
+
+def tuning_summary(choices: Sequence[tuning.Choice], tune_runs: Sequence[Run]) -> list[str]:
+    """Return the grid searched, the holdout, and a caveat for choices at the grid's edge."""
+    rates = sorted({rate for choice in choices for rate in choice.grid})
+    holdouts = sorted({r.config.data.holdout for r in tune_runs})
+    lines = [
+        f"Learning rates searched: {', '.join(f'{r:g}' for r in rates)}, each scored on the "
+        f"last {'/'.join(map(str, holdouts))} training images ({seed_list(tune_runs)}); each "
+        "configuration takes the rate with the best holdout score.",
+        "",
+    ]
+    edges = [c for c in choices if c.at_edge]
+    if edges:
+        named = "; ".join(
+            f"{tuning.describe(c.winner)} at {tuning.learning_rate(c.winner):g}" for c in edges
+        )
+        lines.append(
+            f"**Caveat:** {len(edges)} of {len(choices)} configurations chose the lowest or "
+            f"highest rate of the grid, so their best rate may lie outside it and their "
+            f"scores may be understated: {named}."
+        )
+    else:
+        lines.append("No configuration chose the lowest or highest rate of the grid.")
+    return lines
+
+
+def why_optimizer(runs: Sequence[Run]) -> list[str]:
+    """Return the "Why Adam" section when the study used Adam alone, else nothing."""
+    if {r.config.optimizer.name for r in runs} != {"adam"}:
+        return []
+    return ["## Why Adam", "", tuning.WHY_ADAM, ""]
+
+
+def _reconstruction_lines(label: str, stat: ConfigStats, figures: Path) -> list[str]:
+    """Copy a configuration's example reconstructions and return the lines that show them."""
+    name = f"reconstructions_{label.lower()}_beta.png"
+    run = example_run(stat)
+    if not _copy_figure(run, results.RECONSTRUCTIONS, figures / name):
+        return [f"{label}, {_describe(stat)}: no completed seed wrote reconstructions.", ""]
+    return [
+        f"{label}, {_describe(stat)} (seed {run.config.seed}):",
+        "",
+        f"![{label.lower()}](figures/{name})",
+        "",
+    ]
+
+
+def study_intro(runs: Sequence[Run], tune_runs: Sequence[Run]) -> str:
+    """Return the study's opening paragraph, its settings read from the run configs."""
+    stats = tables.config_stats(runs, "ssim_mean")
+    holdouts = "/".join(map(str, sorted({r.config.data.holdout for r in tune_runs})))
+    return (
+        "The thesis closes by asking which member of the beta-divergence family works best "
+        "as an autoencoder's loss. This study trains the thesis's 784-32-784 autoencoder with "
+        "d_β for β in {" + ", ".join(f"{b:g}" for b in _betas(runs)) + "}, both argument "
+        "orders and both decoder activations, with MSE and binary cross-entropy as "
+        f"references, {seeds_text(stats)} per configuration, {training_text(runs)}, "
+        f"{optimizer_text(runs)} with its learning rate tuned per configuration on a holdout "
+        f"of the training set (the last {holdouts} training images; never the test set). "
+        "β = 1 is the I-divergence (data first: the thesis's E_I2; reconstruction first: "
+        "E_I1), β = 0 Itakura-Saito, β = 2 half the squared error."
+    )
 
 
 def write_beta_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
     """Write the beta-divergence study's REPORT.md, tables and figures into ``out_dir``."""
-    runs, tune_runs = tables.load_runs(study_dir), tables.load_runs(tune_dir)
+    runs, tune_runs = tables.load_runs(study_dir), tuning.load_tuning_runs(tune_dir)
+    choices = tuning.best_learning_rates(tune_runs, "ssim_mean")
+    ranking = beta_ranking(runs, "ssim_mean")
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for metric in ("ssim_mean", "ssim_thesis"):
         for decoder in DECODERS:
             _curves(runs, metric, decoder, figures / f"{metric}_vs_beta_{decoder}.png")
-    best, worst = _overall(runs, "ssim_mean")
-    for label, stat in (("best", best), ("worst", worst)):
-        source = stat.runs[0].path / results.RECONSTRUCTIONS
-        if source.is_file():
-            shutil.copyfile(source, figures / f"reconstructions_{label}_beta.png")
+    examples = [
+        *_reconstruction_lines("Best", ranking[0], figures),
+        *_reconstruction_lines("Worst", ranking[-1], figures),
+    ]
     if (study_dir / "runs.csv").is_file():
         shutil.copyfile(study_dir / "runs.csv", out_dir / "runs.csv")
-    seeds = max(s.n for s in tables.config_stats(runs, "ssim_mean"))
     everything = [*runs, *tune_runs]
     text = "\n".join(
         [
             "# Which beta-divergence suits an autoencoder best?",
             "",
-            "The thesis closes by asking which member of the beta-divergence family works best "
-            "as an autoencoder's loss. This study trains the thesis's 784-32-784 autoencoder with "
-            "d_β for β in {" + ", ".join(f"{b:g}" for b in _betas(runs)) + "}, both argument "
-            "orders and both decoder activations, with MSE and binary cross-entropy as "
-            f"references, {seeds} seeds each, 50 epochs, Adam with its learning rate tuned per "
-            "configuration on a holdout of the training set (never the test set). β = 1 is the "
-            "I-divergence (data first: the thesis's E_I2; reconstruction first: E_I1), β = 0 "
-            "Itakura-Saito, β = 2 half the squared error.",
+            study_intro(runs, tune_runs),
             "",
-            f"- Runs: {len(runs)} in the study, {len(tune_runs)} for tuning; wall-clock "
-            f"{elapsed_seconds(everything) / 60:.1f} minutes.",
+            f"- Runs: {len(runs)} in the study ({_not_completed(runs)} diverged or failed), "
+            f"{len(tune_runs)} for tuning ({_not_completed(tune_runs)} diverged or failed).",
+            wall_clock_line(everything),
             f"- Machine: {machine_description(everything)}.",
             "- Regenerate: `make beta`.",
             "",
             "## Answer",
             "",
-            f"Over the whole test set, the best β-divergence is {_describe(best)} with SSIM "
-            f"{_fmt(best)}; the worst is {_describe(worst)} with {_fmt(worst)}. Per decoder and "
-            "order (full-test-set SSIM; the gap is compared with the larger of the two seed "
+            f"Over the whole test set, {overall_answer(ranking)} Per decoder and order "
+            "(full-test-set SSIM; the gap is compared with the larger of the two seed "
             "standard deviations, and a Welch t-test over seeds):",
             "",
             *beta_verdicts(runs, "ssim_mean"),
@@ -521,6 +755,7 @@ def write_beta_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
             "",
             *beta_verdicts(runs, "ssim_thesis"),
             "",
+            *why_optimizer(runs),
             "## SSIM over the whole test set (mean ± std over seeds)",
             "",
             beta_table(runs, "ssim_mean"),
@@ -535,19 +770,15 @@ def write_beta_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
             "![ReLU-ReLU](figures/ssim_thesis_vs_beta_relu.png)"
             " ![ReLU-Sigmoid](figures/ssim_thesis_vs_beta_sigmoid.png)",
             "",
-            "## Reconstructions at the best and the worst β (seed 0; originals above)",
+            "## Reconstructions at the best and the worst β (first completed seed; originals "
+            "above)",
             "",
-            f"Best, {_describe(best)}:",
+            *examples,
+            "## Learning-rate tuning (holdout of the training set)",
             "",
-            "![best](figures/reconstructions_best_beta.png)",
+            *tuning_summary(choices, tune_runs),
             "",
-            f"Worst, {_describe(worst)}:",
-            "",
-            "![worst](figures/reconstructions_worst_beta.png)",
-            "",
-            "## Learning-rate tuning (holdout of the training set, seed 0)",
-            "",
-            tuning_table(tune_runs, "ssim_mean"),
+            tuning_table(choices, "ssim_mean"),
             "",
         ]
     )

@@ -363,3 +363,121 @@ def test_table_lists_every_check(results):
 def test_an_unknown_format_is_a_user_error(results):
     with pytest.raises(UserError, match="unknown format"):
         gc.render(results, "html")
+
+
+# ------------------------------------------------------------- known answers, worked by hand
+# Each "as written" closed form is evaluated at a point where the answer can be worked out on
+# paper, so a formula swapped for a different expression (even a correct one) is caught.
+
+
+def closed_form(check_id, label="as written"):
+    return next(f for f in check(check_id).forms if f.label == label).closed
+
+
+def test_the_known_answer_cases_use_these_constants():
+    assert (gc.BETA, gc.LAMBDA) == (1.5, 0.25)
+
+
+def uniform_scores(m=3, n=5, value=0.7):
+    """Every image scores every neuron alike: q_{m,k} = 1/N everywhere."""
+    return gc.Scores(np.full((m, n), value), gc.BETA, gc.LAMBDA)
+
+
+def test_entropy_eq12_is_zero_at_uniform_scores():
+    # beta^2 q_k (sum_i X_i q_i - X_k) = beta^2 (1/N) (0.7 - 0.7) = 0: H is at its maximum.
+    s = uniform_scores()
+    np.testing.assert_allclose(closed_form("entropy-eq12")(s), np.zeros((3, 5)), atol=1e-15)
+    auto = gc.autodiff(lambda x: gc._entropy(s, x), s.x)
+    np.testing.assert_allclose(auto, np.zeros((3, 5)), atol=1e-15)
+
+
+def test_entropy_eq13_and_eq14_as_written_at_uniform_scores():
+    # As written: lambda sum_m beta (q_{k,m} - 1) = lambda M beta (1/N - 1)
+    #   = 0.25 * 3 * 1.5 * (1/5 - 1) = -0.9 for every k.
+    # Corrected: lambda sum_m beta (N q_{k,m} - 1) = lambda M beta (1 - 1) = 0, which is what
+    # autodiff finds: uniform q is where A is stationary. Eq. 14 adds eq. 12's 0.
+    s = uniform_scores()
+    for check_id in ("entropy-eq13", "entropy-eq14"):
+        np.testing.assert_allclose(closed_form(check_id)(s), np.full(5, -0.9), rtol=1e-12)
+        corrected = closed_form(check_id, "with (N q_{k,m} - 1) for (q_{k,m} - 1)")(s)
+        np.testing.assert_allclose(corrected, np.zeros(5), atol=1e-15)
+    auto = gc.autodiff(lambda c: gc._balance(s, s.x + c), np.zeros(5))
+    np.testing.assert_allclose(auto, np.zeros(5), atol=1e-14)
+
+
+def test_entropy_eq5_at_uniform_scores():
+    # beta q (q - 1) = 1.5 * 0.2 * (0.2 - 1) = -0.24.
+    s = uniform_scores()
+    np.testing.assert_allclose(closed_form("entropy-eq5")(s), np.full((3, 5), -0.24), rtol=1e-12)
+
+
+def zero_score_classifier():
+    """Three classes, two features, two samples (classes 1 and 0), weights all zero: f = 0."""
+    x = np.array([[1.0, 0.0], [0.0, 2.0]])
+    return gc.Classifier(np.zeros((3, 2)), x, np.array([1, 0]), 0.5)
+
+
+def test_softmax_gradient_at_zero_scores_is_one_over_c_minus_delta():
+    # f = 0 gives y_hat = 1/C = 1/3 for every class; the gradient is 1/3 - delta_{j,k}.
+    c = zero_score_classifier()
+    expected = np.array([[1 / 3, -2 / 3], [-2 / 3, 1 / 3], [1 / 3, 1 / 3]])
+    for form in check("crossentropy-softmax").forms:
+        np.testing.assert_allclose(form.closed(c), expected, rtol=1e-12)
+    np.testing.assert_allclose(gc.autodiff(lambda f: gc._nll(c, f), c.f), expected, rtol=1e-12)
+
+
+def test_cross_entropy_weight_gradient_at_zero_weights():
+    # (y_hat - delta) x^T + lambda W with W = 0: columns of 1/3 - delta times x^T.
+    c = zero_score_classifier()
+    expected = np.array([[1 / 3, -4 / 3], [-2 / 3, 2 / 3], [1 / 3, 2 / 3]])
+    np.testing.assert_allclose(closed_form("crossentropy-weights")(c), expected, rtol=1e-12)
+
+
+def hand_net(dec, ut, x):
+    """A one-sample net with the given decoder total inputs; the encoder is not used."""
+    act = NP_ACT[dec]
+    return gc.Net(
+        "relu_eps",
+        dec,
+        x,
+        np.zeros((1, 3)),
+        np.zeros((2, 2)),
+        *[np.array([[0.7]])] * 2,
+        ut,
+        act(ut),
+    )
+
+
+def test_sigmoid_unit_at_zero_for_eqs_65_and_71():
+    # f(0) = 1/2 and f'(0) = 1/4. With x = 1/4 and x = 1:
+    # eq. 65, f(1 - f) log(f/x) = (1/4) log 2 and (1/4) log(1/2);
+    # eq. 71, (1 - f)(f - x) = (1/2)(1/4) = 1/8 and (1/2)(-1/2) = -1/4.
+    x = np.array([[0.25, 1.0]])
+    net = hand_net("sigmoid", np.zeros((1, 2)), x)
+    eq65 = np.log(2.0) / 4 * np.array([[1.0, -1.0]])
+    eq71 = np.array([[0.125, -0.25]])
+    closed = {eq.eq: eq.closed for eq in gc.THESIS_EQUATIONS}
+    np.testing.assert_allclose(closed[65](net), eq65, rtol=1e-12)
+    np.testing.assert_allclose(closed[71](net), eq71, rtol=1e-12)
+    sigmoid = gc.ACTIVATIONS["sigmoid"]
+    for loss, expected in (("E_I1", eq65), ("E_I2", eq71)):
+        auto = gc.autodiff(lambda u, e=gc.LOSSES[loss]: tf.reduce_sum(e(sigmoid(u), x)), net.ut)
+        np.testing.assert_allclose(auto, expected, rtol=1e-12)
+
+
+def test_relu_units_for_eqs_44_and_45_split_live_from_dead():
+    # Live unit ut = 0.5 > 0 with x = 0.25: eq. 44 gives log(0.5/0.25) = log 2.
+    # Dead unit ut = -0.3: the output is the floor eps, slope 0, and eq. 45 gives 0.
+    x = np.array([[0.25, 0.5]])
+    net = hand_net("relu_eps", np.array([[0.5, -0.3]]), x)
+    eqs = {eq.eq: eq for eq in gc.THESIS_EQUATIONS}
+    with np.errstate(invalid="ignore"):  # eq. 44's log is evaluated at the dead unit too
+        assert eqs[44].closed(net)[0, 0] == pytest.approx(np.log(2.0), rel=1e-12)
+    assert eqs[45].closed(net) == 0.0
+    live = check("thesis-eq44").forms[0].where(net)
+    dead = check("thesis-eq45").forms[0].where(net)
+    np.testing.assert_array_equal(live, [[True, False]])
+    np.testing.assert_array_equal(dead, [[False, True]])
+    relu = gc.ACTIVATIONS["relu_eps"]
+    auto = gc.autodiff(lambda u: tf.reduce_sum(gc.e_i1(relu(u), x)), net.ut)
+    np.testing.assert_allclose(auto, [[np.log(2.0), 0.0]], rtol=1e-12, atol=1e-15)

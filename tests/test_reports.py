@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from aeexp import config, report, results, tables
 from aeexp.cli import main
+from aeexp.errors import UserError
 
 
 def fake_run(root, raw, **metrics):
@@ -141,3 +142,206 @@ def test_select_without_runs_is_a_user_error(tmp_path, text):
     )
     assert result.exit_code == 2 and "no complete runs" in result.output
     assert not (tmp_path / "x.yaml").exists()
+
+
+# ------------------------------------------------------------- select: what it must refuse
+
+
+def run_select(tune_dir, out, *extra):
+    return CliRunner().invoke(
+        main, ["select", str(tune_dir), "--name", "final", "--out", str(out), *extra]
+    )
+
+
+def test_select_refuses_tuning_runs_scored_on_the_test_set(tmp_path):
+    for lr, score in ((0.001, 0.5), (0.003, 0.7)):
+        fake_run(tmp_path, beta_raw(1.0, "data_first", "relu", lr), ssim_mean=score)
+    out = tmp_path / "final.yaml"
+    result = run_select(tmp_path / "fake", out)
+    assert result.exit_code == 2, result.output
+    assert "no data.holdout" in result.output and "test set" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_select_names_a_configuration_whose_every_rate_diverged(tmp_path):
+    for lr in (0.001, 0.003):
+        fake_run(tmp_path, beta_raw(1.0, "data_first", "relu", lr, holdout=100), ssim_mean=0.6)
+        fake_run(
+            tmp_path, beta_raw(0.0, "recon_first", "sigmoid", lr, holdout=100), status="diverged"
+        )
+    out = tmp_path / "final.yaml"
+    result = run_select(tmp_path / "fake", out)
+    assert result.exit_code == 2, result.output
+    assert "ReLU-Sigmoid beta(0,recon_first) (Adam)" in result.output
+    assert "beta(1,data_first)" not in result.output
+    assert not out.exists()
+
+
+def test_select_header_carries_the_why_the_grid_and_edge_caveats(tmp_path):
+    scores = {(1.0, 0.001): 0.5, (1.0, 0.003): 0.7, (1.0, 0.01): 0.6}
+    scores |= {(2.0, 0.001): 0.5, (2.0, 0.003): 0.6, (2.0, 0.01): 0.7}
+    for (beta, lr), score in scores.items():
+        fake_run(tmp_path, beta_raw(beta, "data_first", "relu", lr, holdout=100), ssim_mean=score)
+    out = tmp_path / "final.yaml"
+    assert run_select(tmp_path / "fake", out).exit_code == 0
+    text = out.read_text()
+    header = " ".join(line[1:].strip() for line in text.splitlines() if line.startswith("#"))
+    assert "Why Adam" in header and "y^(β-2)" in header
+    assert "Learning rates searched: 0.001, 0.003, 0.01." in header
+    assert "ReLU-ReLU beta(2,data_first) (Adam) at 0.01" in header
+    assert "beta(1,data_first) (Adam) at" not in header
+    assert yaml.safe_load(text)["name"] == "final"
+
+    sweep_file = tmp_path / "tune.yaml"
+    sweep_file.write_text("# Why Adam: a stated reason.\n#\n# More.\nname: tune\n# not this\n")
+    assert run_select(tmp_path / "fake", out, "--tune-sweep", str(sweep_file)).exit_code == 0
+    text = out.read_text()
+    assert "# Why Adam: a stated reason.\n#\n# More.\n" in text and "not this" not in text
+    assert len(yaml.safe_load(text)["grid"]) == 2
+
+
+# ------------------------------------------------------------- the beta report, when runs go wrong
+
+
+def make_study(tmp_path, study_seeds=3, diverge=(), missing_images=(), reference_diverged=()):
+    """Write a small study and tuning sweep; ``diverge`` lists (beta, seed) study runs to fail."""
+    study, tune = tmp_path / "study", tmp_path / "tune"
+    for beta in (0.0, 2.0):
+        for lr, score in ((0.001, 0.5), (0.003, 0.6 + beta / 10)):
+            fake_run(tune, beta_raw(beta, "data_first", "relu", lr, holdout=100), ssim_mean=score)
+        for seed in range(study_seeds):
+            cfg_raw = {**beta_raw(beta, "data_first", "relu", 0.003, seed), "train": {"epochs": 7}}
+            if (beta, seed) in diverge:
+                fake_run(study, cfg_raw, status="diverged")
+                continue
+            score = 0.6 + 0.1 * beta + 0.001 * seed
+            cfg = fake_run(study, cfg_raw, ssim_mean=score, ssim_thesis=score)
+            if (beta, seed) not in missing_images:
+                (cfg.experiment_dir / cfg.run_id / results.RECONSTRUCTIONS).write_bytes(b"png")
+    for seed in range(study_seeds):
+        raw = {
+            "loss": {"name": "mse"},
+            "seed": seed,
+            "model": {"decoder_activation": "relu"},
+            "train": {"epochs": 7},
+        }
+        if "mse" in reference_diverged:
+            fake_run(study, raw, status="diverged")
+        else:
+            fake_run(study, raw, ssim_mean=0.7 + 0.001 * seed, ssim_thesis=0.7)
+    return study / "fake", tune / "fake"
+
+
+def test_beta_report_refuses_tuning_runs_without_a_holdout(tmp_path):
+    study, _ = make_study(tmp_path)
+    tune = tmp_path / "tune-on-test"
+    fake_run(tune, beta_raw(1.0, "data_first", "relu", 0.001), ssim_mean=0.5)
+    with pytest.raises(UserError, match="no data.holdout"):
+        report.write_beta_report(study, tune / "fake", tmp_path / "out")
+
+
+def test_beta_report_examples_come_from_a_completed_seed_that_wrote_them(tmp_path):
+    # Best (beta 2): seed 0 diverged, seed 1 has no image, seed 2 has one.
+    # Worst (beta 0): no seed wrote an image, so nothing is linked and no stale file stays.
+    study, tune = make_study(
+        tmp_path, diverge={(2.0, 0)}, missing_images={(2.0, 1), (0.0, 0), (0.0, 1), (0.0, 2)}
+    )
+    figures = tmp_path / "out" / "figures"
+    figures.mkdir(parents=True)
+    (figures / "reconstructions_worst_beta.png").write_bytes(b"stale")
+    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    assert "β = 2, d_β(x|y), data first, ReLU-ReLU (Adam lr=0.003) (seed 2):" in text
+    assert (figures / "reconstructions_best_beta.png").read_bytes() == b"png"
+    assert "reconstructions_worst_beta.png" not in text
+    assert not (figures / "reconstructions_worst_beta.png").exists()
+    assert "no completed seed wrote reconstructions" in text
+
+
+def test_beta_report_counts_seeds_and_divergences_honestly(tmp_path):
+    study, tune = make_study(tmp_path, diverge={(2.0, 0), (2.0, 1)})
+    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    assert "1-3 completed seeds (of 3) per configuration" in text
+    assert "9 in the study (2 diverged or failed)" in text
+    assert "7 epochs, batch 256, Adam with its learning rate" in text
+    assert "50 epochs" not in text
+
+
+def test_beta_report_never_prints_nan_for_a_reference_without_seeds(tmp_path):
+    study, tune = make_study(tmp_path, reference_diverged={"mse"})
+    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    assert "nan" not in text.lower()
+    assert "n/a (0 of 3 completed)" in text
+    assert "MSE has no completed seed to compare with" in text
+
+
+def test_beta_report_says_how_sure_the_overall_answer_is(tmp_path):
+    study, tune = make_study(tmp_path)
+    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    answer = text.split("## Answer", 1)[1].split("Per decoder and order", 1)[0]
+    assert "against the runner-up, β = 0" in answer
+    assert "the gap 0.2000 is larger than the seed spread (0.0010; Welch p = " in answer
+    assert "against the next-worst" in answer
+
+
+def test_beta_report_explains_adam_and_flags_rates_at_the_grid_edge(tmp_path):
+    study, tune = make_study(tmp_path)
+    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    assert "## Why Adam" in text and "y^(β-2)" in text and "Keras 2.2 and Keras 3" in text
+    assert "Learning rates searched: 0.001, 0.003, each scored on the last 100" in text
+    # Both configurations chose 0.003, the highest rate searched.
+    assert "**Caveat:** 2 of 2 configurations chose the lowest or highest rate" in text
+    assert "| 0.003 | highest |" in text
+
+
+# ------------------------------------------------------------- the thesis report's honesty
+
+
+def write_thesis_sweeps(tmp_path, seeds=3, diverge=(), machine=None):
+    defaults, tuned = tmp_path / "defaults", tmp_path / "tuned"
+    extra = {"machine": machine} if machine else {}
+    for (decoder, loss), (value, optimizer) in tables.THESIS_SSIM.items():
+        raw = {
+            "loss": {"name": loss},
+            "model": {"decoder_activation": decoder},
+            "optimizer": {"name": optimizer},
+        }
+        for seed in range(seeds):
+            if (decoder, loss, seed) in diverge:
+                fake_run(defaults, {**raw, "seed": seed}, status="diverged")
+            else:
+                fake_run(defaults, {**raw, "seed": seed}, ssim_thesis=value, ssim_mean=0.5, **extra)
+        fake_run(tuned, {**raw, "seed": 1}, ssim_thesis=value, ssim_mean=0.5, **extra)
+    return defaults / "fake", tuned / "fake"
+
+
+def test_thesis_report_counts_seeds_from_the_runs(tmp_path):
+    defaults, tuned = write_thesis_sweeps(tmp_path, diverge={("relu", "mse", 0)})
+    text = report.write_thesis_report(defaults, tuned, tmp_path / "out").read_text()
+    assert "5 seeds" not in text and "five seeds" not in text
+    assert "Keras 2.2 defaults, 2-3 completed seeds (of 3)" in text
+    assert "ours: tuned best (seed 1)" in text
+
+
+def test_thesis_report_machine_line_says_whose_machine_it_describes(tmp_path):
+    defaults, tuned = write_thesis_sweeps(tmp_path)
+    text = report.write_thesis_report(defaults, tuned, tmp_path / "out").read_text()
+    assert "Performance section" not in text
+    assert "Wall-clock time of the sweeps: 0.2 minutes" in text
+    assert "this is the machine that wrote the report" in text and "CPUs" in text
+    recorded = {"cpu_model": "Test CPU", "cpu_count": 2, "load_average": [1.5, 1.2, 1.0]}
+    defaults, tuned = write_thesis_sweeps(tmp_path / "recorded", machine=recorded)
+    text = report.write_thesis_report(defaults, tuned, tmp_path / "out2").read_text()
+    assert "the machine that ran the sweeps, as its runs recorded it: Test CPU, 2 CPUs" in text
+    assert "1-minute load average 1.50" in text
+    assert "machine that wrote the report" not in text
+
+
+def test_how_sure_does_not_judge_a_gap_against_a_single_seed():
+    single = tables.ConfigStats(runs=(), values=(0.8,))
+    spread = tables.ConfigStats(runs=(), values=(0.70, 0.71, 0.72))
+    assert "cannot be weighed against a seed spread" in report.how_sure(single, spread)
+    higher = tables.ConfigStats(runs=(), values=(0.80, 0.81, 0.82))
+    assert "0.1000 is larger than the seed spread (0.0100; Welch p = " in report.how_sure(
+        higher, spread
+    )
