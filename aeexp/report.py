@@ -11,23 +11,12 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import optimizers, plots, results, tables, tuning
+from aeexp import host, optimizers, plots, results, tables, tuning
 from aeexp.errors import UserError
 from aeexp.tables import ConfigStats, Run
 
 DECODERS = {"relu": "ReLU-ReLU", "sigmoid": "ReLU-Sigmoid"}
 AGREEMENT_SIGMAS = 2.0
-
-
-def _read_first(path: str, prefix: str) -> str:
-    try:
-        with open(path) as handle:
-            for line in handle:
-                if line.startswith(prefix):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 # A run may record its host under this key of metrics.json: ``cpu_model`` (str), ``cpu_count``
@@ -65,9 +54,7 @@ def _recorded_machine(runs: Sequence[Run]) -> str | None:
 
 def _this_machine() -> str:
     """Describe the machine writing the report: CPU, count, memory and load right now."""
-    memory_kb = _read_first("/proc/meminfo", "MemTotal").split()[0]
-    memory = f"{int(memory_kb) / 2**20:.0f} GiB" if memory_kb.isdigit() else "unknown"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory = host.memory_gib()
     load = (
         "load average {:.2f}/{:.2f}/{:.2f} (1/5/15 minutes) while writing it".format(
             *os.getloadavg()
@@ -77,8 +64,9 @@ def _this_machine() -> str:
     )
     return (
         "the runs did not record their machine; this is the machine that wrote the report: "
-        f"{_read_first('/proc/cpuinfo', 'model name')}, {os.cpu_count()} CPUs ({usable} usable), "
-        f"{memory} memory, {platform.system()} {platform.machine()}, {load}"
+        f"{host.cpu_model()}, {os.cpu_count()} CPUs ({host.usable_cpus()} usable), "
+        f"{f'{memory:.0f} GiB' if memory else 'unknown'} memory, "
+        f"{platform.system()} {platform.machine()}, {load}"
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from aeexp import data as data_lib
-from aeexp import engine, evaluate, losses, optimizers, plots, results
+from aeexp import engine, evaluate, host, losses, optimizers, plots, results
 from aeexp.config import RunConfig
 from aeexp.errors import UserError
 from aeexp.model import build_autoencoder
@@ -219,6 +219,7 @@ def train_group(
             "test_images": len(dataset.x_test),
         },
         "versions": library_versions(),
+        "machine": host.record(),
     }
     outcomes = []
     for config, member, history in zip(configs, members, histories, strict=True):
