@@ -314,10 +314,8 @@ def test_sigkilled_sweep_resumes_without_loss_or_repeats(killed_and_resumed):
     assert {r["run_id"] for r in rows} == {p.name for p in done}
     assert f"{12 - len(before)} trained now" in resumed.stdout
 
-    started = time.monotonic()
     again = subprocess.run(sweep_command(path, out), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "0 trained now, 12 already complete" in again.stdout
-    assert time.monotonic() - started < 30  # Generous: no TensorFlow import, no training.
 
 
 def test_table_thesis_layout_and_comparison(killed_and_resumed):
