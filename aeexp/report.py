@@ -70,6 +70,13 @@ def _this_machine() -> str:
     )
 
 
+def _copy_summaries(sweep_dirs: Sequence[Path], out_dir: Path) -> None:
+    """Copy each sweep's runs.csv beside the report as ``<sweep name>-runs.csv``."""
+    for folder in sweep_dirs:
+        if (folder / "runs.csv").is_file():
+            shutil.copyfile(folder / "runs.csv", out_dir / f"{folder.name}-runs.csv")
+
+
 def machine_description(runs: Sequence[Run]) -> str:
     """Return which machine ran the runs (if they recorded it, else this one) and the versions."""
     return f"{_recorded_machine(runs) or _this_machine()}; {_versions(runs)}"
@@ -342,9 +349,7 @@ def write_thesis_report(defaults_dir: Path, tuned_dir: Path, out_dir: Path) -> P
             ),
         )
     cell_figures = _copy_cell_figures(tuned, figures)
-    for folder in (defaults_dir, tuned_dir):
-        if (folder / "runs.csv").is_file():
-            shutil.copyfile(folder / "runs.csv", out_dir / f"{folder.name}-runs.csv")
+    _copy_summaries((defaults_dir, tuned_dir), out_dir)
     text = _render(defaults, tuned, thesis_table, full_table, verdicts, cell_figures)
     report = out_dir / "REPORT.md"
     results.write_text_atomic(report, text)
@@ -716,8 +721,7 @@ def write_beta_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
         *_reconstruction_lines("Best", ranking[0], figures),
         *_reconstruction_lines("Worst", ranking[-1], figures),
     ]
-    if (study_dir / "runs.csv").is_file():
-        shutil.copyfile(study_dir / "runs.csv", out_dir / "runs.csv")
+    _copy_summaries((study_dir, tune_dir), out_dir)
     everything = [*runs, *tune_runs]
     text = "\n".join(
         [
