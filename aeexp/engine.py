@@ -3,7 +3,7 @@
 Tiny dense models spend most of a ``model.fit`` epoch in per-step Python and dispatch, not
 in arithmetic. Here an epoch is one ``tf.function`` call: it shuffles, runs every minibatch
 step in a single XLA-compiled loop (no per-step launch), then computes the validation loss
-in a second compiled program. Each step updates every member of the group on the same
+in compiled 1,000-row chunks. Each step updates every member of the group on the same
 minibatch. Members are independent (own model, optimizer, loss), so a member trained in a
 group ends where it would have ended trained alone.
 """
