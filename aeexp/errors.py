@@ -1,7 +1,9 @@
-"""The one exception type that means "the user's input is wrong", and its name hints."""
+"""The one exception type that means "the user's input is wrong", and the checks it shares."""
 
 import difflib
+import math
 from collections.abc import Iterable
+from typing import Any
 
 
 class UserError(Exception):
@@ -19,3 +21,8 @@ def valid_and_closest(name: object, valid: Iterable[str]) -> str:
 def unknown_name_message(kind: str, name: object, valid: Iterable[str]) -> str:
     """Return 'unknown <kind> ...' with the valid names and the closest match."""
     return f"unknown {kind} {name!r}{valid_and_closest(name, valid)}"
+
+
+def is_finite_number(value: Any) -> bool:
+    """Return whether ``value`` is an int or float (not a bool) and neither NaN nor infinite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -21,7 +21,6 @@ at a time (the full MNIST test set takes ~60 ms for SSIM, ~10 ms for PSNR and MS
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from itertools import pairwise
@@ -29,6 +28,7 @@ from math import isqrt
 
 import numpy as np
 
+from aeexp import host
 from aeexp.errors import UserError
 
 __all__ = [
@@ -205,7 +205,7 @@ def _ssim(x: np.ndarray, y: np.ndarray, data_range: float, clip: bool = False) -
 
 def _ssim_workers() -> int:
     """Return how many threads the SSIM may use: the CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return host.usable_cpus()
 
 
 class _SsimKernel:

@@ -8,12 +8,11 @@ This module imports Keras lazily so that config validation stays fast.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aeexp.errors import unknown_name_message
+from aeexp.errors import is_finite_number, unknown_name_message
 
 EPS = 1e-7  # Keras's fuzz factor, the clipping floor the thesis used.
 BETA_ORDERS = ("data_first", "recon_first")
@@ -103,21 +102,15 @@ LOSSES: dict[str, LossSpec] = {
 }
 
 
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 # What each parameter accepts, whichever loss takes it: (description for messages, test).
 PARAM_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "beta": ("a finite number", _is_finite_number),
+    "beta": ("a finite number", is_finite_number),
     "order": (" or ".join(BETA_ORDERS), lambda value: value in BETA_ORDERS),
 }
 
 
 def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``params`` with the loss's defaults filled in, or raise ValueError naming why."""
-    # Imported here: config imports this module, and owns the message style for unknown names.
-
     if name not in LOSSES:
         raise ValueError(unknown_name_message("loss", name, LOSSES))
     spec = LOSSES[name]

@@ -18,7 +18,7 @@ from typing import Any
 from aeexp import config as config_lib
 from aeexp import optimizers, results
 from aeexp.config import RunConfig
-from aeexp.errors import UserError, valid_and_closest
+from aeexp.errors import UserError, is_finite_number, valid_and_closest
 
 RUNS_CSV = "runs.csv"
 FAILED = "failed"
@@ -66,7 +66,7 @@ def expand_values(key: str, values: Any) -> list[Any]:
     """Return the list of values for one grid key; ``{start, stop, step}`` is inclusive."""
     if isinstance(values, Mapping) and set(values) == {"start", "stop", "step"}:
         start, stop, step = (values[k] for k in ("start", "stop", "step"))
-        if not all(_is_finite_number(v) for v in (start, stop, step)) or step <= 0:
+        if not all(is_finite_number(v) for v in (start, stop, step)) or step <= 0:
             raise UserError(f"grid.{key}: start, stop, step must be finite numbers with step > 0")
         count = math.floor((stop - start) / step + 1e-9) + 1
         if count < 1:
@@ -75,10 +75,6 @@ def expand_values(key: str, values: Any) -> list[Any]:
     if not isinstance(values, list) or not values:
         raise UserError(f"grid.{key}: expected a non-empty list or {{start, stop, step}}")
     return values
-
-
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def expand_grid(grid: Any) -> list[dict[str, Any]]:
@@ -152,8 +148,6 @@ def plan(
         source = f"{sweep_path}: point {index} ({describe_point(point)})"
         cfg = config_lib.validate(raw, source=source)
         runs.setdefault(cfg.run_id, PlannedRun(cfg, point))
-    if not runs:  # expand_grid refuses empty grids; this keeps the plan's invariant local
-        raise UserError(f"{sweep_path}: the grid has no points")
     keys = tuple(dict.fromkeys(k for p in points for k in p))
     experiment_dir = next(iter(runs.values())).config.experiment_dir
     return SweepPlan(name, experiment_dir, keys, tuple(runs.values()))
