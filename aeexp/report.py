@@ -646,21 +646,16 @@ def tuning_table(choices: Sequence[tuning.Choice], metric: str) -> str:
 
 def tuning_summary(choices: Sequence[tuning.Choice], tune_runs: Sequence[Run]) -> list[str]:
     """Return the grid searched, the holdout, and a caveat for choices at the grid's edge."""
-    rates = sorted({rate for choice in choices for rate in choice.grid})
-    holdouts = sorted({r.config.data.holdout for r in tune_runs})
     lines = [
-        f"Learning rates searched: {', '.join(f'{r:g}' for r in rates)}, each scored on the "
-        f"last {'/'.join(map(str, holdouts))} training images ({seed_list(tune_runs)}); each "
+        f"Learning rates searched: {tuning.searched_rates(choices)}, each scored on the last "
+        f"{tuning.holdout_sizes(tune_runs)} training images ({seed_list(tune_runs)}); each "
         "configuration takes the rate with the best holdout score.",
         "",
     ]
-    edges = [c for c in choices if c.at_edge]
+    edges, named = tuning.edge_choices(choices)
     if edges:
-        named = "; ".join(
-            f"{tuning.describe(c.winner)} at {tuning.learning_rate(c.winner):g}" for c in edges
-        )
         lines.append(
-            f"**Caveat:** {len(edges)} of {len(choices)} configurations chose the lowest or "
+            f"**Caveat:** {edges} of {len(choices)} configurations chose the lowest or "
             f"highest rate of the grid, so their best rate may lie outside it and their "
             f"scores may be understated: {named}."
         )
@@ -693,7 +688,7 @@ def _reconstruction_lines(label: str, stat: ConfigStats, figures: Path) -> list[
 def study_intro(runs: Sequence[Run], tune_runs: Sequence[Run]) -> str:
     """Return the study's opening paragraph, its settings read from the run configs."""
     stats = tables.config_stats(runs, "ssim_mean")
-    holdouts = "/".join(map(str, sorted({r.config.data.holdout for r in tune_runs})))
+    holdouts = tuning.holdout_sizes(tune_runs)
     return (
         "The thesis closes by asking which member of the beta-divergence family works best "
         "as an autoencoder's loss. This study trains the thesis's 784-32-784 autoencoder with "
