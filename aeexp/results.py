@@ -1,24 +1,33 @@
-"""Run directories: their layout, atomic writes, and what is already done.
+"""Run directories: their layout, atomic writes, locks, and what is already done.
 
-A run directory is complete or absent. Files are written into ``.tmp-<run-id>-<pid>`` beside
-the final directory, which is renamed into place only when everything is there; a rename
-within one folder is atomic on POSIX, so a kill at any moment leaves no half-written run.
+A run directory is complete or absent. Its files are written into a staging folder
+``.tmp-<run-id>-<host>-<pid>`` beside it, flushed to disk, and renamed into place in one
+step, so a kill at any moment leaves no half-written run. Only the driver writes here:
+workers hand back bytes. Every path written or deleted is checked to lie inside the output
+folder first, and the staging cleanup deletes only folders this naming produced whose run
+no live process holds the lock of.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
+import errno
 import io
 import json
 import os
+import re
 import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+import socket
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock, Timeout
 
 from aeexp.config import ConfigDumper
 from aeexp.errors import UserError
@@ -29,20 +38,85 @@ METRICS = "metrics.json"
 LOSS_PLOT = "loss_history.png"
 RECONSTRUCTIONS = "reconstructions.png"
 MODEL = "model.keras"
+RUN_FILES = (CONFIG, HISTORY, METRICS, LOSS_PLOT, RECONSTRUCTIONS, MODEL)
+
+LOCKS = ".locks"
+DAMAGED = ".damaged"
 _STAGING_PREFIX = ".tmp-"
+# What staged_run_dir names its folders: .tmp-[old-]<10-hex run id>-<host>-<pid>.
+_STAGING_NAME = re.compile(r"^\.tmp-(?:old-)?(?P<run_id>[0-9a-f]{10})-(?P<host>.+)-(?P<pid>\d+)$")
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+
+
+@dataclass(frozen=True)
+class RunArtifacts:
+    """What training one run produced: its metrics and every file of its directory, as bytes."""
+
+    run_id: str
+    metrics: dict[str, Any]
+    files: dict[str, bytes]
+
+
+def staging_name(run_id: str, old: bool = False) -> str:
+    """Return this process's staging folder name for ``run_id``."""
+    return f"{_STAGING_PREFIX}{'old-' if old else ''}{run_id}-{_HOST}-{os.getpid()}"
+
+
+def check_inside(root: Path, path: Path) -> Path:
+    """Return ``path`` resolved, or raise UserError if it is not strictly inside ``root``."""
+    resolved_root, resolved = root.resolve(), path.resolve()
+    if resolved == resolved_root or resolved_root not in resolved.parents:
+        raise UserError(f"{path}: refusing to write outside the output folder {root}")
+    return resolved
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """Return a run's metrics, or None if ``metrics.json`` is missing, empty or not JSON."""
+    try:
+        data = json.loads((run_dir / METRICS).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):  # missing, unreadable, empty, garbled
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def is_complete(run_dir: Path) -> bool:
-    """Return True if ``run_dir`` holds a finished run (metrics are written last)."""
-    return (run_dir / METRICS).is_file()
+    """Return True if ``run_dir`` holds a finished run (metrics are written last, and parse)."""
+    return read_metrics(run_dir) is not None
+
+
+def is_damaged(run_dir: Path) -> bool:
+    """Return True if ``run_dir`` exists but its ``metrics.json`` is missing or unreadable."""
+    return run_dir.is_dir() and not is_complete(run_dir)
+
+
+def move_aside(run_dir: Path, root: Path) -> Path:
+    """Move a damaged run directory into ``<experiment>/.damaged/`` (never delete it)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = run_dir.parent / DAMAGED / f"{run_dir.name}-{stamp}-{uuid.uuid4().hex[:6]}"
+    check_inside(root, target)
+    with os_errors(target):
+        target.parent.mkdir(exist_ok=True)
+        run_dir.rename(target)
+    return target
+
+
+@contextlib.contextmanager
+def os_errors(path: Path) -> Iterator[None]:
+    """Turn an environment fault while touching ``path`` into a one-line UserError."""
+    try:
+        yield
+    except OSError as error:
+        reason = error.strerror or errno.errorcode.get(error.errno or 0, str(error))
+        raise UserError(f"{path}: cannot write ({reason})") from None
 
 
 def ensure_writable(folder: Path) -> None:
     """Create ``folder`` and prove it is writable, or raise a one-line UserError."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=_STAGING_PREFIX):
-            pass
+        probe = folder / f"{_STAGING_PREFIX}probe-{_HOST}-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as error:
         raise UserError(f"output folder {folder} is not writable ({error.strerror})") from None
 
@@ -52,72 +126,116 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
 
 
-def remove_stale_staging(folder: Path) -> None:
-    """Delete staging directories left by processes that were killed."""
+def run_lock(experiment_dir: Path, run_id: str) -> FileLock:
+    """Return the lock a driver holds while it trains or writes ``run_id``."""
+    return FileLock(experiment_dir / LOCKS / f"{run_id}.lock", timeout=0)
+
+
+def summary_lock(experiment_dir: Path) -> FileLock:
+    """Return the lock that serialises rewrites of the experiment's ``runs.csv``."""
+    return FileLock(experiment_dir / LOCKS / "runs.csv.lock", timeout=60)
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Delete staging folders of aeexp's own naming whose writer is gone; return them.
+
+    A folder counts as stale only if nobody holds its run's lock and, when it was made on
+    this host, its process is dead. Anything else (a user's ``.tmp-notes``, another host's
+    live writer) is left alone.
+    """
+    removed: list[Path] = []
     if not folder.is_dir():
-        return
-    for path in folder.glob(f"{_STAGING_PREFIX}*"):
-        pid = path.name.rsplit("-", 1)[-1]
-        if path.is_dir() and (not pid.isdigit() or not _pid_alive(int(pid))):
-            shutil.rmtree(path, ignore_errors=True)
+        return removed
+    for path in folder.iterdir():
+        match = _STAGING_NAME.match(path.name)
+        if match is None or not path.is_dir() or path.is_symlink():
+            continue
+        if match["host"] == _HOST and _pid_alive(int(match["pid"])):
+            continue
+        lock = run_lock(folder, match["run_id"])
+        try:
+            with lock:
+                shutil.rmtree(path, ignore_errors=True)
+        except Timeout:
+            continue
+        removed.append(path)
+    return removed
 
 
-@contextlib.contextmanager
-def staged_run_dir(run_dir: Path) -> Iterator[Path]:
-    """Yield a staging folder that becomes ``run_dir`` atomically if the block succeeds."""
-    staging = run_dir.parent / f"{_STAGING_PREFIX}{run_dir.name}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        yield staging
-        if run_dir.exists():
-            # --force: move the old run aside first so the swap itself stays one rename.
-            old = staging.with_name(f"{_STAGING_PREFIX}old-{run_dir.name}-{os.getpid()}")
-            run_dir.rename(old)
-            staging.rename(run_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(run_dir)
+        os.fsync(fd)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        os.close(fd)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` with the umask's mode (as the user's other files), write, fsync."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a flushed temporary file and a rename."""
+    with os_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f"{_STAGING_PREFIX}{uuid.uuid4().hex}-{path.name}")
+        try:
+            _write_new(temp, data)
+            os.replace(temp, path)
+            _fsync_dir(path.parent)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=_STAGING_PREFIX, suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    """Write ``text`` to ``path`` through a flushed temporary file and a rename."""
+    write_bytes_atomic(path, text.encode())
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+def encode_json(data: Any) -> str:
+    """Return ``data`` as indented JSON, refusing NaN and infinities."""
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
-def write_yaml(path: Path, data: Any) -> None:
-    """Write ``data`` as block-style YAML that the config loader reads back as written."""
-    write_text_atomic(path, yaml.dump(data, Dumper=ConfigDumper, sort_keys=False))
+def encode_yaml(data: Any) -> str:
+    """Return ``data`` as block-style YAML that the config loader reads back as written."""
+    return yaml.dump(data, Dumper=ConfigDumper, sort_keys=False)
 
 
-def write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:
-    """Write ``rows`` as CSV with the given column order, atomically."""
+def encode_csv(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
+    """Return ``rows`` as CSV with the given column order."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(fields), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    write_text_atomic(path, encode_json(data))
+
+
+def write_yaml(path: Path, data: Any) -> None:
+    """Write ``data`` as YAML, atomically."""
+    write_text_atomic(path, encode_yaml(data))
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> None:
+    """Write ``rows`` as CSV with the given column order, atomically."""
+    write_text_atomic(path, encode_csv(rows, fields))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -125,9 +243,43 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def complete_runs(experiment_dir: Path) -> Iterator[Path]:
-    """Yield every complete run directory under ``experiment_dir``, in name order."""
-    if experiment_dir.is_dir():
-        for path in sorted(experiment_dir.iterdir()):
-            if path.is_dir() and not path.name.startswith(".") and is_complete(path):
-                yield path
+@contextlib.contextmanager
+def staged_run_dir(run_dir: Path, root: Path | None = None) -> Iterator[Path]:
+    """Yield a staging folder that becomes ``run_dir`` atomically if the block succeeds.
+
+    ``root`` is the output folder: both folders must lie inside it. Files written into the
+    staging folder should be flushed (``write_run_files`` does); the folder itself is
+    fsynced before the rename, and the parent after it.
+    """
+    staging = run_dir.parent / staging_name(run_dir.name)
+    if root is not None:
+        check_inside(root, run_dir)
+    with os_errors(staging):
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    try:
+        yield staging
+        with os_errors(run_dir):
+            _fsync_dir(staging)
+            if run_dir.exists():
+                # --force: move the old run aside first so the swap itself stays one rename.
+                old = staging.with_name(staging_name(run_dir.name, old=True))
+                run_dir.rename(old)
+                staging.rename(run_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                staging.rename(run_dir)
+            _fsync_dir(run_dir.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_run_files(run_dir: Path, files: Mapping[str, bytes], root: Path | None = None) -> None:
+    """Write a run's files (``metrics.json`` last) as one complete directory, atomically."""
+    order = sorted(files, key=lambda name: name == METRICS)
+    with staged_run_dir(run_dir, root) as staging:
+        for name in order:
+            if Path(name).name != name or name.startswith("."):
+                raise ValueError(f"run file name {name!r} is not a plain file name")
+            with os_errors(staging / name):
+                _write_new(staging / name, files[name])
