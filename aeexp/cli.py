@@ -144,6 +144,41 @@ def main() -> None:
     """
 
 
+def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --executor, --address and --cpus-per-worker to a command that trains."""
+    options = [
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="Train in this process, or on Ray actors (pip install 'aeexp[ray]').",
+        ),
+        click.option(
+            "--address",
+            default=None,
+            metavar="ADDR",
+            help="Ray cluster to attach to, e.g. auto or 10.0.0.1:6379 (default: $RAY_ADDRESS, "
+            "else an embedded local Ray sized to this machine's CPUs).",
+        ),
+        click.option(
+            "--cpus-per-worker",
+            type=click.IntRange(min=1),
+            default=None,
+            help="CPUs (and TensorFlow threads) per Ray worker [default: 1].",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _executor(executor: str, address: str | None, cpus: int | None, quiet: bool):
+    from aeexp.api import ExecutorOptions
+
+    return ExecutorOptions(executor, address, cpus, progress=not quiet)
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=str))
 @click.option(
@@ -157,6 +192,7 @@ def main() -> None:
 @click.option("--out", type=str, default=None, help="Output folder (default: output.dir).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Train again even if this run is complete.")
+@executor_options
 @_reports_user_errors
 def run(
     config: str,
@@ -165,30 +201,27 @@ def run(
     out: str | None,
     quiet: bool,
     force: bool,
+    executor: str,
+    address: str | None,
+    cpus_per_worker: int | None,
 ) -> None:
     """Train and evaluate one configuration from a YAML CONFIG file.
 
-    Writes results/<name>/<run-id>/ with config.yaml, history.csv, metrics.json,
+    Writes <out>/<name>/<run-id>/ with config.yaml, history.csv, metrics.json,
     loss_history.png, reconstructions.png and model.keras. A run that is already
-    complete is not redone unless --force.
+    complete is not redone unless --force. Exits 1 if the run diverged or failed.
     """
-    from aeexp import results
-    from aeexp.config import load_run_config
+    from aeexp import api
 
-    cfg = load_run_config(config, overrides, seed=seed, out=out)
-    from aeexp import runner  # Imports TensorFlow: only once the config is known good.
-
-    run_dir = runner.run_dir_of(cfg)
-    if results.is_complete(run_dir) and not force:
-        click.echo(f"{run_dir}: already complete (use --force to train again)")
-        click.echo(format_headline(results.read_json(run_dir / results.METRICS)))
-        return
-    results.ensure_writable(cfg.experiment_dir)
-    results.remove_stale_staging(cfg.experiment_dir)
-    dataset = runner.load_dataset(cfg)
-    (outcome,) = runner.train_group([cfg], dataset, quiet=quiet)
-    click.echo(f"{outcome.run_dir}")
-    click.echo(format_headline(outcome.metrics))
+    options = _executor(executor, address, cpus_per_worker, quiet)
+    result = api.run(config, overrides, seed=seed, out=out, force=force, executor=options)
+    if not result.trained_now:
+        click.echo(f"{result.run_dir}: already complete (use --force to train again)")
+    else:
+        click.echo(f"{result.run_dir}")
+    click.echo(format_headline(result.metrics))
+    if result.status != "completed":
+        sys.exit(1)
 
 
 @main.command()
@@ -248,8 +281,16 @@ def gradcheck(fmt: str) -> None:
     show_default=True,
     help="Most runs trained together in one lock-step group.",
 )
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Refuse a grid of more points than this (counted before it is expanded).",
+)
 @click.option("--rerun-failed", is_flag=True, help="Train runs that failed before again.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@executor_options
 @_reports_user_errors
 def sweep(
     sweep_file: str,
@@ -257,50 +298,65 @@ def sweep(
     out: str | None,
     dry_run: bool,
     max_group: int,
+    max_runs: int,
     rerun_failed: bool,
     quiet: bool,
+    executor: str,
+    address: str | None,
+    cpus_per_worker: int | None,
 ) -> None:
     """Train every point of a grid in SWEEP, skipping runs already complete.
 
     Runs that share data, epochs, batch size and seed train together in
-    lock-step groups. Interrupted at any moment, the same command resumes:
-    complete runs are kept and never redone. Writes <out>/<name>/runs.csv.
-    Exits 1 at the end if any run diverged or failed, naming them.
+    lock-step groups, here or on a Ray cluster (--executor ray). Interrupted at
+    any moment, the same command resumes: complete runs are kept and never
+    redone. Two sweeps on one output folder never train a run twice. Writes
+    <out>/<name>/runs.csv. Exits 1 at the end if any run diverged or failed.
     """
-    from aeexp import sweep as sweep_lib
+    from aeexp import api, execute
+    from aeexp.plan import describe_point
 
-    plan = sweep_lib.plan(sweep_file, overrides, out)
-    pending = sweep_lib.to_do(plan, rerun_failed)
-    done = len(plan.runs) - len(pending)
+    plan = api.plan(sweep_file, overrides, out, max_runs)
     if dry_run:
-        for run in plan.runs:
-            status = sweep_lib.run_status(run)
-            click.echo(f"{run.config.run_id}  {status:9}  {sweep_lib.describe_point(run.point)}")
+        statuses = [execute.run_status(run) for run in plan.runs]
+        for run, status in zip(plan.runs, statuses, strict=True):
+            click.echo(f"{run.run_id}  {status:9}  {describe_point(run.point)}")
+        to_train = sum(status == execute.PENDING for status in statuses)
         click.echo(
-            f"{len(plan.runs)} runs: {done} done, {len(pending)} to train -> {plan.experiment_dir}"
+            f"{len(plan.runs)} runs: {len(plan.runs) - to_train} done, {to_train} to train "
+            f"-> {plan.experiment_dir}"
         )
         return
-    if pending:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        with tqdm(
-            total=len(plan.runs),
-            initial=done,
-            desc=plan.name,
-            unit="run",
-            disable=quiet,
-            dynamic_ncols=True,
-        ) as bar:
-            sweep_lib.execute(plan, max_group, rerun_failed, quiet, on_group_done=bar.update)
-    else:
-        sweep_lib.write_summary(plan)
+    options = _executor(executor, address, cpus_per_worker, quiet)
+    redo = {execute.PENDING, execute.FAILED} if rerun_failed else {execute.PENDING}
+    done = len(plan.runs) - len(execute.to_do(plan, frozenset(redo)))
+    with tqdm(
+        total=len(plan.runs),
+        initial=done,
+        desc=plan.name,
+        unit="run",
+        disable=quiet,
+        dynamic_ncols=True,
+    ) as bar:
+        outcome = api.train_plan(
+            plan,
+            max_group,
+            rerun_failed,
+            options,
+            on_runs_done=bar.update,
+            on_waiting=lambda n: bar.write(f"waiting for {n} run(s) another aeexp is training"),
+        )
     click.echo(
-        f"{plan.experiment_dir / sweep_lib.RUNS_CSV}: {len(plan.runs)} runs "
-        f"({len(pending)} trained now, {done} already complete)"
+        f"{plan.experiment_dir / execute.RUNS_CSV}: {len(plan.runs)} runs "
+        f"({len(outcome.trained)} trained now, {outcome.already} already complete)"
     )
-    bad = sweep_lib.problems(plan)
+    for path in outcome.moved_aside:
+        click.echo(f"aeexp: a damaged run directory was kept at {path}", err=True)
+    bad = outcome.problems()
     if bad:
-        names = ", ".join(f"{run.config.run_id} ({status})" for run, status in bad)
+        names = ", ".join(f"{run_id} ({status})" for run_id, status in bad)
         click.echo(f"aeexp: {len(bad)} run(s) diverged or failed: {names}", err=True)
         sys.exit(1)
 

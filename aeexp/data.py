@@ -72,11 +72,11 @@ class Mnist:
 
     def train_pixels(self) -> np.ndarray:
         """Training images as float32 (n, 784) in [0, 1]."""
-        return _pixels(self.x_train)
+        return pixels(self.x_train)
 
     def test_pixels(self) -> np.ndarray:
         """Test images as float32 (n, 784) in [0, 1]."""
-        return _pixels(self.x_test)
+        return pixels(self.x_test)
 
 
 class _Array(NamedTuple):
@@ -287,7 +287,7 @@ def _take(item: _Array, limit: int | None, split: str) -> np.ndarray:
     return item.array[:limit].copy()
 
 
-def _pixels(images: np.ndarray) -> np.ndarray:
+def pixels(images: np.ndarray) -> np.ndarray:
     """Flatten uint8 images to float32 (n, 784) divided by 255, the thesis's preprocessing."""
     flat = images.reshape(len(images), -1).astype(np.float32)
     flat /= np.float32(255)

@@ -220,7 +220,7 @@ def test_run_end_to_end(tmp_path, config_file):
     out = tmp_path / "out"
     result = invoke("run", config_file, "--out", out, "--quiet", *SMALL)
     assert result.exit_code == 0, result.output
-    (run_dir,) = (out / "tiny").iterdir()
+    (run_dir,) = [p for p in (out / "tiny").iterdir() if p.is_dir() and p.name[0] != "."]
     assert str(run_dir) in result.output and "ssim_thesis" in result.output
     for name in (
         results.CONFIG,
@@ -262,4 +262,7 @@ def test_run_end_to_end(tmp_path, config_file):
     assert json.loads((run_dir / results.METRICS).read_text())["ssim_mean"] == pytest.approx(
         metrics["ssim_mean"], abs=0
     )
-    assert [p.name for p in (out / "tiny").iterdir()] == [run_dir.name]
+    assert sorted(p.name for p in (out / "tiny").iterdir() if p.name[0] != ".") == [
+        run_dir.name,
+        "runs.csv",
+    ]

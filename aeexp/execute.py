@@ -1,0 +1,351 @@
+"""Execution: pending runs -> lock-step groups -> an executor -> run directories.
+
+The one path both ``aeexp run`` and ``aeexp sweep`` take. The driver (this module) is the
+only writer: it claims each run with a file lock so that two drivers never train the same
+run, ships groups to an executor, writes what comes back through atomic staging, records
+failures, and keeps ``runs.csv`` current. Ctrl-C cancels outstanding work and leaves no
+half-written directory; a killed driver loses only the groups in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from aeexp import results
+from aeexp.config import RunConfig
+from aeexp.dataset import Dataset, load_dataset
+from aeexp.executors import Executor, Job, JobResult
+from aeexp.plan import PlannedRun, SweepPlan, compact, group_runs
+
+RUNS_CSV = "runs.csv"
+PENDING, COMPLETED, DIVERGED, FAILED = "pending", "completed", "diverged", "failed"
+METRIC_COLUMNS = (
+    "ssim_thesis",
+    "ssim_thesis_viridis",
+    "ssim_mean",
+    "ssim_std",
+    "ssim_median",
+    "psnr_mean",
+    "mse",
+    "final_loss",
+    "final_val_loss",
+    "diverged_epoch",
+    "train_seconds",
+)
+DESCRIPTIVE_COLUMNS = ("loss", "decoder_activation", "optimizer", "learning_rate", "seed")
+
+
+@dataclass
+class Outcome:
+    """What a call to :func:`execute` did."""
+
+    plan: SweepPlan
+    trained: list[str] = field(default_factory=list)  # run ids written now (failures too)
+    already: int = 0  # runs complete before it started
+    moved_aside: list[Path] = field(default_factory=list)  # damaged run directories kept
+
+    def statuses(self) -> dict[str, str]:
+        """Return each planned run's status now."""
+        return {run.run_id: run_status(run) for run in self.plan.runs}
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Return (run id, status) of the runs that diverged or failed."""
+        return [(i, s) for i, s in self.statuses().items() if s in (DIVERGED, FAILED)]
+
+
+def run_status(run: PlannedRun) -> str:
+    """Return ``completed``, ``diverged``, ``failed`` or ``pending`` (absent or damaged)."""
+    metrics = results.read_metrics(run.run_dir)
+    return PENDING if metrics is None else str(metrics.get("status", COMPLETED))
+
+
+def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({PENDING})) -> list[PlannedRun]:
+    """Return the runs whose status is in ``redo`` (pending ones, by default)."""
+    return [run for run in plan.runs if run_status(run) in redo]
+
+
+def describe_config(cfg: RunConfig) -> dict[str, Any]:
+    """Return the descriptive columns every table needs, from a resolved config."""
+    params = cfg.loss.params()
+    loss = cfg.loss.name if not params else f"{cfg.loss.name}({params['beta']:g},{params['order']})"
+    return {
+        "loss": loss,
+        "decoder_activation": cfg.model.decoder_activation,
+        "optimizer": cfg.optimizer.name,
+        "learning_rate": cfg.optimizer.params["learning_rate"],
+        "seed": cfg.seed,
+    }
+
+
+def summary_rows(plan: SweepPlan) -> list[dict[str, Any]]:
+    """Return one runs.csv row per planned run: id, status, grid values, metrics."""
+    rows = []
+    for run in plan.runs:
+        metrics = results.read_metrics(run.run_dir)
+        status = PENDING if metrics is None else str(metrics.get("status", COMPLETED))
+        row: dict[str, Any] = {"run_id": run.run_id, "status": status}
+        row |= {k: compact(v) for k, v in run.point.items()}
+        row |= describe_config(run.config)
+        if metrics is not None:
+            row |= {k: metrics.get(k) for k in METRIC_COLUMNS}
+            row["reason"] = metrics.get("reason", "")
+        rows.append(row)
+    return rows
+
+
+def _summary_fields(plan: SweepPlan) -> list[str]:
+    return [
+        "run_id",
+        "status",
+        *plan.grid_keys,
+        *(c for c in DESCRIPTIVE_COLUMNS if c not in plan.grid_keys),
+        *METRIC_COLUMNS,
+        "reason",
+    ]
+
+
+def _other_rows(path: Path, mine: set[str]) -> tuple[list[dict[str, str]], list[str]]:
+    """Return the rows and columns of an existing runs.csv that belong to other plans."""
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = [r for r in reader if r.get("run_id") and r["run_id"] not in mine]
+            return rows, list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return [], []  # absent or damaged: rebuilt from this plan's run directories
+
+
+def write_summary(plan: SweepPlan) -> Path:
+    """Rewrite ``runs.csv`` atomically, keeping rows other sweeps of this name wrote there."""
+    path = plan.experiment_dir / RUNS_CSV
+    rows = summary_rows(plan)
+    with results.summary_lock(plan.experiment_dir):
+        others, other_fields = _other_rows(path, {row["run_id"] for row in rows})
+        fields = _summary_fields(plan)
+        fields += [f for f in other_fields if f not in fields]
+        results.write_csv(path, rows + others, fields)
+    return path
+
+
+def record_failure(run: PlannedRun, reason: str) -> None:
+    """Write a complete run directory that says the run failed and why."""
+    metrics = {"run_id": run.run_id, "name": run.config.name, "status": FAILED, "reason": reason}
+    files = {
+        results.CONFIG: results.encode_yaml(run.config.resolved()).encode(),
+        results.METRICS: results.encode_json(metrics).encode(),
+    }
+    results.write_run_files(run.run_dir, files, run_root(run))
+
+
+def run_root(run: PlannedRun) -> Path:
+    """Return the output folder a run must stay inside."""
+    return Path(run.config.output.dir)
+
+
+class _Claims:
+    """The run locks this driver holds: a claimed run is trained by nobody else."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, FileLock] = {}
+
+    def claim(self, run: PlannedRun) -> bool:
+        """Take ``run``'s lock without waiting; return False if another driver holds it."""
+        lock = results.run_lock(run.config.experiment_dir, run.run_id)
+        try:
+            lock.acquire()
+        except Timeout:
+            return False
+        self.held[run.run_id] = lock
+        return True
+
+    def wait_for(self, run: PlannedRun) -> None:
+        """Block until the driver holding ``run`` lets it go, then hold it."""
+        lock = results.run_lock(run.config.experiment_dir, run.run_id)
+        lock.acquire(timeout=-1)
+        self.held[run.run_id] = lock
+
+    def release(self, run_id: str) -> None:
+        """Let another driver have ``run_id``."""
+        lock = self.held.pop(run_id, None)
+        if lock is not None:
+            lock.release()
+
+    def release_all(self) -> None:
+        """Let every held run go."""
+        for run_id in list(self.held):
+            self.release(run_id)
+
+
+class _Interrupts:
+    """Ctrl-C always wins: remembered even if something below swallows the exception."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Install a SIGINT handler that records the interrupt and raises KeyboardInterrupt."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            self.seen = True
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C was pressed since watching began."""
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+def _load_datasets(runs: Sequence[PlannedRun]) -> dict[Any, Dataset]:
+    """Load and check every data setting before anything trains: fail at once, not hours in."""
+    datasets: dict[Any, Dataset] = {}
+    for run in runs:
+        if run.config.data not in datasets:
+            datasets[run.config.data] = load_dataset(run.config)
+        datasets[run.config.data].check_batch(run.config.train.batch_size)
+    return datasets
+
+
+class _Driver:
+    """Submits jobs, writes what comes back, and isolates failures run by run."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        claims: _Claims,
+        outcome: Outcome,
+        interrupts: _Interrupts,
+        on_runs_done: Callable[[int], None] | None,
+    ) -> None:
+        self.executor = executor
+        self.claims = claims
+        self.outcome = outcome
+        self.interrupts = interrupts
+        self.on_runs_done = on_runs_done
+        self.by_id: dict[str, PlannedRun] = {}
+        self.next_job_id = 0
+
+    def submit(self, runs: Sequence[PlannedRun]) -> None:
+        self.next_job_id += 1
+        for run in runs:
+            self.by_id[run.run_id] = run
+        configs = tuple(run.config for run in runs)
+        self.executor.submit(Job(self.next_job_id, configs, configs[0].data))
+
+    def drain(self) -> None:
+        """Handle results until no job is outstanding, writing runs as they arrive."""
+        while self.executor.outstanding():
+            self.interrupts.check()
+            result = self.executor.next_result()
+            self.interrupts.check()
+            self._handle(result)
+            write_summary(self.outcome.plan)
+
+    def _handle(self, result: JobResult) -> None:
+        runs = [self.by_id[c.run_id] for c in result.job.configs]
+        if result.error is None:
+            for artifacts in result.artifacts:
+                self._finish(self.by_id[artifacts.run_id], artifacts.files)
+            return
+        if len(runs) > 1 and not result.lost:
+            for run in runs:  # retrain alone, so one bad run fails alone
+                self.submit([run])
+            return
+        for run in runs:
+            record_failure(run, result.error)
+            self._done(run)
+
+    def _finish(self, run: PlannedRun, files: dict[str, bytes]) -> None:
+        results.write_run_files(run.run_dir, files, run_root(run))
+        self._done(run)
+
+    def _done(self, run: PlannedRun) -> None:
+        self.outcome.trained.append(run.run_id)
+        self.claims.release(run.run_id)
+        if self.on_runs_done is not None:
+            self.on_runs_done(1)
+
+
+def _prepare(run: PlannedRun, outcome: Outcome) -> None:
+    """Move a damaged directory of a claimed run aside, so that it can be written anew."""
+    if results.is_damaged(run.run_dir):
+        outcome.moved_aside.append(results.move_aside(run.run_dir, run_root(run)))
+
+
+def _claim_batch(
+    runs: Sequence[PlannedRun], claims: _Claims, redo: frozenset[str], outcome: Outcome
+) -> tuple[list[PlannedRun], list[PlannedRun]]:
+    """Return (runs now claimed and still to do, runs another driver holds)."""
+    mine, elsewhere = [], []
+    for run in runs:
+        if not claims.claim(run):
+            elsewhere.append(run)
+        elif run_status(run) in redo:
+            _prepare(run, outcome)
+            mine.append(run)
+        else:  # finished by another driver between planning and claiming
+            claims.release(run.run_id)
+    return mine, elsewhere
+
+
+def execute(
+    plan: SweepPlan,
+    executor: Executor,
+    max_group: int = 30,
+    redo: frozenset[str] = frozenset({PENDING}),
+    on_runs_done: Callable[[int], None] | None = None,
+    on_waiting: Callable[[int], None] | None = None,
+) -> Outcome:
+    """Train every run of ``plan`` whose status is in ``redo``; write runs and runs.csv."""
+    experiment = plan.experiment_dir
+    results.check_inside(plan.output_dir, experiment)
+    results.ensure_writable(experiment)
+    results.remove_stale_staging(experiment)
+    pending = to_do(plan, redo)
+    outcome = Outcome(plan, already=len(plan.runs) - len(pending))
+    if not pending:
+        write_summary(plan)
+        return outcome
+    datasets = _load_datasets(pending)
+    claims, interrupts = _Claims(), _Interrupts()
+    try:
+        with interrupts.watching():
+            executor.start(datasets)
+            driver = _Driver(executor, claims, outcome, interrupts, on_runs_done)
+            while pending:
+                mine, elsewhere = _claim_batch(pending, claims, redo, outcome)
+                for group in group_runs(mine, max_group, executor.workers):
+                    driver.submit(group)
+                driver.drain()
+                if elsewhere and on_waiting is not None:
+                    on_waiting(len(elsewhere))
+                for run in elsewhere:  # trained by another driver: wait, then see
+                    claims.wait_for(run)
+                    claims.release(run.run_id)
+                pending = [run for run in elsewhere if run_status(run) in {PENDING}]
+    except BaseException:
+        executor.shutdown(cancel=True)
+        raise
+    finally:
+        claims.release_all()
+    executor.shutdown()
+    write_summary(plan)
+    return outcome
