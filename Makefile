@@ -6,7 +6,7 @@ ifneq ($(SHARED_MNIST),)
 export AEEXP_DATA ?= $(SHARED_MNIST)
 endif
 
-.PHONY: help install run test test-all lint format bench gradcheck reproduce beta
+.PHONY: help install run test test-all lint format bench bench-executors gradcheck reproduce beta
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,21 +37,30 @@ format:  ## ruff: apply formatting and safe fixes.
 bench:  ## Engine and evaluation benchmark on real MNIST (prints a table, writes JSON).
 	$(PYTHON) bench/engine.py
 
+bench-executors:  ## Local vs Ray executors on the thesis grid (prints a table, writes JSON).
+	$(PYTHON) bench/executors.py
+
 gradcheck:  ## Hand-derived gradients vs autodiff, into results/gradcheck.md.
 	aeexp gradcheck --format md > results/gradcheck.md
 
 RUNS := results/thesis/runs
+# Where the studies train: EXECUTOR=ray [ADDRESS=auto|host:port] [CPUS_PER_WORKER=n].
+EXECUTOR ?= local
+ADDRESS ?=
+CPUS_PER_WORKER ?=
+EXECUTOR_ARGS = --executor $(EXECUTOR) $(if $(ADDRESS),--address $(ADDRESS)) \
+	$(if $(CPUS_PER_WORKER),--cpus-per-worker $(CPUS_PER_WORKER))
 # A sweep exits 1 when some run diverged; that is a result to report, not a reason to stop.
-SWEEP = aeexp sweep --out $(or $(2),$(RUNS)) --quiet $(1) || [ $$? -eq 1 ]
+SWEEP = aeexp sweep --out $(or $(2),$(RUNS)) --quiet $(EXECUTOR_ARGS) $(1) || [ $$? -eq 1 ]
 
-reproduce:  ## The whole thesis: both sweeps, then results/thesis/REPORT.md.
+reproduce:  ## The whole thesis: both sweeps, then results/thesis/REPORT.md (EXECUTOR=ray ...).
 	$(call SWEEP,configs/sweeps/thesis-optimizers.yaml)
 	$(call SWEEP,configs/sweeps/thesis-tuned.yaml)
 	aeexp report thesis $(RUNS)/thesis-optimizers $(RUNS)/thesis-tuned --out results/thesis
 
 BETA_RUNS := results/beta/runs
 
-beta:  ## The beta-divergence study: tune on a holdout, 5 seeds, results/beta/REPORT.md.
+beta:  ## The beta-divergence study: holdout tuning, 5 seeds, results/beta/REPORT.md (EXECUTOR=...).
 	$(call SWEEP,configs/sweeps/beta-tune.yaml,$(BETA_RUNS))
 	aeexp select $(BETA_RUNS)/beta-tune --metric ssim_mean --seeds 0-4 --name beta \
 		--tune-sweep configs/sweeps/beta-tune.yaml --out configs/sweeps/beta.yaml

@@ -1,0 +1,278 @@
+"""The Ray executor: long-lived actors on a Ray cluster train the groups.
+
+Each actor owns ``cpus_per_worker`` CPUs and sizes TensorFlow's thread pools to them before
+TensorFlow starts. Datasets go to the cluster once per sweep through the object store and
+are checked by hash on arrival, so no worker reads a path. An actor whose aeexp, TensorFlow
+or Keras differs from the driver's is refused. A job whose worker dies is retried on
+another worker a bounded number of times, then handed back as lost.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from aeexp import host
+from aeexp.config import DataConfig
+from aeexp.dataset import Dataset
+from aeexp.errors import UserError
+from aeexp.executors import Job, JobResult, one_line
+
+try:
+    import ray
+    import ray.exceptions
+except ImportError:  # the optional extra; make_executor reports it on one line
+    ray = None
+
+# A job's worker may die this many times before the job is recorded as failed.
+MAX_RETRIES = 2
+# Versions that must match between the driver and every worker for bit-identical numbers.
+PINNED = ("aeexp", "tensorflow", "keras")
+# Seconds to wait for a worker to start (import TensorFlow, check versions).
+START_TIMEOUT = 300.0
+
+
+def _distribution_version(name: str) -> str:
+    """Return an installed distribution's version; TensorFlow ships under several names."""
+    candidates = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-gpu")}.get(
+        name, (name,)
+    )
+    for candidate in candidates:
+        try:
+            return importlib.metadata.version(candidate)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def pinned_versions() -> dict[str, str]:
+    """Return this process's versions of the pinned packages and of Python (major.minor)."""
+    versions = {name: _distribution_version(name) for name in PINNED}
+    versions["python"] = ".".join(platform.python_version_tuple()[:2])
+    return versions
+
+
+def _lost_worker_errors() -> tuple[type[BaseException], ...]:
+    errors = ray.exceptions
+    return (
+        errors.RayActorError,
+        errors.WorkerCrashedError,
+        errors.NodeDiedError,
+        errors.ObjectLostError,
+        errors.OwnerDiedError,
+        errors.LocalRayletDiedError,
+    )
+
+
+class GroupWorker:
+    """A Ray actor that trains groups; TensorFlow is pinned to its CPUs before it starts."""
+
+    def __init__(self, threads: int) -> None:
+        for variable in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+            os.environ[variable] = str(threads)
+        from aeexp.backend import import_tensorflow
+
+        tf = import_tensorflow()
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        self.threads = threads
+        self.datasets: dict[str, Dataset] = {}
+
+    def describe(self) -> dict[str, Any]:
+        """Return this worker's pinned versions, node and thread count."""
+        return {
+            "versions": pinned_versions(),
+            "node": platform.node(),
+            "threads": self.threads,
+            "usable_cpus": host.usable_cpus(),
+        }
+
+    def _dataset(self, digest: str, boxed_ref: list) -> Dataset:
+        if digest not in self.datasets:
+            dataset = ray.get(boxed_ref[0])
+            dataset.verify()  # once per worker and dataset: what arrived is what was sent
+            if dataset.digest != digest:
+                raise ValueError("received a different dataset than the driver sent")
+            self.datasets[digest] = dataset
+        return self.datasets[digest]
+
+    def train(self, configs: tuple, digest: str, boxed_ref: list) -> tuple[str, Any, float]:
+        """Train one group; return ("ok", artifacts, seconds) or ("error", one line, seconds)."""
+        from aeexp import runner
+
+        started = time.perf_counter()
+        try:
+            artifacts = runner.train_group(configs, self._dataset(digest, boxed_ref))
+        except Exception as error:  # isolated by the driver, like the local executor's
+            return "error", one_line(error), time.perf_counter() - started
+        return "ok", artifacts, time.perf_counter() - started
+
+
+class RayExecutor:
+    """Trains jobs on Ray actors, attached to a cluster or in an embedded local Ray."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_worker: int = 1,
+        max_workers: int | None = None,
+        max_retries: int = MAX_RETRIES,
+    ) -> None:
+        if ray is None:
+            raise UserError(
+                "--executor ray needs Ray: pip install 'aeexp[ray]' (on every node of the cluster)"
+            )
+        if cpus_per_worker < 1:
+            raise UserError(f"--cpus-per-worker must be at least 1, got {cpus_per_worker}")
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.cpus_per_worker = cpus_per_worker
+        self.max_workers = max_workers
+        self.max_retries = max_retries
+        self.workers = 0
+        self.lost_workers = 0  # workers that died while training, for reports and tests
+        self._started_ray = False
+        self._actors: list[Any] = []
+        self._idle: deque[Any] = deque()
+        self._queue: deque[Job] = deque()
+        # object ref -> (job, actor, when it was dispatched)
+        self._running: dict[Any, tuple[Job, Any, float]] = {}
+        self._datasets: dict[DataConfig, tuple[str, Any]] = {}
+
+    def _connect(self) -> None:
+        if not ray.is_initialized():  # else a notebook or a test already attached us
+            self._init_ray()
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        self.workers = cpus // self.cpus_per_worker
+        if self.max_workers is not None:
+            self.workers = min(self.workers, self.max_workers)
+        if self.workers < 1:
+            self.shutdown()
+            raise UserError(
+                f"the Ray cluster has {cpus} CPUs, fewer than --cpus-per-worker "
+                f"{self.cpus_per_worker}"
+            )
+
+    def _init_ray(self) -> None:
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": "ERROR",
+        }
+        try:
+            if self.address:
+                ray.init(address=self.address, **options)
+            else:
+                ray.init(num_cpus=host.usable_cpus(), **options)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            where = self.address or "an embedded local Ray"
+            raise UserError(f"cannot start or reach Ray at {where}: {one_line(error)}") from None
+        self._started_ray = True
+
+    def _new_actor(self) -> Any:
+        remote = ray.remote(GroupWorker).options(
+            num_cpus=self.cpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD"
+        )
+        return remote.remote(self.cpus_per_worker)
+
+    def _check(self, actors: list[Any]) -> None:
+        """Wait for new workers to start; refuse any whose versions differ from the driver's."""
+        mine = pinned_versions()
+        try:
+            described = ray.get([a.describe.remote() for a in actors], timeout=START_TIMEOUT)
+        except ray.exceptions.GetTimeoutError:
+            raise UserError(
+                f"Ray workers did not start within {START_TIMEOUT:.0f} s "
+                "(not enough free CPUs on the cluster?)"
+            ) from None
+        except ray.exceptions.RayActorError as error:
+            raise UserError(f"a Ray worker failed to start: {one_line(error)}") from None
+        for info in described:
+            theirs = info["versions"]
+            differ = [
+                f"{k} {theirs.get(k)} (driver: {v})" for k, v in mine.items() if theirs.get(k) != v
+            ]
+            if differ:
+                raise UserError(
+                    f"Ray worker on {info['node']} has {', '.join(differ)}; install the "
+                    "driver's versions on every node so that runs give the same numbers"
+                )
+
+    def start(self, datasets: Mapping[DataConfig, Dataset]) -> None:
+        """Start the workers, check their versions and put each dataset in the object store."""
+        self._connect()
+        self._actors = [self._new_actor() for _ in range(self.workers)]
+        self._check(self._actors)
+        self._idle.extend(self._actors)
+        self._datasets = {key: (d.digest, ray.put(d)) for key, d in datasets.items()}
+
+    def submit(self, job: Job) -> None:
+        """Queue a job; it starts as soon as a worker is idle."""
+        self._queue.append(job)
+        self._dispatch()
+
+    def outstanding(self) -> int:
+        """Return how many jobs are queued or training."""
+        return len(self._queue) + len(self._running)
+
+    def _dispatch(self) -> None:
+        while self._queue and self._idle:
+            job, actor = self._queue.popleft(), self._idle.popleft()
+            digest, ref = self._datasets[job.data]
+            # Boxed in a list so the worker fetches (and checks) it once, not on every call.
+            result = actor.train.remote(job.configs, digest, [ref])
+            self._running[result] = (job, actor, time.perf_counter())
+
+    def _replace(self, actor: Any) -> None:
+        """Drop a dead worker; start a replacement only if none is left.
+
+        The cluster's free CPUs lag behind a lost node, so a replacement might wait forever
+        for room; the survivors take the retried job instead.
+        """
+        ray.kill(actor, no_restart=True)
+        self._actors.remove(actor)
+        self.lost_workers += 1
+        if not self._actors:
+            replacement = self._new_actor()
+            self._check([replacement])
+            self._actors.append(replacement)
+            self._idle.append(replacement)
+
+    def next_result(self) -> JobResult:
+        """Wait for any running job; retry it elsewhere if its worker died."""
+        while True:
+            self._dispatch()
+            (done,), _ = ray.wait(list(self._running), num_returns=1)
+            job, actor, dispatched = self._running.pop(done)
+            try:
+                kind, payload, seconds = ray.get(done)
+            except _lost_worker_errors() as error:
+                self._replace(actor)
+                if job.attempt < self.max_retries:
+                    self._queue.append(
+                        Job(job.job_id, job.configs, job.data, attempt=job.attempt + 1)
+                    )
+                    continue
+                reason = f"worker lost {job.attempt + 1} times: {one_line(error)}"
+                return JobResult(job, error=reason, lost=True)
+            round_trip = time.perf_counter() - dispatched
+            self._idle.append(actor)
+            self._dispatch()
+            if kind == "ok":
+                return JobResult(job, tuple(payload), None, False, seconds, round_trip)
+            return JobResult(job, error=payload, worker_seconds=seconds)
+
+    def shutdown(self, cancel: bool = False) -> None:
+        """Stop the workers; stop the embedded Ray if this executor started it."""
+        self._queue.clear()
+        for actor in self._actors:
+            ray.kill(actor, no_restart=True)
+        self._actors.clear()
+        self._running.clear()
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
