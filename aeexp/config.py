@@ -29,8 +29,14 @@ from pydantic import (
 )
 
 from aeexp import losses, optimizers
-from aeexp.data import MAX_IMAGES
-from aeexp.errors import UserError, clip, shorten, unknown_name_message, valid_and_closest
+from aeexp.errors import (
+    MAX_IMAGES,
+    UserError,
+    clip,
+    shorten,
+    unknown_name_message,
+    valid_and_closest,
+)
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
 

@@ -26,17 +26,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from aeexp.errors import UserError, clip
+from aeexp.errors import MAX_IMAGES, UserError, clip
 
 ENV_VAR = "AEEXP_DATA"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 NPZ_NAME = "mnist.npz"
-# The most images read from any source, per split: 10 million 28x28 images are 7.8 GB as
-# uint8 (and four times that as float32 pixels), about 140 times MNIST's 70,000. An array
-# header claiming more is refused before anything is read.
-MAX_IMAGES = 10_000_000
 # Per array: IDX file stem, IDX type suffix, magic number. The order is the hashing order.
 IDX_FILES = {
     "x_train": ("train-images", "idx3-ubyte", 0x00000803),
