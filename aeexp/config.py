@@ -6,11 +6,14 @@ data is loaded or TensorFlow imported, so a typo costs a second, not a training 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
+import os
 import re
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,12 +23,20 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_serializer,
     model_validator,
 )
 
 from aeexp import losses, optimizers
-from aeexp.errors import UserError, unknown_name_message, valid_and_closest
+from aeexp.errors import (
+    MAX_IMAGES,
+    UserError,
+    clip,
+    shorten,
+    unknown_name_message,
+    valid_and_closest,
+)
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
 
@@ -49,8 +60,129 @@ _BOOLEAN_KEYS = {"nesterov", "amsgrad"}
 FLOAT_12 = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
 
 
+# Bounds on what a config file may make the loader build. A YAML alias is a reference, so a
+# few hundred bytes of nested aliases ("billion laughs") name billions of values; they cost
+# nothing until something walks them (validation, an error message's repr), and then exhaust
+# memory. So the composed node graph is measured with every alias counted as a full copy, and
+# refused past MAX_YAML_VALUES before anything is constructed. The largest committed config
+# (configs/sweeps/beta.yaml) has about 2,000 values and nests 6 levels.
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the largest committed config is about 20 KiB
+MAX_YAML_VALUES = 100_000
+MAX_YAML_DEPTH = 32
+MAX_INT_CHARS = 100  # a 64-bit seed is 19 digits; Python's int() is quadratic in the length
+
+
+class YamlLimitError(yaml.composer.ComposerError):
+    """YAML that parses but would cost too much to build or walk (aliases, depth, size)."""
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping that gives the same key twice (YAML forbids it; PyYAML keeps the last)."""
+
+
 class ConfigLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that also reads YAML 1.2 exponent floats such as 1e-3 as floats."""
+    """PyYAML's safe loader with bounds, duplicate-key refusal and YAML 1.2 exponent floats.
+
+    Reads 1e-3 as a float, refuses a mapping with a repeated key, nesting deeper than
+    :data:`MAX_YAML_DEPTH`, more than :data:`MAX_YAML_VALUES` values once aliases are
+    expanded, recursive aliases and integers longer than :data:`MAX_INT_CHARS` characters.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Compose one node, refusing nesting deeper than MAX_YAML_DEPTH (else RecursionError)."""
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise YamlLimitError(
+                    None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Any:
+        """Compose the document, then refuse it if its aliases expand it past the bounds."""
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """Construct a mapping, refusing a key given twice (merge keys ``<<`` may be overridden)."""
+        if isinstance(node, yaml.MappingNode):
+            first_at: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, Hashable):
+                    continue  # SafeConstructor reports the unhashable key itself
+                if key in first_at:
+                    line = first_at[key].line + 1
+                    problem = f"duplicate key {shorten(key)} (first at line {line})"
+                    raise DuplicateKeyError(None, None, problem, key_node.start_mark)
+                first_at[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        """Construct an int, refusing one too long to be a config value."""
+        if len(node.value) > MAX_INT_CHARS:
+            problem = f"integer of {len(node.value)} characters (at most {MAX_INT_CHARS})"
+            raise YamlLimitError(None, None, problem, node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+ConfigLoader.add_constructor("tag:yaml.org,2002:int", ConfigLoader.construct_yaml_int)
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _check_expansion(root: Any) -> None:
+    """Refuse a node graph that, aliases expanded, is cyclic, too large or too deep.
+
+    One iterative depth-first pass with each shared node measured once: linear in the
+    graph as written, whatever its aliases would expand to.
+    """
+    if root is None:
+        return
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded values, depth)
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            children = [measured[id(child)] for child in _children(node)]
+            size = 1 + sum(size for size, _ in children)
+            depth = 1 + max((depth for _, depth in children), default=0)
+            if size > MAX_YAML_VALUES:
+                problem = (
+                    f"more than {MAX_YAML_VALUES} values once aliases are expanded (an alias bomb?)"
+                )
+                raise YamlLimitError(None, None, problem, node.start_mark)
+            if depth > MAX_YAML_DEPTH:
+                problem = f"nested more than {MAX_YAML_DEPTH} levels deep once aliases are expanded"
+                raise YamlLimitError(None, None, problem, node.start_mark)
+            measured[key] = (size, depth)
+            on_path.discard(key)
+            continue
+        if key in measured:
+            continue
+        if key in on_path:
+            raise YamlLimitError(None, None, "an alias refers to itself", node.start_mark)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in measured)
 
 
 class ConfigDumper(yaml.SafeDumper):
@@ -63,8 +195,74 @@ ConfigDumper.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+
 
 
 def load_yaml(text: str) -> Any:
-    """Parse YAML text safely (no Python-object tags), reading 1e-3 as a float."""
+    """Parse YAML text safely (no Python-object tags) and within bounds, reading 1e-3 as a float.
+
+    Raises a :class:`yaml.YAMLError` (a :class:`YamlLimitError` for a bound) on bad input.
+    """
+    if len(text) > MAX_CONFIG_BYTES:
+        raise YamlLimitError(None, None, f"longer than {MAX_CONFIG_BYTES} characters", None)
     return yaml.load(text, Loader=ConfigLoader)  # safe: ConfigLoader is a SafeLoader
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """Render a YAML error as '<what> at line N: <problem>', bounded, on one line."""
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}" if mark else ""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    problem = clip(problem, 200)
+    if isinstance(error, YamlLimitError):
+        return f"refused{where}: {problem}"
+    return f"malformed YAML{where}: {problem}"
+
+
+# A name (a run's or a sweep's) becomes one folder under the output folder, and that folder
+# holds staging names such as ".tmp-<run id>-<host>-<pid>": 100 characters leaves room for
+# them within the usual 255-byte file-name limit.
+NAME_MAX_LENGTH = 100
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.+-]")
+# PATH_MAX on Linux: a longer path cannot name a file, and would only make errors long.
+PATH_MAX_LENGTH = 4096
+
+
+def _name_problem(value: object) -> str | None:
+    """Say why ``value`` is not a plain, single-component folder name, or return None."""
+    if not isinstance(value, str):
+        return f"must be a string, got {type(value).__name__}"
+    if not value:
+        return "must not be empty"
+    if len(value) > NAME_MAX_LENGTH:
+        return f"is {len(value)} characters long, at most {NAME_MAX_LENGTH}"
+    shown = shorten(value)
+    if value.startswith("."):
+        return f"{shown} starts with '.': '.', '..' and hidden names are refused"
+    for separator in ("/", "\\"):
+        if separator in value:
+            return f"{shown} contains {separator!r}: it must be a single folder name"
+    for char in value:
+        if not char.isprintable():
+            return f"{shown} contains the control or non-printable character {char!r}"
+        if not _NAME_CHARS.fullmatch(char):
+            return f"{shown} contains {char!r}: use only letters, digits and _ . + -"
+    return None
+
+
+def check_name(value: object, what: str = "name") -> str:
+    """Return ``value`` if it is a plain folder name, else raise a one-line UserError.
+
+    A plain name is 1 to :data:`NAME_MAX_LENGTH` characters from letters, digits and
+    ``_ . + -``, not starting with '.' (so never '.', '..' or hidden). ``what`` starts the
+    message, e.g. ``"sweep.yaml: name"`` or ``"--name"``.
+    """
+    problem = _name_problem(value)
+    if problem is not None:
+        raise UserError(f"{what}: {problem}")
+    return value  # type: ignore[return-value]  # _name_problem checked it is a str
+
+
+def _check_path(value: str | None) -> str | None:
+    if value is not None and "\0" in value:
+        raise ValueError(f"{shorten(value)} contains a NUL character")
+    return value
 
 
 class _Section(BaseModel):
@@ -74,18 +272,27 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where MNIST comes from and how much of it to use."""
 
-    path: str | None = None
-    train_limit: int | None = Field(None, ge=1)
-    test_limit: int | None = Field(None, ge=1)
+    path: str | None = Field(None, max_length=PATH_MAX_LENGTH)
+    # At most MAX_IMAGES, the most images aeexp.data reads from any source.
+    train_limit: int | None = Field(None, ge=1, le=MAX_IMAGES)
+    test_limit: int | None = Field(None, ge=1, le=MAX_IMAGES)
     # Hold out the last N training images and validate/evaluate on them instead of the test
     # set: for tuning hyperparameters without ever looking at the test set.
-    holdout: int | None = Field(None, ge=1)
+    holdout: int | None = Field(None, ge=1, le=MAX_IMAGES)
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str | None) -> str | None:
+        return _check_path(value)
 
 
 class ModelConfig(_Section):
     """The autoencoder's shape: 784 -> code_dim -> 784."""
 
-    code_dim: int = Field(32, ge=1)
+    # At most 4096, about five times the 784 pixels: already far past any useful code for
+    # an autoencoder, and its two weight matrices (2 x 784 x 4096 float32, 26 MB, times the
+    # optimizer's slots) still fit several lock-step members in memory.
+    code_dim: int = Field(32, ge=1, le=4096)
     encoder_activation: Activation = "relu"
     decoder_activation: Activation = "sigmoid"
 
@@ -120,18 +327,18 @@ _LOSS_PARAMS = tuple(key for key in LossConfig.model_fields if key != "name")
 def _check_optimizer_value(key: str, value: Any) -> None:
     if key in _BOOLEAN_KEYS:
         if not isinstance(value, bool):
-            raise ValueError(f"{key} must be true or false, got {value!r}")
+            raise ValueError(f"{key} must be true or false, got {shorten(value)}")
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{key} must be a number, got {value!r}")
+        raise ValueError(f"{key} must be a number, got {shorten(value)}")
     if not math.isfinite(value):
-        raise ValueError(f"{key} must be a finite number, got {value!r}")
+        raise ValueError(f"{key} must be a finite number, got {shorten(value)}")
     low, high, low_inclusive = _NUMERIC_RANGES[key]
     too_low = value < low if low_inclusive else value <= low
     if too_low or value > high:
         bound = ">=" if low_inclusive else ">"
         upper = f" and <= {high:g}" if high != float("inf") else ""
-        raise ValueError(f"{key} must be {bound} {low:g}{upper}, got {value!r}")
+        raise ValueError(f"{key} must be {bound} {low:g}{upper}, got {shorten(value)}")
 
 
 class OptimizerConfig(_Section):
@@ -144,7 +351,7 @@ class OptimizerConfig(_Section):
     @classmethod
     def _resolve(cls, raw: Any) -> Any:
         if not isinstance(raw, Mapping):
-            raise ValueError(f"optimizer must be a mapping, got {raw!r}")
+            raise ValueError(f"optimizer must be a mapping, got {shorten(raw)}")
         for alias, key in optimizers.ALIASES.items():
             if alias in raw and key in raw:  # else one would silently win over the other
                 raise ValueError(f"give {key} or its alias {alias}, not both")
@@ -169,27 +376,44 @@ class OptimizerConfig(_Section):
 class TrainConfig(_Section):
     """How long and in what batches to train."""
 
-    epochs: int = Field(50, ge=1)
-    batch_size: int = Field(256, ge=1)
+    # At most 10,000 epochs: 200 times the thesis's 50; the per-epoch history stays small.
+    epochs: int = Field(50, ge=1, le=10_000)
+    # At most 60,000, MNIST's whole training set: a larger batch is the same single batch.
+    batch_size: int = Field(256, ge=1, le=60_000)
 
 
 class OutputConfig(_Section):
     """Where run directories go."""
 
-    dir: str = "results"
+    dir: str = Field("results", min_length=1, max_length=PATH_MAX_LENGTH)
+
+    @field_validator("dir")
+    @classmethod
+    def _check_dir(cls, value: str) -> str:
+        return _check_path(value)
 
 
 class RunConfig(_Section):
     """One run of the thesis experiment, fully resolved."""
 
-    name: str = Field("run", min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
-    seed: int = Field(0, ge=0)
+    # One folder under output.dir: see check_name.
+    name: str = "run"
+    # It seeds tf.constant([seed, epoch], tf.int64) and np.random.SeedSequence: int64's range.
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        problem = _name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     def resolved(self) -> dict[str, Any]:
         """Return the config as plain data, every default written out."""
@@ -215,15 +439,30 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
+# An error message shows at most this many of pydantic's errors (a file with thousands of
+# unknown keys has thousands), each clipped: the message stays one readable line.
+_MAX_ERRORS_SHOWN = 5
+
+
 def _format_error(error: ValidationError) -> str:
+    items = error.errors(include_input=False, include_url=False)
     parts = []
-    for item in error.errors():
-        location = ".".join(str(p) for p in item["loc"])
+    for item in items[:_MAX_ERRORS_SHOWN]:
+        location = ".".join(
+            p if isinstance(p, str) and len(p) <= 40 else shorten(p, 40)
+            for p in map(_location_part, item["loc"])
+        )
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key" + valid_and_closest(item["loc"][-1], _keys_at(item["loc"][:-1]))
-        parts.append(f"{location}: {message}" if location else message)
+        parts.append(clip(f"{location}: {message}" if location else message))
+    if len(items) > _MAX_ERRORS_SHOWN:
+        parts.append(f"and {len(items) - _MAX_ERRORS_SHOWN} more")
     return "; ".join(parts)
+
+
+def _location_part(part: object) -> object:
+    return part if isinstance(part, str) else str(part)
 
 
 def _keys_at(location: tuple[Any, ...]) -> list[str]:
@@ -243,37 +482,78 @@ def validate(raw: Mapping[str, Any], source: str = "config") -> RunConfig:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping safely (no Python-object tags), or raise a one-line UserError."""
+    """Read a YAML mapping safely and within bounds, or raise a one-line UserError.
+
+    Refused with the reason: a missing, unreadable or non-regular file (a directory, a
+    FIFO, a symlink loop), more than :data:`MAX_CONFIG_BYTES`, bytes that are not UTF-8 text
+    or contain NUL, malformed YAML, duplicate keys and what :class:`ConfigLoader` bounds.
+    """
     path = Path(path)
+    where = clip(str(path), 300)
+    raw = _read_bounded(path, where)
+    if b"\0" in raw:
+        offset = raw.index(b"\0")
+        raise UserError(f"{where}: binary file, not YAML text (NUL byte at offset {offset})")
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except OSError as error:
-        raise UserError(f"{path}: cannot read ({error.strerror})") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        byte = raw[error.start]
+        raise UserError(f"{where}: not UTF-8 text (byte 0x{byte:02x} at line {line})") from None
     try:
         data = load_yaml(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise UserError(f"{path}: malformed YAML{where}: {problem}") from None
+        raise UserError(f"{where}: {_yaml_problem(error)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+        raise UserError(f"{where}: expected a mapping of config keys, got {type(data).__name__}")
     return data
+
+
+def _read_bounded(path: Path, where: str) -> bytes:
+    """Return at most MAX_CONFIG_BYTES of a regular file, or raise a one-line UserError."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise UserError(f"{where}: no such file") from None
+    except PermissionError:
+        raise UserError(f"{where}: permission denied") from None
+    except ValueError:  # os.open refuses a path with a NUL character
+        raise UserError(f"{where}: not a valid file name (it contains a NUL character)") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UserError(f"{where}: symlink loop (too many levels of symbolic links)") from None
+        raise UserError(f"{where}: cannot read ({error.strerror or error})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UserError(f"{where}: is a directory, not a config file")
+        if not stat.S_ISREG(mode):
+            raise UserError(f"{where}: not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise UserError(f"{where}: cannot read ({error.strerror or error})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(
+            f"{where}: larger than {MAX_CONFIG_BYTES >> 20} MiB, too large for a config"
+        )
+    return raw
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``dotted.key=value`` and parse the value as YAML (so 0.1 and 1e-3 are numbers)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise UserError(f"--set {text!r}: expected dotted.key=value")
+        raise UserError(f"--set {shorten(text)}: expected dotted.key=value")
     try:
         parsed = load_yaml(value)
-    except yaml.YAMLError:
-        raise UserError(f"--set {text!r}: the value is not valid YAML") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"--set {shorten(text)}: {_yaml_problem(error)}") from None
     return key.strip(), parsed
 
 
@@ -288,7 +568,7 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     if inner is None:
         inner = {}
     if not isinstance(inner, Mapping):
-        raise UserError(f"cannot set {key!r}: {head!r} is not a mapping")
+        raise UserError(f"cannot set {shorten(key)}: {shorten(head)} is not a mapping")
     result[head] = set_dotted(dict(inner), rest, value)
     return result
 
@@ -308,11 +588,18 @@ def load_run_config(
     out: str | None = None,
 ) -> RunConfig:
     """Load a run config file, apply CLI overrides and validate it."""
-    raw = read_yaml(path)
-    raw.setdefault("name", Path(path).stem)
-    raw = apply_overrides(raw, overrides)
+    raw = apply_overrides(read_yaml(path), overrides)
+    if "name" not in raw:
+        stem = Path(path).stem
+        problem = _name_problem(stem)
+        if problem is not None:
+            raise UserError(
+                f"{clip(str(path), 300)}: name: {problem} (the name defaults to the file's "
+                "name without .yaml: set 'name:' in the file or rename it)"
+            )
+        raw["name"] = stem
     if seed is not None:
         raw["seed"] = seed
     if out is not None:
         raw = set_dotted(raw, "output.dir", out)
-    return validate(raw, source=str(path))
+    return validate(raw, source=clip(str(path), 300))

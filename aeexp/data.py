@@ -12,6 +12,7 @@ Every problem with the data becomes a one-line ``UserError`` that names the file
 """
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import math
@@ -25,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from aeexp.errors import UserError
+from aeexp.errors import MAX_IMAGES, UserError, clip
 
 ENV_VAR = "AEEXP_DATA"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -100,10 +101,21 @@ def resolve_source(path: str | os.PathLike | None = None) -> DataSource:
         path, origin = os.environ[ENV_VAR], ENV_VAR
     else:
         return DataSource("keras", None, "keras cache")
-    resolved = Path(path).expanduser().resolve()
-    if resolved.is_file():
+    where = f"{clip(os.fspath(path), 300)} (from {origin})"
+    try:
+        resolved = Path(path).expanduser().resolve()
+        is_file, is_dir = resolved.is_file(), resolved.is_dir()
+    except RuntimeError:  # Path.resolve's "Symlink loop from ..." (Python < 3.13)
+        raise UserError(f"{where}: symlink loop (too many levels of symbolic links)") from None
+    except ValueError:  # a NUL character
+        raise UserError(f"{where}: not a valid path (it contains a NUL character)") from None
+    except OSError as error:
+        raise UserError(f"{where}: {_os_problem(error)}") from None
+    if is_file:
         return DataSource("npz", resolved, origin)
-    if not resolved.is_dir():
+    if not is_dir:
+        if resolved.is_symlink():
+            raise UserError(f"{where}: symlink loop or dangling symlink")
         raise UserError(f"{resolved}: no such file or directory (from {origin})")
     # A folder without IDX files but with mnist.npz (like the shared data folder) means the npz.
     npz = resolved / NPZ_NAME
@@ -175,10 +187,14 @@ def _load(
 def _read_npz(source: DataSource) -> dict[str, _Array]:
     """Read the four arrays from a Keras-layout .npz file."""
     path = source.path
-    # Checked first: np.load would take a non-zip for a pickle and advise unpickling it.
+    # Opened first: zipfile.is_zipfile answers False for a file it cannot open at all.
+    with _read_errors(path), open(path, "rb"):
+        pass
+    # Checked next: np.load would take a non-zip for a pickle and advise unpickling it.
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path}: not a zip archive, so not an .npz (truncated? wrong file?)")
     with _read_errors(path):
+        _check_npz_headers(path)
         npz = np.load(path, allow_pickle=False)
     with npz:
         missing = [key for key in KEYS if key not in npz.files]
@@ -191,6 +207,53 @@ def _read_npz(source: DataSource) -> dict[str, _Array]:
             with _read_errors(where):  # per key, so a bad member is named
                 arrays[key] = _Array(where, npz[key])
         return arrays
+
+
+def _check_npz_headers(path: Path) -> None:
+    """Refuse an .npz whose arrays' headers are not MNIST's form, before any array is read.
+
+    np.load allocates what a header claims, so a few bytes claiming a terabyte would
+    exhaust memory: each header must state uint8 and (n, 28, 28) images or (n,) labels
+    with n <= MAX_IMAGES, and its data must fit in what the zip member holds.
+    """
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        for key in KEYS:
+            info = members.get(f"{key}.npy")
+            if info is None:
+                continue  # reported with the keys found, by the caller
+            where = f"{path} [{key}]"
+            with archive.open(info) as member:
+                try:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                    else:
+                        raise UserError(f"{where}: unsupported .npy format version {version}")
+                except ValueError as error:
+                    raise UserError(f"{where}: bad array header ({_one_line(error)})") from None
+                header_size = member.tell()
+            tail = IMAGE_SHAPE if key.startswith("x_") else ()
+            _check_header(where, shape, dtype, tail)
+            data_size = math.prod(shape) * dtype.itemsize
+            if data_size > info.file_size - header_size:
+                raise UserError(
+                    f"{where}: header claims shape {shape} ({data_size} bytes) but the "
+                    f"archive holds {info.file_size - header_size} data bytes"
+                )
+
+
+def _check_header(where: str, shape: tuple[int, ...], dtype: np.dtype, tail: tuple) -> None:
+    """Check a declared dtype and shape: uint8, (n, *tail), 1 <= n <= MAX_IMAGES."""
+    if dtype != np.uint8:
+        raise UserError(f"{where}: dtype {dtype}, expected uint8")
+    if len(shape) != 1 + len(tail) or tuple(shape[1:]) != tail or not shape[0]:
+        expected = str(("n", *tail)).replace("'", "")
+        raise UserError(f"{where}: shape {tuple(shape)}, expected {expected} with n >= 1")
+    if shape[0] > MAX_IMAGES:
+        raise UserError(f"{where}: {shape[0]} rows, more than the {MAX_IMAGES} aeexp reads")
 
 
 def _read_idx(source: DataSource) -> dict[str, _Array]:
@@ -238,22 +301,34 @@ def _idx_paths(folder: Path) -> dict[str, Path]:
 
 
 def _parse_idx(path: Path, magic: int) -> np.ndarray:
-    """Parse an unsigned-byte IDX file: magic, big-endian uint32 dims, then the data."""
-    with _read_errors(path):
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    """Parse an unsigned-byte IDX file: magic, big-endian uint32 dims, then the data.
+
+    The header is read and checked first and then only the bytes it claims (plus one, to
+    notice extra data), so neither a header claiming terabytes nor a gzip bomb is read
+    past MNIST's form and MAX_IMAGES rows.
+    """
     ndim = magic & 0xFF  # the magic's last byte is the number of dimensions
     offset = 4 + 4 * ndim
-    if len(data) < offset:
-        raise UserError(f"{path}: truncated header ({len(data)} bytes, need {offset})")
-    found = int.from_bytes(data[:4], "big")
-    if found != magic:
-        raise UserError(f"{path}: magic number 0x{found:08x}, expected 0x{magic:08x}")
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    size = math.prod(dims)
-    if len(data) - offset != size:
-        raise UserError(f"{path}: {len(data) - offset} data bytes, header dims {dims} need {size}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with _read_errors(path), opener(path, "rb") as file:
+        header = file.read(offset)
+        if len(header) < offset:
+            raise UserError(f"{path}: truncated header ({len(header)} bytes, need {offset})")
+        found = int.from_bytes(header[:4], "big")
+        if found != magic:
+            raise UserError(f"{path}: magic number 0x{found:08x}, expected 0x{magic:08x}")
+        dims = tuple(int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+        _check_header(str(path), dims, np.dtype(np.uint8), IMAGE_SHAPE if ndim == 3 else ())
+        size = math.prod(dims)
+        if opener is open and os.fstat(file.fileno()).st_size - offset != size:
+            found_size = os.fstat(file.fileno()).st_size - offset
+            raise UserError(f"{path}: {found_size} data bytes, header dims {dims} need {size}")
+        data = file.read(size + 1)
+    if len(data) != size:
+        got = f"{len(data)}" if len(data) <= size else "more"
+        raise UserError(f"{path}: {got} data bytes, header dims {dims} need {size}")
     # Copy: frombuffer over bytes is read-only, unlike arrays from np.load.
-    return np.frombuffer(data, np.uint8, count=size, offset=offset).reshape(dims).copy()
+    return np.frombuffer(data, np.uint8, count=size).reshape(dims).copy()
 
 
 def _validate_split(x: _Array, y: _Array) -> None:
@@ -299,8 +374,23 @@ def _read_errors(where: Path | str) -> Iterator[None]:
     """Turn low-level read failures into a one-line UserError naming the file."""
     try:
         yield
+    except OSError as e:
+        raise UserError(f"{where}: {_os_problem(e)}") from None
     except _READ_ERRORS as e:
         raise UserError(f"{where}: unreadable ({_one_line(e)})") from None
+
+
+def _os_problem(error: OSError) -> str:
+    """Name an OS-level failure plainly: permission denied, symlink loop, or unreadable."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if error.errno == errno.ELOOP:
+        return "symlink loop (too many levels of symbolic links)"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory, not a file"
+    if error.errno is None:  # e.g. gzip.BadGzipFile: the type says what is wrong
+        return f"unreadable ({_one_line(error)})"
+    return f"unreadable ({error.strerror})"
 
 
 def _one_line(error: BaseException) -> str:

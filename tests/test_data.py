@@ -401,3 +401,133 @@ def test_missing_idx_file_names_expected_file(tmp, arrays):
     assert str(folder / IDX_NAMES["y_train"]) in message
     with pytest.raises(UserError, match="train-labels"):
         data.sha256_of(data.resolve_source(folder))
+
+
+# --- hostile data: bounded memory, plain reasons ---------------------------------------------
+
+
+def write_npz_with_header(path: Path, arrays: dict, key: str, shape: tuple, descr="|u1") -> Path:
+    """Write an npz whose ``key`` member has a header claiming ``shape`` but few data bytes."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            if name == key:
+                header = {"descr": descr, "fortran_order": False, "shape": shape}
+                np.lib.format.write_array_header_1_0(member, header)
+                member.write(b"\0" * 64)
+            else:
+                np.lib.format.write_array(member, array)
+            archive.writestr(f"{name}.npy", member.getvalue())
+    return path
+
+
+def test_npz_header_claiming_a_terabyte_is_refused_unread(tmp, arrays):
+    path = write_npz_with_header(tmp / "m.npz", arrays, "x_train", (1_300_000_000, 28, 28))
+    message = user_error(path)
+    assert f"{path} [x_train]" in message and "more than the 10000000" in message
+
+
+def test_npz_header_claiming_more_than_the_member_holds(tmp, arrays):
+    path = write_npz_with_header(tmp / "m.npz", arrays, "x_test", (5000, 28, 28))
+    message = user_error(path)
+    assert "[x_test]: header claims shape (5000, 28, 28)" in message
+    assert "archive holds 64 data bytes" in message
+
+
+@pytest.mark.parametrize(
+    ("shape", "descr", "expected"),
+    [((12, 784), "|u1", "shape (12, 784)"), ((12, 28, 28), "<f8", "dtype float64")],
+)
+def test_npz_header_of_the_wrong_form_is_refused_unread(tmp, arrays, shape, descr, expected):
+    path = write_npz_with_header(tmp / "m.npz", arrays, "x_train", shape, descr)
+    assert expected in user_error(path)
+
+
+def test_idx_header_claiming_huge_dims_is_refused_unread(tmp, arrays):
+    folder = write_idx_folder(tmp / "idx", arrays)
+    path = folder / IDX_NAMES["x_train"]
+    path.write_bytes(struct.pack(">IIII", 0x0803, 4_000_000_000, 28, 28) + b"\0" * 100)
+    assert "4000000000 rows, more than the 10000000" in user_error(folder)
+
+
+def test_idx_header_claiming_more_than_the_file_holds(tmp, arrays):
+    folder = write_idx_folder(tmp / "idx", arrays)
+    path = folder / IDX_NAMES["x_train"]
+    path.write_bytes(struct.pack(">IIII", 0x0803, 9_000_000, 28, 28) + b"\0" * 100)
+    assert "100 data bytes, header dims (9000000, 28, 28) need" in user_error(folder)
+
+
+def test_gzip_bomb_is_read_only_as_far_as_its_header_claims(tmp, arrays):
+    """100 MB of zeros behind a 12-image header: refused after reading 12 images and a byte."""
+    folder = write_idx_folder(tmp / "idx", arrays, gz=True)
+    path = folder / f"{IDX_NAMES['x_train']}.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(struct.pack(">IIII", 0x0803, 12, 28, 28))
+        zeros = bytes(1 << 20)
+        for _ in range(100):
+            f.write(zeros)
+    assert path.stat().st_size < 1 << 20
+    assert "more data bytes, header dims (12, 28, 28) need 9408" in user_error(folder)
+
+
+def test_data_path_symlink_loop(tmp):
+    loop = tmp / "loop.npz"
+    loop.symlink_to(loop)
+    assert "symlink loop" in user_error(loop)
+
+
+def test_data_path_with_nul_or_too_long_a_name(tmp):
+    assert "NUL character" in user_error(f"{tmp}/a\0b")
+    assert "File name too long" in user_error(tmp / ("a" * 300))
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """Make opening any file under a folder fail with EACCES (tests run as root, too)."""
+    import builtins
+    import errno as errno_
+
+    real_open = builtins.open
+
+    def deny(folder):
+        def fake_open(file, *args, **kwargs):
+            if str(file).startswith(str(folder)):
+                raise PermissionError(errno_.EACCES, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", fake_open)
+        monkeypatch.setattr(gzip, "open", lambda file, *a, **k: fake_open(file, *a, **k))
+
+    return deny
+
+
+def test_unreadable_npz_says_permission_denied(tmp, arrays, unreadable):
+    path = write_npz(tmp / "m.npz", arrays)
+    unreadable(tmp)
+    assert user_error(path) == f"{path}: permission denied"
+
+
+def test_unreadable_idx_says_permission_denied(tmp, arrays, unreadable):
+    folder = write_idx_folder(tmp / "idx", arrays, gz=True)
+    unreadable(folder)
+    assert user_error(folder).endswith(": permission denied")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_npz_says_permission_denied_for_real(tmp, arrays):
+    path = write_npz(tmp / "m.npz", arrays)
+    path.chmod(0)
+    assert user_error(path) == f"{path}: permission denied"
+
+
+def test_folder_of_garbage(tmp):
+    folder = tmp / "junk"
+    folder.mkdir()
+    for name in ("a.bin", "mnist.txt", "train-images"):
+        (folder / name).write_bytes(os.urandom(256))
+    assert "train-images-idx3-ubyte: missing" in user_error(folder)
+    (folder / data.NPZ_NAME).write_bytes(os.urandom(256))
+    assert "not a zip archive" in user_error(folder)
