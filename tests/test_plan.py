@@ -176,3 +176,17 @@ def test_several_workers_get_a_multiple_of_their_number_of_groups():
     groups = plan.group_runs(_runs(30, seeds=range(5)), max_group=30, workers=2)
     assert [len(g) for g in groups] == [15] * 10
     assert [len(g) for g in plan.group_runs(_runs(1), max_group=30, workers=4)] == [1]
+
+
+def test_planning_and_the_driver_import_no_tensorflow():
+    """Planning, the driver and the Ray executor's module stay light: no TensorFlow, even
+    transitively, so --dry-run, errors and a cluster's driver answer at once."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aeexp.plan, aeexp.execute, aeexp.api, aeexp.executors.ray;"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
