@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 
 from aeexp import config as config_lib
@@ -118,18 +119,62 @@ def decoder_label(cfg: RunConfig) -> str:
     return f"{names.get(enc, enc)}-{names.get(dec, dec)}"
 
 
+def _read_run(run_dir: Path) -> Run:
+    """Read one run directory, or raise ValueError saying what is damaged."""
+    config_path, metrics_path = run_dir / results.CONFIG, run_dir / results.METRICS
+    for path in (config_path, metrics_path):
+        if not path.is_file():
+            raise ValueError(f"no {path.name}")
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path.name} is empty")
+    try:
+        raw = config_lib.read_yaml(config_path)
+        cfg = config_lib.validate(raw, results.CONFIG)
+    except (UserError, ValueError) as error:  # ValueError: bytes that are not UTF-8 text
+        raise ValueError(str(error).replace(str(config_path), results.CONFIG)) from None
+    try:
+        metrics = results.read_json(metrics_path)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{results.METRICS} is not valid JSON ({error})") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{results.METRICS} holds a {type(metrics).__name__}, not an object")
+    return Run(cfg, metrics, run_dir)
+
+
+def _run_dirs(folder: Path) -> list[Path]:
+    """Return every directory under ``folder`` holding a config.yaml or a metrics.json.
+
+    Hidden directories (a sweep's staging folders) and everything under them are left out.
+    """
+    found = set()
+    for name in (results.CONFIG, results.METRICS):
+        for path in folder.rglob(name):
+            relative = path.parent.relative_to(folder).parts
+            if not any(part.startswith(".") for part in relative):
+                found.add(path.parent)
+    return sorted(found)
+
+
+def warn_skipped(run_dir: Path, reason: str) -> None:
+    """Say on one stderr line that a damaged run directory is left out, and why."""
+    click.echo(f"aeexp: warning: skipping {run_dir}: {' '.join(reason.split())}", err=True)
+
+
 def load_runs(folder: str | Path) -> list[Run]:
-    """Read every complete run directory under ``folder`` (an experiment or a parent of several)."""
+    """Read every complete run directory under ``folder`` (an experiment or a parent of several).
+
+    A run directory whose config.yaml or metrics.json is missing, empty, unreadable or
+    invalid is damaged data, not a reason to stop: it is skipped with one warning line.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
     found = []
-    for metrics_path in sorted(folder.rglob(results.METRICS)):
-        run_dir = metrics_path.parent
-        if run_dir.name.startswith(".") or not (run_dir / results.CONFIG).is_file():
-            continue
-        cfg = config_lib.validate(config_lib.read_yaml(run_dir / results.CONFIG), str(run_dir))
-        found.append(Run(cfg, results.read_json(metrics_path), run_dir))
+    for run_dir in _run_dirs(folder):
+        try:
+            found.append(_read_run(run_dir))
+        except ValueError as error:
+            warn_skipped(run_dir, str(error))
     if not found:
         raise UserError(f"{folder}: no complete runs found")
     return found
