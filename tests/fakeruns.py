@@ -57,3 +57,20 @@ def cell_raw(decoder: str, loss: str, optimizer: str, seed: int = 0, **params: A
 def thesis_cells() -> list[tuple[str, str, float, str]]:
     """Return (decoder, loss, published SSIM, optimizer) for the six cells of the thesis."""
     return [(d, loss, v, o) for (d, loss), (v, o) in tables.THESIS_SSIM.items()]
+
+
+def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.RunConfig, Path]:
+    """Train a real model on 300 MNIST images for one epoch and write its run directory."""
+    from aeexp import runner
+
+    cfg = config.validate(
+        {
+            "name": "tiny",
+            "output": {"dir": str(root)},
+            "data": {"path": str(mnist_path), "train_limit": 300, "test_limit": 600},
+            "train": {"epochs": 1, "batch_size": 64},
+            **raw,
+        }
+    )
+    (outcome,) = runner.train_group([cfg], runner.load_dataset(cfg), quiet=True)
+    return cfg, outcome.run_dir
