@@ -345,3 +345,76 @@ def test_how_sure_does_not_judge_a_gap_against_a_single_seed():
     assert "0.1000 is larger than the seed spread (0.0100; Welch p = " in report.how_sure(
         higher, spread
     )
+
+
+# ------------------------------------------------ select --top --on-test-set (issue 12)
+
+
+def write_tuned_grid(root, scores):
+    """Write a thesis-tuned-like sweep on the test set: {(lr, seed): (gray, viridis)}."""
+    from fakeruns import cell_raw
+    from fakeruns import fake_run as shared_fake_run
+
+    for (lr, seed), (gray, viridis) in scores.items():
+        shared_fake_run(
+            root,
+            cell_raw("sigmoid", "i_div1", "adamax", seed, learning_rate=lr, decay=1e-5),
+            name="thesis-tuned",
+            ssim_thesis=gray,
+            ssim_thesis_viridis=viridis,
+        )
+    return root / "thesis-tuned"
+
+
+TUNED_SCORES = {
+    (0.01, 0): (0.57, 0.63),
+    (0.02, 0): (0.56, 0.60),
+    (0.03, 0): (0.50, 0.64),
+    (0.04, 0): (0.40, 0.40),
+}
+
+
+def test_select_on_the_test_set_must_be_asked_for_by_name(tmp_path):
+    tuned = write_tuned_grid(tmp_path, TUNED_SCORES)
+    out = tmp_path / "seeds.yaml"
+    refused = run_select(tuned, out, "--metric", "ssim_thesis", "--top", "2", "--seeds", "1-4")
+    assert refused.exit_code == 2 and "no data.holdout" in refused.output
+    assert not out.exists()
+    reused = run_select(tuned, out, "--on-test-set", "--metric", "ssim_thesis", "--seeds", "0-4")
+    assert reused.exit_code == 2 and "repeats seed(s) 0" in reused.output
+    assert not out.exists()
+
+
+def test_select_on_holdout_runs_refuses_the_test_set_flag(tmp_path):
+    fake_run(tmp_path, beta_raw(1.0, "data_first", "relu", 0.001, holdout=100), ssim_mean=0.5)
+    result = run_select(tmp_path / "fake", tmp_path / "x.yaml", "--on-test-set", "--seeds", "1")
+    assert result.exit_code == 2 and "training holdout" in result.output
+
+
+def test_select_top_k_by_both_variants_writes_the_union_over_new_seeds(tmp_path):
+    from aeexp import sweep as sweep_lib
+
+    tuned = write_tuned_grid(tmp_path, TUNED_SCORES)
+    out = tmp_path / "seeds.yaml"
+    result = run_select(
+        tuned,
+        out,
+        "--on-test-set",
+        "--top",
+        "2",
+        "--metric",
+        "ssim_thesis",
+        "--metric",
+        "ssim_thesis_viridis",
+        "--seeds",
+        "1-4",
+    )
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "SELECTED ON THE TEST SET" in text and "seed(s) 0" in text
+    # Gray's top 2: 0.01, 0.02; viridis's: 0.03, 0.01. Union, ascending: 0.01, 0.02, 0.03.
+    rates = [b["optimizer"][0]["learning_rate"] for b in yaml.safe_load(text)["grid"]]
+    assert rates == [0.01, 0.02, 0.03]
+    plan = sweep_lib.plan(out)
+    assert len(plan.runs) == 12 and {r.config.seed for r in plan.runs} == {1, 2, 3, 4}
+    assert {r.config.optimizer.params["decay"] for r in plan.runs} == {1e-5}
