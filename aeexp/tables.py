@@ -31,6 +31,8 @@ THESIS_LOSSES = ("mse", "i_div1", "i_div2")
 LOSS_HEADERS = {"mse": "MSE", "i_div1": "E_I1", "i_div2": "E_I2"}
 # The only metric the thesis published: SSIM over its ten-image protocol, grey colour map.
 THESIS_METRIC = "ssim_thesis"
+# The metrics a figure may mark the published value on: the protocol under either colormap.
+PUBLISHED_COMPARABLE = ("ssim_thesis", "ssim_thesis_viridis")
 
 # Whether a larger value is better, per metric a table can rank by. "Best" always asks here,
 # so an error (MSE, a loss) is minimised and a similarity (SSIM, PSNR) maximised.
@@ -241,11 +243,26 @@ def _column_order(columns: Iterable[str]) -> list[str]:
     return [c for c in THESIS_LOSSES if c in columns] + sorted(columns - set(THESIS_LOSSES))
 
 
-def format_value(stat: ConfigStats, digits: int = 3) -> str:
-    """Return ``mean +- std (n)`` over seeds, or the single value."""
+def format_value(stat: ConfigStats, digits: int = 3, style: str = "std") -> str:
+    """Return ``mean ± std (n)`` or, with style ``ci``, ``mean [95% CI] (n)``; or the value."""
+    if stat.n > 1 and style == "ci":
+        from aeexp.analysis import stats
+
+        interval = stats.t_interval(stat.values)
+        return (
+            f"{stat.mean:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}] "
+            f"({stat.n})"
+        )
     if stat.n > 1:
         return f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f} ({stat.n})"
     return f"{stat.mean:.{digits}f}"
+
+
+def ci_half_width(stat: ConfigStats) -> float:
+    """Return the half-width of the 95% t interval of the mean over seeds (0 for one seed)."""
+    from aeexp.analysis import stats
+
+    return stats.t_interval(stat.values).half_width if stat.n else 0.0
 
 
 def _thesis_row_key(row: str) -> str | None:
@@ -263,7 +280,11 @@ def check_comparable(metric: str) -> None:
 
 
 def layout(
-    runs: Sequence[Run], metric: str = "ssim_thesis", by: str = "best", compare: bool = False
+    runs: Sequence[Run],
+    metric: str = "ssim_thesis",
+    by: str = "best",
+    compare: bool = False,
+    style: str = "std",
 ) -> tuple[list[str], list[list[str]]]:
     """Return the header and rows of the table in the thesis's layout."""
     if compare:
@@ -281,7 +302,7 @@ def layout(
         line = [row]
         for column in columns:
             stat = chosen.get((row, column))
-            line.append(f"{format_value(stat)} {stat.optimizer_label}" if stat else "")
+            line.append(f"{format_value(stat, style=style)} {stat.optimizer_label}" if stat else "")
             if compare:
                 line += _comparison(row, column, stat)
         body.append(line)
@@ -401,18 +422,28 @@ def write_figures(folder: str | Path, metric: str, out: str | Path) -> list[Path
     names = sorted({key[0].split(" / ")[1] for key in per_optimizer})
     series = {
         name: [
-            (s.mean, s.std) if (s := per_optimizer.get((f"{r} / {name}", c))) else (0.0, 0.0)
+            (s.mean, ci_half_width(s))
+            if (s := per_optimizer.get((f"{r} / {name}", c)))
+            else (0.0, 0.0)
             for r, c in groups
         ]
         for name in names
     }
     bars = out / f"{metric}_bars.png"
+    # The thesis published its ten-image SSIM; either colormap variant is compared with it.
+    published = (
+        [THESIS_SSIM.get((_thesis_row_key(r) or "", c), (None,))[0] for r, c in groups]
+        if metric in PUBLISHED_COMPARABLE
+        else None
+    )
     plots.grouped_bars(
         [f"{r}\n{loss_header(c)}" for r, c in groups],
         series,
         metric,
-        f"{metric}: mean ± std over seeds",
+        f"{metric}: mean and 95% t interval over seeds"
+        + ("; black line: published" if published else ""),
         bars,
+        published,
     )
     panels = []
     chosen = cells(runs, metric)

@@ -98,3 +98,39 @@ def p_text(raw: float, adjusted: float) -> str:
         return "no Welch test: it needs two seeds on each side and some spread"
     verdict = "significant" if adjusted < ALPHA else "not significant"
     return f"Welch p = {raw:.2g}, Holm-adjusted {adjusted:.2g}: {verdict} at {ALPHA:g}"
+
+
+class PairTests:
+    """A report's family of pairwise claims: Welch tests, Holm-adjusted together.
+
+    A report renders its claims twice: the first pass records every pair asked for (and
+    gets placeholder text), :meth:`freeze` runs the tests and the correction over the whole
+    family, the second pass gets the final text. Pairs are keyed by their values, so the
+    same comparison asked twice is one test.
+    """
+
+    def __init__(self) -> None:
+        self._pairs: dict[tuple[tuple[float, ...], tuple[float, ...]], int] = {}
+        self._raw: list[float] = []
+        self._adjusted: list[float] | None = None
+
+    def __len__(self) -> int:
+        """Return how many tests could be run (the family's size m)."""
+        return sum(not math.isnan(p) for p in self._raw)
+
+    def text(self, a: Sequence[float], b: Sequence[float]) -> str:
+        """Return the pair's ``Welch p = ..., Holm-adjusted ...`` (after :meth:`freeze`)."""
+        key = (tuple(a), tuple(b))
+        if self._adjusted is None:
+            if key not in self._pairs:
+                self._pairs[key] = len(self._raw)
+                self._raw.append(welch_p(a, b))
+            return ""
+        index = self._pairs.get(key)
+        if index is None:
+            raise KeyError("a pair the first pass did not record; render the same claims")
+        return p_text(self._raw[index], self._adjusted[index])
+
+    def freeze(self) -> None:
+        """Adjust every recorded p-value (Holm) over the family."""
+        self._adjusted = holm(self._raw)
