@@ -134,7 +134,8 @@ def training_text(runs: Sequence[Run]) -> str:
     """Return the epochs and batch size the runs' configs used, e.g. ``50 epochs, batch 256``."""
     epochs = sorted({r.config.train.epochs for r in runs})
     batches = sorted({r.config.train.batch_size for r in runs})
-    return f"{'/'.join(map(str, epochs))} epochs, batch {'/'.join(map(str, batches))}"
+    unit = "epoch" if epochs == [1] else "epochs"
+    return f"{'/'.join(map(str, epochs))} {unit}, batch {'/'.join(map(str, batches))}"
 
 
 def optimizer_text(runs: Sequence[Run]) -> str:
