@@ -4,28 +4,11 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from fakeruns import fake_run
 
-from aeexp import config, report, results, tables
+from aeexp import report, results, tables
 from aeexp.cli import main
 from aeexp.errors import UserError
-
-
-def fake_run(root, raw, **metrics):
-    """Write a complete run directory with the given config and metrics; no training."""
-    cfg = config.validate({"name": "fake", "output": {"dir": str(root)}, **raw})
-    run_dir = cfg.experiment_dir / cfg.run_id
-    with results.staged_run_dir(run_dir) as staging:
-        results.write_yaml(staging / results.CONFIG, cfg.resolved())
-        results.write_json(
-            staging / results.METRICS,
-            {
-                "status": "completed",
-                "finished_at": "2026-01-01T00:00:00+00:00",
-                "train_seconds": 10.0,
-                **metrics,
-            },
-        )
-    return cfg
 
 
 def beta_raw(beta, order, decoder, lr, seed=0, holdout=None):
@@ -286,10 +269,9 @@ def test_how_sure_does_not_judge_a_gap_against_a_single_seed():
 def write_tuned_grid(root, scores):
     """Write a thesis-tuned-like sweep on the test set: {(lr, seed): (gray, viridis)}."""
     from fakeruns import cell_raw
-    from fakeruns import fake_run as shared_fake_run
 
     for (lr, seed), (gray, viridis) in scores.items():
-        shared_fake_run(
+        fake_run(
             root,
             cell_raw("sigmoid", "i_div1", "adamax", seed, learning_rate=lr, decay=1e-5),
             name="thesis-tuned",

@@ -3,10 +3,11 @@
 import csv
 import io
 
+import fakeruns
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, config, results, tables
+from aeexp import cli, results, tables
 from aeexp.errors import UserError
 
 # Two optimizers for one cell (ReLU-Sigmoid, MSE): Adam has the better SSIM and PSNR *and* the
@@ -17,22 +18,11 @@ ADAGRAD = {"ssim_thesis": 0.70, "psnr_mean": 15.0, "mse": 0.050, "final_val_loss
 
 def fake_run(root, optimizer, seed=0, learning_rate=None, **metrics):
     """Write a complete ReLU-Sigmoid MSE run directory with the given metrics; no training."""
-    opt = {"name": optimizer} | ({"learning_rate": learning_rate} if learning_rate else {})
-    raw = {
-        "name": "fake",
-        "output": {"dir": str(root)},
-        "model": {"decoder_activation": "sigmoid"},
-        "loss": {"name": "mse"},
-        "optimizer": opt,
-        "seed": seed,
-    }
-    cfg = config.validate(raw)
-    run_dir = cfg.experiment_dir / cfg.run_id
-    with results.staged_run_dir(run_dir) as staging:
-        results.write_yaml(staging / results.CONFIG, cfg.resolved())
-        results.write_json(staging / results.METRICS, {"status": "completed", **metrics})
-        (staging / results.HISTORY).write_text("epoch,loss,val_loss,seconds\n1,0.5,0.4,1.0\n")
-    return run_dir
+    opt = {"learning_rate": learning_rate} if learning_rate else {}
+    cfg = fakeruns.fake_run(
+        root, fakeruns.cell_raw("sigmoid", "mse", optimizer, seed, **opt), history=True, **metrics
+    )
+    return fakeruns.run_dir(cfg)
 
 
 @pytest.fixture
