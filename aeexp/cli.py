@@ -437,6 +437,14 @@ def report() -> None:
 @click.argument("defaults_dir", type=click.Path(file_okay=False, path_type=str))
 @click.argument("tuned_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option(
+    "--tuned-seeds",
+    "tuned_seeds_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="The reruns of the tuned grid's best points over other seeds (aeexp select "
+    "--on-test-set), so the tuned column is a mean over seeds.",
+)
+@click.option(
     "--out",
     type=str,
     default="results/thesis",
@@ -444,13 +452,29 @@ def report() -> None:
     help="Folder for REPORT.md, its tables and figures.",
 )
 @_reports_user_errors
-def report_thesis(defaults_dir: str, tuned_dir: str, out: str) -> None:
+def report_thesis(defaults_dir: str, tuned_dir: str, tuned_seeds_dir: str | None, out: str) -> None:
     """Report the thesis reproduction from the thesis-optimizers and thesis-tuned sweeps.
 
     DEFAULTS_DIR holds the thesis-optimizers sweep (Keras 2.2 defaults, several
-    seeds), TUNED_DIR the thesis-tuned sweep (the author's learning-rate grids).
+    seeds), TUNED_DIR the thesis-tuned sweep (the author's learning-rate grids),
+    --tuned-seeds the reruns of its best points over other seeds. Each cell's
+    verdict weighs the seed spread and the ten-image protocol's own spread,
+    measured on the saved models.
     """
-    _write_report("write_thesis_report", defaults_dir, tuned_dir, out)
+    from pathlib import Path
+
+    from aeexp import report as report_lib
+    from aeexp.results import ensure_writable
+
+    ensure_writable(Path(out))
+    click.echo(
+        report_lib.write_thesis_report(
+            Path(defaults_dir),
+            Path(tuned_dir),
+            Path(out),
+            Path(tuned_seeds_dir) if tuned_seeds_dir else None,
+        )
+    )
 
 
 @report.command("beta")
@@ -486,10 +510,14 @@ def _parse_seeds(text: str) -> list[int]:
 @click.argument("tune_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--metric",
-    default="ssim_mean",
+    "metrics",
+    multiple=True,
+    default=("ssim_mean",),
     show_default=True,
-    type=click.Choice(["ssim_mean", "ssim_median", "ssim_thesis", "psnr_mean"]),
-    help="What the best learning rate maximises.",
+    type=click.Choice(
+        ["ssim_mean", "ssim_median", "ssim_thesis", "ssim_thesis_viridis", "psnr_mean"]
+    ),
+    help="What the best learning rate maximises (repeatable with --top: the union is kept).",
 )
 @click.option("--seeds", default="0-4", show_default=True, help="Seeds of the final sweep.")
 @click.option("--name", required=True, help="Name of the final sweep (its output folder).")
@@ -506,17 +534,38 @@ def _parse_seeds(text: str) -> list[int]:
     default=None,
     help="The tuning sweep's file: its leading comments (why this optimizer) head the output.",
 )
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Keep each configuration's best K learning rates per --metric, not only the best.",
+)
+@click.option(
+    "--on-test-set",
+    is_flag=True,
+    help="Select from runs scored on the TEST SET (as the thesis tuned); refused otherwise. "
+    "--seeds must then avoid the selecting runs' seeds.",
+)
 @_reports_user_errors
 def select(
-    tune_dir: str, metric: str, seeds: str, name: str, out_file: str, tune_sweep: str | None
+    tune_dir: str,
+    metrics: tuple[str, ...],
+    seeds: str,
+    name: str,
+    out_file: str,
+    tune_sweep: str | None,
+    top: int,
+    on_test_set: bool,
 ) -> None:
-    """Write a sweep of every configuration in TUNE_DIR at its best learning rate.
+    """Write a sweep of every configuration in TUNE_DIR at its best learning rate(s).
 
     TUNE_DIR holds a tuning sweep evaluated on a training holdout
     (data.holdout), so the choice never sees the test set; runs without one are
     refused, as is a configuration with no completed run at any rate. The
     written sweep drops the holdout and trains each chosen configuration over
-    --seeds.
+    --seeds. --on-test-set is the one exception, for re-measuring a selection
+    made on the test set (the thesis's tuning): it must be given by name.
     """
     from pathlib import Path
 
@@ -524,10 +573,15 @@ def select(
 
     choices = tuning.write_final_sweep(
         Path(tune_dir),
-        metric,
+        metrics,
         _parse_seeds(seeds),
         name,
         Path(out_file),
         Path(tune_sweep) if tune_sweep else None,
+        top=top,
+        on_test_set=on_test_set,
     )
-    click.echo(f"{out_file}: {len(choices)} configurations at their best learning rate")
+    what = "their best learning rate" if top == 1 and len(metrics) == 1 else f"their top {top}"
+    what += "" if len(metrics) == 1 else f" by each of {', '.join(metrics)}"
+    where = " (selected on the test set)" if on_test_set else ""
+    click.echo(f"{out_file}: {len(choices)} configurations at {what}{where}")

@@ -21,6 +21,7 @@ at a time (the full MNIST test set takes ~60 ms for SSIM, ~10 ms for PSNR and MS
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from itertools import pairwise
@@ -38,6 +39,7 @@ __all__ = [
     "psnr_per_image",
     "ssim_per_image",
     "ssim_thesis",
+    "ssim_thesis_occurrences",
     "thesis_digit_indices",
 ]
 
@@ -59,24 +61,39 @@ _BLUE = 32768 - _RED - _GREEN
 PSNR_CAP_DB = 100.0
 
 
-def thesis_digit_indices(labels: np.ndarray) -> list[int]:
-    """Return the indices of the first 0, then the first 1 after it, ... up to 9."""
+def thesis_digit_indices(labels: np.ndarray, occurrence: int = 1) -> list[int]:
+    """Return the indices of the first 0, then the first 1 after it, ... up to 9.
+
+    With ``occurrence`` k, each step takes the k-th image of the next digit after the image
+    chosen before it (k = 1 is the thesis's pick): the same rule, other images of the same
+    digits, for measuring how much the ten-image protocol depends on which images it picks.
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D class indices, got shape {labels.shape}")
+    if isinstance(occurrence, bool) or not isinstance(occurrence, int | np.integer):
+        raise TypeError(f"occurrence must be an int, got {occurrence!r}")
+    if occurrence < 1:
+        raise ValueError(f"occurrence must be at least 1, got {occurrence}")
     indices: list[int] = []
     start = 0
     for digit in range(10):
         hits = np.flatnonzero(labels[start:] == digit)
-        if hits.size == 0:
+        if hits.size < occurrence:
+            which = "" if occurrence == 1 else f"{_ordinal(occurrence)} "
             raise UserError(
                 f"the thesis SSIM needs the digits 0-9 in order in the test labels, but no "
-                f"{digit} follows index {start - 1} of {labels.size}; use more test images"
+                f"{which}{digit} follows index {start - 1} of {labels.size}; use more test images"
             )
-        index = start + int(hits[0])
+        index = start + int(hits[occurrence - 1])
         indices.append(index)
         start = index + 1
     return indices
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def ssim_thesis(
@@ -97,6 +114,29 @@ def ssim_thesis(
     b = _png_roundtrip(reconstructions[chosen], colormap)
     per_digit = _ssim(a.astype(np.float64), b.astype(np.float64), data_range=255.0)
     return float(per_digit.mean()), [float(v) for v in per_digit]
+
+
+def ssim_thesis_occurrences(
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    labels: np.ndarray,
+    occurrences: Sequence[int],
+    colormap: str = "gray",
+) -> np.ndarray:
+    """Return the ten-digit thesis SSIM for each occurrence k (the k-th pick of every digit).
+
+    Entry i is what :func:`ssim_thesis` would give had it picked
+    ``thesis_digit_indices(labels, occurrences[i])``; occurrence 1 is the thesis's value.
+    """
+    originals, reconstructions = _as_images(originals), _as_images(reconstructions)
+    _check_pair(originals, reconstructions)
+    if len(labels) != len(originals):
+        raise ValueError(f"{len(labels)} labels for {len(originals)} images")
+    chosen = [i for k in occurrences for i in thesis_digit_indices(labels, k)]
+    a = _png_roundtrip(originals[chosen], colormap)
+    b = _png_roundtrip(reconstructions[chosen], colormap)
+    per_digit = _ssim(a.astype(np.float64), b.astype(np.float64), data_range=255.0)
+    return per_digit.reshape(len(occurrences), 10).mean(axis=1)
 
 
 def ssim_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:

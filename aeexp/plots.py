@@ -56,8 +56,13 @@ def grouped_bars(
     ylabel: str,
     title: str,
     path: Path,
+    markers: Sequence[float | None] | None = None,
 ) -> None:
-    """Draw bars per group (e.g. loss) for each series (e.g. optimizer), with +-std error bars."""
+    """Draw bars per group (e.g. loss) for each series (e.g. optimizer), with error bars.
+
+    ``series`` maps a label to (height, error) per group. ``markers`` (one per group, None
+    for none) draws a black line across the group, e.g. the published value.
+    """
     figure, axes = plt.subplots(figsize=(1.6 + 1.3 * len(groups) * max(len(series), 1) / 3, 3.8))
     width = 0.8 / max(len(series), 1)
     positions = np.arange(len(groups))
@@ -72,11 +77,25 @@ def grouped_bars(
             capsize=2,
             label=label,
         )
+    marked = False
+    for position, value in zip(positions, markers or [], strict=False):
+        if value is not None:
+            axes.hlines(
+                value,
+                position - 0.45,
+                position + 0.45,
+                colors="black",
+                linewidth=2,
+                label=None if marked else "published",
+                zorder=5,
+            )
+            marked = True
     axes.set_xticks(positions, groups)
     axes.set(ylabel=ylabel, title=title)
-    axes.legend(
-        fontsize=8, ncols=min(len(series), 5), loc="lower center", bbox_to_anchor=(0.5, -0.32)
-    )
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(
+            fontsize=8, ncols=min(len(series), 5), loc="lower center", bbox_to_anchor=(0.5, -0.32)
+        )
     axes.grid(axis="y", alpha=0.3)
     _save(figure, path)
 
@@ -123,4 +142,53 @@ def history_grid(
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     figure.tight_layout()
+    _save(figure, path)
+
+
+def cell_spread(
+    title: str,
+    columns: Sequence[tuple[str, Sequence[float], tuple[float, float, float], float]],
+    published: float,
+    ylabel: str,
+    path: Path,
+) -> None:
+    """Draw, on one axis, per column: the seed values, their 95% interval and the protocol spread.
+
+    Each column is (label, seed values, (mean, CI low, CI high), protocol sd); the protocol
+    spread is drawn as mean ± 1 sd beside the interval, the published value as a line.
+    """
+    figure, axes = plt.subplots(figsize=(1.2 + 1.5 * max(len(columns), 1), 3.8))
+    for x, (_, values, (mean, low, high), protocol_sd) in enumerate(columns):
+        axes.scatter(
+            np.full(len(values), x - 0.18),
+            values,
+            s=14,
+            color="C0",
+            label="seeds" if not x else None,
+        )
+        axes.errorbar(
+            [x],
+            [mean],
+            yerr=[[mean - low], [high - mean]],
+            fmt="o",
+            color="C1",
+            capsize=4,
+            label="mean, 95% t interval" if not x else None,
+        )
+        if np.isfinite(protocol_sd) and protocol_sd > 0:
+            axes.errorbar(
+                [x + 0.18],
+                [mean],
+                yerr=[protocol_sd],
+                fmt="none",
+                color="C2",
+                capsize=4,
+                linewidth=3,
+                label="protocol spread (± 1 sd over picks)" if not x else None,
+            )
+    axes.axhline(published, color="black", linestyle="--", label="published")
+    axes.set_xticks(range(len(columns)), [c[0] for c in columns], fontsize=8)
+    axes.set(ylabel=ylabel, title=title)
+    axes.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, -0.42), ncols=2)
+    axes.grid(axis="y", alpha=0.3)
     _save(figure, path)

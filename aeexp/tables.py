@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 
 from aeexp import config as config_lib
@@ -30,6 +31,8 @@ THESIS_LOSSES = ("mse", "i_div1", "i_div2")
 LOSS_HEADERS = {"mse": "MSE", "i_div1": "E_I1", "i_div2": "E_I2"}
 # The only metric the thesis published: SSIM over its ten-image protocol, grey colour map.
 THESIS_METRIC = "ssim_thesis"
+# The metrics a figure may mark the published value on: the protocol under either colormap.
+PUBLISHED_COMPARABLE = ("ssim_thesis", "ssim_thesis_viridis")
 
 # Whether a larger value is better, per metric a table can rank by. "Best" always asks here,
 # so an error (MSE, a loss) is minimised and a similarity (SSIM, PSNR) maximised.
@@ -118,18 +121,62 @@ def decoder_label(cfg: RunConfig) -> str:
     return f"{names.get(enc, enc)}-{names.get(dec, dec)}"
 
 
+def _read_run(run_dir: Path) -> Run:
+    """Read one run directory, or raise ValueError saying what is damaged."""
+    config_path, metrics_path = run_dir / results.CONFIG, run_dir / results.METRICS
+    for path in (config_path, metrics_path):
+        if not path.is_file():
+            raise ValueError(f"no {path.name}")
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path.name} is empty")
+    try:
+        raw = config_lib.read_yaml(config_path)
+        cfg = config_lib.validate(raw, results.CONFIG)
+    except (UserError, ValueError) as error:  # ValueError: bytes that are not UTF-8 text
+        raise ValueError(str(error).replace(str(config_path), results.CONFIG)) from None
+    try:
+        metrics = results.read_json(metrics_path)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{results.METRICS} is not valid JSON ({error})") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{results.METRICS} holds a {type(metrics).__name__}, not an object")
+    return Run(cfg, metrics, run_dir)
+
+
+def _run_dirs(folder: Path) -> list[Path]:
+    """Return every directory under ``folder`` holding a config.yaml or a metrics.json.
+
+    Hidden directories (a sweep's staging folders) and everything under them are left out.
+    """
+    found = set()
+    for name in (results.CONFIG, results.METRICS):
+        for path in folder.rglob(name):
+            relative = path.parent.relative_to(folder).parts
+            if not any(part.startswith(".") for part in relative):
+                found.add(path.parent)
+    return sorted(found)
+
+
+def warn_skipped(run_dir: Path, reason: str) -> None:
+    """Say on one stderr line that a damaged run directory is left out, and why."""
+    click.echo(f"aeexp: warning: skipping {run_dir}: {' '.join(reason.split())}", err=True)
+
+
 def load_runs(folder: str | Path) -> list[Run]:
-    """Read every complete run directory under ``folder`` (an experiment or a parent of several)."""
+    """Read every complete run directory under ``folder`` (an experiment or a parent of several).
+
+    A run directory whose config.yaml or metrics.json is missing, empty, unreadable or
+    invalid is damaged data, not a reason to stop: it is skipped with one warning line.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
     found = []
-    for metrics_path in sorted(folder.rglob(results.METRICS)):
-        run_dir = metrics_path.parent
-        if run_dir.name.startswith(".") or not (run_dir / results.CONFIG).is_file():
-            continue
-        cfg = config_lib.validate(config_lib.read_yaml(run_dir / results.CONFIG), str(run_dir))
-        found.append(Run(cfg, results.read_json(metrics_path), run_dir))
+    for run_dir in _run_dirs(folder):
+        try:
+            found.append(_read_run(run_dir))
+        except ValueError as error:
+            warn_skipped(run_dir, str(error))
     if not found:
         raise UserError(f"{folder}: no complete runs found")
     return found
@@ -196,11 +243,26 @@ def _column_order(columns: Iterable[str]) -> list[str]:
     return [c for c in THESIS_LOSSES if c in columns] + sorted(columns - set(THESIS_LOSSES))
 
 
-def format_value(stat: ConfigStats, digits: int = 3) -> str:
-    """Return ``mean +- std (n)`` over seeds, or the single value."""
+def format_value(stat: ConfigStats, digits: int = 3, style: str = "std") -> str:
+    """Return ``mean ± std (n)`` or, with style ``ci``, ``mean [95% CI] (n)``; or the value."""
+    if stat.n > 1 and style == "ci":
+        from aeexp.analysis import stats
+
+        interval = stats.t_interval(stat.values)
+        return (
+            f"{stat.mean:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}] "
+            f"({stat.n})"
+        )
     if stat.n > 1:
         return f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f} ({stat.n})"
     return f"{stat.mean:.{digits}f}"
+
+
+def ci_half_width(stat: ConfigStats) -> float:
+    """Return the half-width of the 95% t interval of the mean over seeds (0 for one seed)."""
+    from aeexp.analysis import stats
+
+    return stats.t_interval(stat.values).half_width if stat.n else 0.0
 
 
 def _thesis_row_key(row: str) -> str | None:
@@ -218,7 +280,11 @@ def check_comparable(metric: str) -> None:
 
 
 def layout(
-    runs: Sequence[Run], metric: str = "ssim_thesis", by: str = "best", compare: bool = False
+    runs: Sequence[Run],
+    metric: str = "ssim_thesis",
+    by: str = "best",
+    compare: bool = False,
+    style: str = "std",
 ) -> tuple[list[str], list[list[str]]]:
     """Return the header and rows of the table in the thesis's layout."""
     if compare:
@@ -236,7 +302,7 @@ def layout(
         line = [row]
         for column in columns:
             stat = chosen.get((row, column))
-            line.append(f"{format_value(stat)} {stat.optimizer_label}" if stat else "")
+            line.append(f"{format_value(stat, style=style)} {stat.optimizer_label}" if stat else "")
             if compare:
                 line += _comparison(row, column, stat)
         body.append(line)
@@ -356,18 +422,28 @@ def write_figures(folder: str | Path, metric: str, out: str | Path) -> list[Path
     names = sorted({key[0].split(" / ")[1] for key in per_optimizer})
     series = {
         name: [
-            (s.mean, s.std) if (s := per_optimizer.get((f"{r} / {name}", c))) else (0.0, 0.0)
+            (s.mean, ci_half_width(s))
+            if (s := per_optimizer.get((f"{r} / {name}", c)))
+            else (0.0, 0.0)
             for r, c in groups
         ]
         for name in names
     }
     bars = out / f"{metric}_bars.png"
+    # The thesis published its ten-image SSIM; either colormap variant is compared with it.
+    published = (
+        [THESIS_SSIM.get((_thesis_row_key(r) or "", c), (None,))[0] for r, c in groups]
+        if metric in PUBLISHED_COMPARABLE
+        else None
+    )
     plots.grouped_bars(
         [f"{r}\n{loss_header(c)}" for r, c in groups],
         series,
         metric,
-        f"{metric}: mean ± std over seeds",
+        f"{metric}: mean and 95% t interval over seeds"
+        + ("; black line: published" if published else ""),
         bars,
+        published,
     )
     panels = []
     chosen = cells(runs, metric)

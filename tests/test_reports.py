@@ -4,28 +4,11 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from fakeruns import fake_run
 
-from aeexp import config, report, results, tables
+from aeexp import report, results, tables
 from aeexp.cli import main
 from aeexp.errors import UserError
-
-
-def fake_run(root, raw, **metrics):
-    """Write a complete run directory with the given config and metrics; no training."""
-    cfg = config.validate({"name": "fake", "output": {"dir": str(root)}, **raw})
-    run_dir = cfg.experiment_dir / cfg.run_id
-    with results.staged_run_dir(run_dir) as staging:
-        results.write_yaml(staging / results.CONFIG, cfg.resolved())
-        results.write_json(
-            staging / results.METRICS,
-            {
-                "status": "completed",
-                "finished_at": "2026-01-01T00:00:00+00:00",
-                "train_seconds": 10.0,
-                **metrics,
-            },
-        )
-    return cfg
 
 
 def beta_raw(beta, order, decoder, lr, seed=0, holdout=None):
@@ -94,34 +77,6 @@ def test_beta_report_answers_with_numbers(tmp_path):
     assert "best beta(2,data_first)" in text and "larger than the seed spread" in text
     assert (tmp_path / "out" / "figures" / "ssim_mean_vs_beta_relu.png").is_file()
     assert "| 0 |" in text and "| MSE |" in text
-
-
-def test_thesis_report_verdicts_follow_the_rule(tmp_path):
-    defaults, tuned = tmp_path / "defaults", tmp_path / "tuned"
-    for (decoder, loss), (value, optimizer) in tables.THESIS_SSIM.items():
-        # Cells with MSE sit on the published value; the others 0.2 below it.
-        offset = 0.0 if loss == "mse" else -0.2
-        for seed in range(3):
-            raw = {
-                "loss": {"name": loss},
-                "model": {"decoder_activation": decoder},
-                "optimizer": {"name": optimizer},
-                "seed": seed,
-            }
-            fake_run(defaults, raw, ssim_thesis=value + offset + 0.01 * (seed - 1), ssim_mean=0.5)
-        fake_run(tuned, {**raw, "seed": 0}, ssim_thesis=value, ssim_mean=0.5)
-    path = report.write_thesis_report(defaults / "fake", tuned / "fake", tmp_path / "out")
-    text = path.read_text()
-    assert "2 of the six cells agree with the thesis: ReLU-ReLU MSE, ReLU-Sigmoid MSE" in text
-    assert (tmp_path / "out" / "figures" / "ssim_thesis_bars.png").is_file()
-    assert (tmp_path / "out" / "ssim_thesis_by_optimizer.md").is_file()
-
-
-def test_agreement_needs_a_spread():
-    single = tables.ConfigStats(runs=(), values=(0.8,))
-    assert not report.agrees(single, 0.8)
-    spread = tables.ConfigStats(runs=(), values=(0.7, 0.8, 0.9))
-    assert report.agrees(spread, 0.95) and not report.agrees(spread, 1.1)
 
 
 @pytest.mark.parametrize("text", ["0-4", "0,1,2,3,4"])
@@ -281,6 +236,7 @@ def test_beta_report_says_how_sure_the_overall_answer_is(tmp_path):
     answer = text.split("## Answer", 1)[1].split("Per decoder and order", 1)[0]
     assert "against the runner-up, β = 0" in answer
     assert "the gap 0.2000 is larger than the seed spread (0.0010; Welch p = " in answer
+    assert "Holm-adjusted" in answer
     assert "against the next-worst" in answer
 
 
@@ -297,51 +253,83 @@ def test_beta_report_explains_adam_and_flags_rates_at_the_grid_edge(tmp_path):
 # ------------------------------------------------------------- the thesis report's honesty
 
 
-def write_thesis_sweeps(tmp_path, seeds=3, diverge=(), machine=None):
-    defaults, tuned = tmp_path / "defaults", tmp_path / "tuned"
-    extra = {"machine": machine} if machine else {}
-    for (decoder, loss), (value, optimizer) in tables.THESIS_SSIM.items():
-        raw = {
-            "loss": {"name": loss},
-            "model": {"decoder_activation": decoder},
-            "optimizer": {"name": optimizer},
-        }
-        for seed in range(seeds):
-            if (decoder, loss, seed) in diverge:
-                fake_run(defaults, {**raw, "seed": seed}, status="diverged")
-            else:
-                fake_run(defaults, {**raw, "seed": seed}, ssim_thesis=value, ssim_mean=0.5, **extra)
-        fake_run(tuned, {**raw, "seed": 1}, ssim_thesis=value, ssim_mean=0.5, **extra)
-    return defaults / "fake", tuned / "fake"
-
-
-def test_thesis_report_counts_seeds_from_the_runs(tmp_path):
-    defaults, tuned = write_thesis_sweeps(tmp_path, diverge={("relu", "mse", 0)})
-    text = report.write_thesis_report(defaults, tuned, tmp_path / "out").read_text()
-    assert "5 seeds" not in text and "five seeds" not in text
-    assert "Keras 2.2 defaults, 2-3 completed seeds (of 3)" in text
-    assert "ours: tuned best (seed 1)" in text
-
-
-def test_thesis_report_machine_line_says_whose_machine_it_describes(tmp_path):
-    defaults, tuned = write_thesis_sweeps(tmp_path)
-    text = report.write_thesis_report(defaults, tuned, tmp_path / "out").read_text()
-    assert "Performance section" not in text
-    assert "Wall-clock time of the sweeps: 0.2 minutes" in text
-    assert "this is the machine that wrote the report" in text and "CPUs" in text
-    recorded = {"cpu_model": "Test CPU", "cpu_count": 2, "load_average": [1.5, 1.2, 1.0]}
-    defaults, tuned = write_thesis_sweeps(tmp_path / "recorded", machine=recorded)
-    text = report.write_thesis_report(defaults, tuned, tmp_path / "out2").read_text()
-    assert "the machine that ran the sweeps, as its runs recorded it: Test CPU, 2 CPUs" in text
-    assert "1-minute load average 1.50" in text
-    assert "machine that wrote the report" not in text
-
-
 def test_how_sure_does_not_judge_a_gap_against_a_single_seed():
     single = tables.ConfigStats(runs=(), values=(0.8,))
     spread = tables.ConfigStats(runs=(), values=(0.70, 0.71, 0.72))
     assert "cannot be weighed against a seed spread" in report.how_sure(single, spread)
     higher = tables.ConfigStats(runs=(), values=(0.80, 0.81, 0.82))
-    assert "0.1000 is larger than the seed spread (0.0100; Welch p = " in report.how_sure(
-        higher, spread
+    text = report.how_sure(higher, spread)
+    assert "0.1000 is larger than the seed spread (0.0100; Welch p = " in text
+    assert "Holm-adjusted" in text
+
+
+# ------------------------------------------------ select --top --on-test-set (issue 12)
+
+
+def write_tuned_grid(root, scores):
+    """Write a thesis-tuned-like sweep on the test set: {(lr, seed): (gray, viridis)}."""
+    from fakeruns import cell_raw
+
+    for (lr, seed), (gray, viridis) in scores.items():
+        fake_run(
+            root,
+            cell_raw("sigmoid", "i_div1", "adamax", seed, learning_rate=lr, decay=1e-5),
+            name="thesis-tuned",
+            ssim_thesis=gray,
+            ssim_thesis_viridis=viridis,
+        )
+    return root / "thesis-tuned"
+
+
+TUNED_SCORES = {
+    (0.01, 0): (0.57, 0.63),
+    (0.02, 0): (0.56, 0.60),
+    (0.03, 0): (0.50, 0.64),
+    (0.04, 0): (0.40, 0.40),
+}
+
+
+def test_select_on_the_test_set_must_be_asked_for_by_name(tmp_path):
+    tuned = write_tuned_grid(tmp_path, TUNED_SCORES)
+    out = tmp_path / "seeds.yaml"
+    refused = run_select(tuned, out, "--metric", "ssim_thesis", "--top", "2", "--seeds", "1-4")
+    assert refused.exit_code == 2 and "no data.holdout" in refused.output
+    assert not out.exists()
+    reused = run_select(tuned, out, "--on-test-set", "--metric", "ssim_thesis", "--seeds", "0-4")
+    assert reused.exit_code == 2 and "repeats seed(s) 0" in reused.output
+    assert not out.exists()
+
+
+def test_select_on_holdout_runs_refuses_the_test_set_flag(tmp_path):
+    fake_run(tmp_path, beta_raw(1.0, "data_first", "relu", 0.001, holdout=100), ssim_mean=0.5)
+    result = run_select(tmp_path / "fake", tmp_path / "x.yaml", "--on-test-set", "--seeds", "1")
+    assert result.exit_code == 2 and "training holdout" in result.output
+
+
+def test_select_top_k_by_both_variants_writes_the_union_over_new_seeds(tmp_path):
+    from aeexp import sweep as sweep_lib
+
+    tuned = write_tuned_grid(tmp_path, TUNED_SCORES)
+    out = tmp_path / "seeds.yaml"
+    result = run_select(
+        tuned,
+        out,
+        "--on-test-set",
+        "--top",
+        "2",
+        "--metric",
+        "ssim_thesis",
+        "--metric",
+        "ssim_thesis_viridis",
+        "--seeds",
+        "1-4",
     )
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "SELECTED ON THE TEST SET" in text and "seed(s) 0" in text
+    # Gray's top 2: 0.01, 0.02; viridis's: 0.03, 0.01. Union, ascending: 0.01, 0.02, 0.03.
+    rates = [b["optimizer"][0]["learning_rate"] for b in yaml.safe_load(text)["grid"]]
+    assert rates == [0.01, 0.02, 0.03]
+    plan = sweep_lib.plan(out)
+    assert len(plan.runs) == 12 and {r.config.seed for r in plan.runs} == {1, 2, 3, 4}
+    assert {r.config.optimizer.params["decay"] for r in plan.runs} == {1e-5}

@@ -3,10 +3,11 @@
 import csv
 import io
 
+import fakeruns
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, config, results, tables
+from aeexp import cli, results, tables
 from aeexp.errors import UserError
 
 # Two optimizers for one cell (ReLU-Sigmoid, MSE): Adam has the better SSIM and PSNR *and* the
@@ -17,22 +18,11 @@ ADAGRAD = {"ssim_thesis": 0.70, "psnr_mean": 15.0, "mse": 0.050, "final_val_loss
 
 def fake_run(root, optimizer, seed=0, learning_rate=None, **metrics):
     """Write a complete ReLU-Sigmoid MSE run directory with the given metrics; no training."""
-    opt = {"name": optimizer} | ({"learning_rate": learning_rate} if learning_rate else {})
-    raw = {
-        "name": "fake",
-        "output": {"dir": str(root)},
-        "model": {"decoder_activation": "sigmoid"},
-        "loss": {"name": "mse"},
-        "optimizer": opt,
-        "seed": seed,
-    }
-    cfg = config.validate(raw)
-    run_dir = cfg.experiment_dir / cfg.run_id
-    with results.staged_run_dir(run_dir) as staging:
-        results.write_yaml(staging / results.CONFIG, cfg.resolved())
-        results.write_json(staging / results.METRICS, {"status": "completed", **metrics})
-        (staging / results.HISTORY).write_text("epoch,loss,val_loss,seconds\n1,0.5,0.4,1.0\n")
-    return run_dir
+    opt = {"learning_rate": learning_rate} if learning_rate else {}
+    cfg = fakeruns.fake_run(
+        root, fakeruns.cell_raw("sigmoid", "mse", optimizer, seed, **opt), history=True, **metrics
+    )
+    return fakeruns.run_dir(cfg)
 
 
 @pytest.fixture
@@ -137,3 +127,68 @@ def test_csv_has_the_thesis_columns_only_with_compare(experiment):
     (compared,) = csv_rows(table(experiment, "--format", "csv", "--compare", "thesis"))
     assert float(compared["thesis"]) == 0.855
     assert float(compared["difference"]) == pytest.approx(0.88 - 0.855)
+
+
+# ------------------------------------------------------------- damaged run directories (issue 15)
+
+DAMAGES = {
+    "metrics missing": (results.METRICS, None),
+    "metrics empty": (results.METRICS, ""),
+    "metrics not json": (results.METRICS, "{not json"),
+    "metrics not an object": (results.METRICS, "[1, 2]"),
+    "metrics not utf-8": (results.METRICS, b"\xff\xfe\x00"),
+    "config missing": (results.CONFIG, None),
+    "config empty": (results.CONFIG, ""),
+    "config not yaml": (results.CONFIG, "loss: [unclosed\n"),
+    "config not a mapping": (results.CONFIG, "- a\n- b\n"),
+    "config invalid": (results.CONFIG, "loss:\n  name: no_such_loss\n"),
+    "config unknown key": (results.CONFIG, "colour: red\n"),
+}
+
+
+def damage(run_dir, name, content):
+    path = run_dir / name
+    if content is None:
+        path.unlink()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGES))
+def test_load_runs_skips_a_damaged_run_with_one_warning_line(experiment, case, capsys):
+    good = tables.load_runs(experiment)
+    victim = sorted(p for p in experiment.iterdir() if p.is_dir())[0]
+    damage(victim, *DAMAGES[case])
+    capsys.readouterr()
+    runs = tables.load_runs(experiment)
+    assert len(runs) == len(good) - 1 and victim not in {r.path for r in runs}
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(f"aeexp: warning: skipping {victim}: "), line
+
+
+def test_table_command_reports_around_a_damaged_run(experiment):
+    victim = sorted(p for p in experiment.iterdir() if p.is_dir())[0]
+    (victim / results.METRICS).write_text("")
+    result = table(experiment)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("\n") == 1 and "metrics.json is empty" in result.stderr
+    assert result.stdout.splitlines()[2].startswith("| ReLU-Sigmoid |")
+
+
+def test_load_runs_ignores_staging_folders_and_says_when_nothing_is_left(tmp_path, capsys):
+    from fakeruns import cell_raw, fake_run
+
+    cfg = fake_run(tmp_path, cell_raw("relu", "mse", "adam"), ssim_thesis=0.8)
+    staging = cfg.experiment_dir / ".tmp-abc-1"
+    staging.mkdir()
+    (staging / results.CONFIG).write_text("broken: [")
+    assert len(tables.load_runs(tmp_path)) == 1
+    assert capsys.readouterr().err == ""
+    (cfg.experiment_dir / cfg.run_id / results.METRICS).write_text("garbage")
+    with pytest.raises(UserError, match="no complete runs"):
+        tables.load_runs(tmp_path)
+    assert capsys.readouterr().err.count("\n") == 1

@@ -1,0 +1,1 @@
+"""Statistics and measurements the reports rest on: intervals, corrections, protocol noise."""

@@ -1,0 +1,146 @@
+"""The ten-image protocol's own noise, measured on saved models without retraining.
+
+The thesis's SSIM is the mean over ten test images: the first 0, the first 1 after it, and so
+on. Other images of the same digits would have given another number for the same model.
+Here each saved model (``model.keras`` in its run directory) reconstructs the k-th
+occurrence of every digit (:func:`aeexp.evaluate.thesis_digit_indices` with ``occurrence``
+k, k = 1..K) and the protocol is applied to each set. The spread over k is the protocol's
+noise; the first set's distance from the mean over k says whether the thesis's ten images
+are easier or harder than typical ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aeexp import data as data_lib
+from aeexp import evaluate, results
+from aeexp.config import RunConfig
+
+# How many alternative picks per model: k = 1..OCCURRENCES (the MNIST test set has them all).
+OCCURRENCES = 50
+# Protocol variant -> the colormap the PNGs went through and the metric each run recorded.
+VARIANTS = {"gray": "ssim_thesis", "viridis": "ssim_thesis_viridis"}
+
+
+@dataclass(frozen=True)
+class ModelNoise:
+    """One saved model's ten-digit SSIM for each occurrence k = 1..K, per protocol variant."""
+
+    path: Path
+    values: dict[str, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class ProtocolNoise:
+    """A configuration's protocol noise, pooled over the models (seeds) that were measured."""
+
+    models: tuple[ModelNoise, ...]
+    variant: str
+
+    @property
+    def n_models(self) -> int:
+        """Return how many saved models were measured."""
+        return len(self.models)
+
+    @property
+    def occurrences(self) -> int:
+        """Return K, the number of alternative picks per model."""
+        return len(self.models[0].values[self.variant]) if self.models else 0
+
+    @property
+    def sd(self) -> float:
+        """Return the pooled standard deviation over k: sqrt(mean over models of var_k)."""
+        if not self.models or self.occurrences < 2:
+            return math.nan
+        variances = [np.var(m.values[self.variant], ddof=1) for m in self.models]
+        return float(math.sqrt(np.mean(variances)))
+
+    @property
+    def first_offset(self) -> float:
+        """Return the mean over models of (the thesis's pick, k = 1) minus (the mean over k)."""
+        if not self.models:
+            return math.nan
+        values = [m.values[self.variant] for m in self.models]
+        return float(np.mean([v[0] - np.mean(v) for v in values]))
+
+    @property
+    def pooled(self) -> tuple[float, ...]:
+        """Return every model's per-k values, model-centred and re-added to the grand mean."""
+        values = [np.asarray(m.values[self.variant]) for m in self.models]
+        grand = float(np.mean([v.mean() for v in values]))
+        return tuple(float(x) for v in values for x in v - v.mean() + grand)
+
+
+def _evaluation_images(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Return the images and labels ``cfg``'s run was evaluated on (test set or holdout)."""
+    settings = cfg.data
+    mnist = data_lib.load_mnist(settings.path, settings.train_limit, settings.test_limit)
+    if settings.holdout is not None:
+        split = len(mnist.x_train) - settings.holdout
+        return mnist.train_pixels()[split:], np.asarray(mnist.y_train[split:])
+    return mnist.test_pixels(), np.asarray(mnist.y_test)
+
+
+class Meter:
+    """Measures saved models' protocol noise; reads each dataset and each model once."""
+
+    def __init__(self, occurrences: int = OCCURRENCES) -> None:
+        self.occurrences = occurrences
+        self._data: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._models: dict[Path, ModelNoise | None] = {}
+
+    def model(self, cfg: RunConfig, run_dir: Path) -> ModelNoise | None:
+        """Return one run's per-occurrence SSIM, or None if it saved no model."""
+        if run_dir not in self._models:
+            self._models[run_dir] = self._measure(cfg, run_dir)
+        return self._models[run_dir]
+
+    def _measure(self, cfg: RunConfig, run_dir: Path) -> ModelNoise | None:
+        path = run_dir / results.MODEL
+        if not path.is_file():
+            return None
+        key = (cfg.data.path, cfg.data.train_limit, cfg.data.test_limit, cfg.data.holdout)
+        if key not in self._data:
+            self._data[key] = _evaluation_images(cfg)
+        images, labels = self._data[key]
+        ks = list(range(1, self.occurrences + 1))
+        chosen = sorted({i for k in ks for i in evaluate.thesis_digit_indices(labels, k)})
+        reconstructed = np.zeros_like(images)
+        reconstructed[chosen] = predict(path, images[chosen])
+        values = {
+            variant: tuple(
+                float(v)
+                for v in evaluate.ssim_thesis_occurrences(
+                    images, reconstructed, labels, ks, colormap=variant
+                )
+            )
+            for variant in VARIANTS
+        }
+        return ModelNoise(run_dir, values)
+
+    def noise(self, runs: Sequence, variant: str) -> ProtocolNoise:
+        """Return the protocol noise pooled over ``runs`` (completed runs with a saved model)."""
+        measured = [
+            m
+            for r in runs
+            if r.metrics.get("status") == "completed"
+            and (m := self.model(r.config, r.path)) is not None
+        ]
+        return ProtocolNoise(tuple(measured), variant)
+
+
+def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
+    """Return a saved model's reconstructions of ``images`` (float32, as the run evaluated)."""
+    import keras
+
+    from aeexp import keras2  # noqa: F401  (registers the Keras 2.2 optimizer classes)
+
+    # compile=False: the Keras 2.2 optimizer's state is not needed to reconstruct.
+    model = keras.saving.load_model(model_path, compile=False)
+    return np.asarray(model(images, training=False))

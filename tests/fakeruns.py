@@ -1,0 +1,76 @@
+"""Run directories written by hand, for report, table and selection tests: no training.
+
+One helper for every test module that needs finished runs: the config is a validated
+``RunConfig`` dumped as the runner dumps it, the metrics are what the caller gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aeexp import config, results, tables
+
+FINISHED_AT = "2026-01-01T00:00:00+00:00"
+MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "load_average": [1.5, 1.2, 1.0]}
+
+
+def fake_run(
+    root: Path,
+    raw: dict[str, Any],
+    name: str = "fake",
+    history: bool = False,
+    **metrics: Any,
+) -> config.RunConfig:
+    """Write a complete run directory under ``root/name`` with ``raw``'s config and ``metrics``.
+
+    ``status`` defaults to completed; ``history`` adds a one-epoch history.csv.
+    """
+    cfg = config.validate({"name": name, "output": {"dir": str(root)}, **raw})
+    run_dir = cfg.experiment_dir / cfg.run_id
+    with results.staged_run_dir(run_dir) as staging:
+        results.write_yaml(staging / results.CONFIG, cfg.resolved())
+        results.write_json(
+            staging / results.METRICS,
+            {"status": "completed", "finished_at": FINISHED_AT, "train_seconds": 10.0, **metrics},
+        )
+        if history:
+            (staging / results.HISTORY).write_text("epoch,loss,val_loss,seconds\n1,0.5,0.4,1.0\n")
+    return cfg
+
+
+def run_dir(cfg: config.RunConfig) -> Path:
+    """Return where ``fake_run`` wrote ``cfg``'s run."""
+    return cfg.experiment_dir / cfg.run_id
+
+
+def cell_raw(decoder: str, loss: str, optimizer: str, seed: int = 0, **params: Any) -> dict:
+    """Return the raw config of a thesis cell's run (optimizer keywords in ``params``)."""
+    return {
+        "loss": {"name": loss},
+        "model": {"decoder_activation": decoder},
+        "optimizer": {"name": optimizer, **params},
+        "seed": seed,
+    }
+
+
+def thesis_cells() -> list[tuple[str, str, float, str]]:
+    """Return (decoder, loss, published SSIM, optimizer) for the six cells of the thesis."""
+    return [(d, loss, v, o) for (d, loss), (v, o) in tables.THESIS_SSIM.items()]
+
+
+def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.RunConfig, Path]:
+    """Train a real model on 300 MNIST images for one epoch and write its run directory."""
+    from aeexp import runner
+
+    cfg = config.validate(
+        {
+            "name": "tiny",
+            "output": {"dir": str(root)},
+            "data": {"path": str(mnist_path), "train_limit": 300, "test_limit": 600},
+            "train": {"epochs": 1, "batch_size": 64},
+            **raw,
+        }
+    )
+    (outcome,) = runner.train_group([cfg], runner.load_dataset(cfg), quiet=True)
+    return cfg, outcome.run_dir
