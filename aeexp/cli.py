@@ -493,19 +493,6 @@ def report_beta(study_dir: str, tune_dir: str, out: str) -> None:
     _write_report("write_beta_report", study_dir, tune_dir, out)
 
 
-def _parse_seeds(text: str) -> list[int]:
-    """Parse ``0-4`` or ``0,1,2`` into a list of seeds."""
-    try:
-        if "-" in text:
-            low, high = (int(part) for part in text.split("-", 1))
-            return list(range(low, high + 1))
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UserError(
-            f"--seeds {text!r}: expected a range like 0-4 or a list like 0,1,2"
-        ) from None
-
-
 @main.command()
 @click.argument("tune_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option(
@@ -574,7 +561,7 @@ def select(
     choices = tuning.write_final_sweep(
         Path(tune_dir),
         metrics,
-        _parse_seeds(seeds),
+        tuning.parse_seeds(seeds),
         name,
         Path(out_file),
         Path(tune_sweep) if tune_sweep else None,

@@ -265,6 +265,10 @@ def _check_path(value: str | None) -> str | None:
     return value
 
 
+# Seeds feed tf.constant([seed, epoch], tf.int64) and NumPy's SeedSequence.
+MAX_SEED = 2**63 - 1
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -399,7 +403,7 @@ class RunConfig(_Section):
     # One folder under output.dir: see check_name.
     name: str = "run"
     # It seeds tf.constant([seed, epoch], tf.int64) and np.random.SeedSequence: int64's range.
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aeexp.errors import is_finite_number, unknown_name_message
+from aeexp.errors import is_finite_number, shorten, unknown_name_message
 
 EPS = 1e-7  # Keras's fuzz factor, the clipping floor the thesis used.
 BETA_ORDERS = ("data_first", "recon_first")
@@ -128,7 +128,7 @@ def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in resolved.items():
         kind, accepts = PARAM_CHECKS[key]
         if not accepts(value):
-            raise ValueError(f"loss {name!r}: {key} must be {kind}, got {value!r}")
+            raise ValueError(f"loss {name!r}: {key} must be {kind}, got {shorten(value)}")
     return {key: resolved[key] for key in spec.parameters}
 
 

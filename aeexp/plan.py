@@ -160,10 +160,10 @@ def _base_config(sweep: Mapping[str, Any], sweep_path: Path) -> dict[str, Any]:
 
 
 def _sweep_name(sweep: Mapping[str, Any], sweep_path: Path) -> str:
-    name = sweep.get("name") or sweep_path.stem
-    if not isinstance(name, str):
-        raise UserError(f"{sweep_path}: name: expected a string, got {type(name).__name__}")
-    return config_lib.check_name(name, f"{sweep_path}: name")
+    if sweep.get("name") is None:  # the file's stem: say where a strange name came from
+        hint = " (the name defaults to the file's name without .yaml: set 'name:')"
+        return config_lib.check_name(sweep_path.stem, f"{sweep_path}: name{hint}")
+    return config_lib.check_name(sweep["name"], f"{sweep_path}: name")
 
 
 def plan_sweep(
@@ -194,7 +194,7 @@ def plan_sweep(
         raw = base
         for key, value in point.items():
             raw = config_lib.set_dotted(raw, key, value)
-        source = f"{sweep_path}: point {index} ({describe_point(point)})"
+        source = f"{sweep_path}: point {index} ({clip(describe_point(point), 160)})"
         cfg = config_lib.validate(raw, source=source)
         runs.setdefault(cfg.run_id, PlannedRun(cfg, point))
     keys = tuple(dict.fromkeys(k for p in points for k in p))
@@ -213,14 +213,14 @@ def _check_overrides(overrides: Sequence[str], grid_keys: Iterable[str]) -> None
     for text in overrides:
         key = _canonical(config_lib.parse_override(text)[0])
         if key == "name":
-            raise UserError(f"--set {text!r}: a sweep's name comes from its 'name' key")
+            raise UserError(f"--set {shorten(text)}: a sweep's name comes from its 'name' key")
         for other in sorted(grid):
             # Either key may hold the other: a grid of optimizer mappings replaces any
             # --set optimizer.learning_rate, and a grid of learning rates overrides part of
             # --set optimizer={...}.
             if key == other or key.startswith(f"{other}.") or other.startswith(f"{key}."):
                 raise UserError(
-                    f"--set {text!r}: the grid sets {other}, which would silently win; "
+                    f"--set {shorten(text)}: the grid sets {other}, which would silently win; "
                     f"change the grid instead"
                 )
 

@@ -114,7 +114,7 @@ def ensure_writable(folder: Path) -> None:
     """Create ``folder`` and prove it is writable, or raise a one-line UserError."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f"{_STAGING_PREFIX}probe-{_HOST}-{os.getpid()}"
+        probe = folder / f"{_STAGING_PREFIX}probe-{uuid.uuid4().hex}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:

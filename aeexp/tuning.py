@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import yaml
 
 from aeexp import optimizers, results, tables
-from aeexp.config import ConfigDumper
-from aeexp.errors import UserError
+from aeexp.config import MAX_SEED, ConfigDumper, check_name
+from aeexp.errors import UserError, shorten
 from aeexp.tables import ConfigStats, Run
 
 _FIXED_SECTIONS = ("data", "model", "loss", "optimizer", "train")
@@ -239,6 +239,31 @@ def _test_set_header(
     )
 
 
+# Seeds a final sweep may list: its runs are counted before they are planned, like a grid's.
+MAX_SEEDS = 1000
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Parse ``0-4`` or ``0,1,2`` into a non-empty, bounded list of seeds."""
+    try:
+        if "-" in text:
+            low, high = (int(part) for part in text.split("-", 1))
+            if high < low:
+                raise ValueError
+            if high - low >= MAX_SEEDS:
+                raise UserError(f"--seeds {shorten(text)}: more than {MAX_SEEDS} seeds")
+            seeds = list(range(low, high + 1))
+        else:
+            seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(
+            f"--seeds {shorten(text)}: expected a range like 0-4 or a list like 0,1,2"
+        ) from None
+    if len(seeds) > MAX_SEEDS or not all(0 <= seed <= MAX_SEED for seed in seeds):
+        raise UserError(f"--seeds {shorten(text)}: at most {MAX_SEEDS} seeds in 0..{MAX_SEED}")
+    return seeds
+
+
 def write_final_sweep(
     tune_dir: Path,
     metric: str | Sequence[str],
@@ -257,6 +282,7 @@ def write_final_sweep(
     ``on_test_set`` selects from runs scored on the test set, which is otherwise refused;
     then ``seeds`` must not repeat a seed of the selecting runs.
     """
+    check_name(name, "--name")
     metrics = [metric] if isinstance(metric, str) else list(metric)
     if not metrics:
         raise UserError("select: give at least one --metric")

@@ -61,7 +61,9 @@ def thesis_cells() -> list[tuple[str, str, float, str]]:
 
 def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.RunConfig, Path]:
     """Train a real model on 300 MNIST images for one epoch and write its run directory."""
-    from aeexp import runner
+    from aeexp.execute import execute
+    from aeexp.executors.local import LocalExecutor
+    from aeexp.plan import plan_run
 
     cfg = config.validate(
         {
@@ -72,5 +74,6 @@ def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.Run
             **raw,
         }
     )
-    (outcome,) = runner.train_group([cfg], runner.load_dataset(cfg), quiet=True)
-    return cfg, outcome.run_dir
+    planned = plan_run(cfg)
+    execute(planned, LocalExecutor())
+    return cfg, planned.runs[0].run_dir

@@ -190,3 +190,21 @@ def test_planning_and_the_driver_import_no_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ("5-1", "expected a range"),
+        ("0-99999999999", "more than 1000 seeds"),
+        ("a,b", "expected a range"),
+        ("-3", "expected a range"),
+        ("99999999999999999999", "at most 1000 seeds in 0..9223372036854775807"),
+    ],
+)
+def test_select_seeds_are_a_bounded_non_empty_list(seeds, message):
+    from aeexp.tuning import parse_seeds
+
+    with pytest.raises(UserError, match=message):
+        parse_seeds(seeds)
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("1,3") == [1, 3]

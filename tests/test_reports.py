@@ -39,10 +39,10 @@ def test_select_picks_each_configurations_best_rate_and_drops_the_holdout(tmp_pa
         assert block["optimizer"][0]["learning_rate"] == 0.003
         assert block["seed"] == [0, 1, 2]
         assert "holdout" not in block["data"][0]
-    from aeexp import sweep as sweep_lib
+    from aeexp.plan import plan_sweep
 
-    plan = sweep_lib.plan(out)
-    assert len(plan.runs) == 6 and {r.config.data.holdout for r in plan.runs} == {None}
+    planned = plan_sweep(out)
+    assert len(planned.runs) == 6 and {r.config.data.holdout for r in planned.runs} == {None}
 
 
 def test_beta_report_answers_with_numbers(tmp_path):
@@ -307,7 +307,7 @@ def test_select_on_holdout_runs_refuses_the_test_set_flag(tmp_path):
 
 
 def test_select_top_k_by_both_variants_writes_the_union_over_new_seeds(tmp_path):
-    from aeexp import sweep as sweep_lib
+    from aeexp.plan import plan_sweep
 
     tuned = write_tuned_grid(tmp_path, TUNED_SCORES)
     out = tmp_path / "seeds.yaml"
@@ -330,6 +330,6 @@ def test_select_top_k_by_both_variants_writes_the_union_over_new_seeds(tmp_path)
     # Gray's top 2: 0.01, 0.02; viridis's: 0.03, 0.01. Union, ascending: 0.01, 0.02, 0.03.
     rates = [b["optimizer"][0]["learning_rate"] for b in yaml.safe_load(text)["grid"]]
     assert rates == [0.01, 0.02, 0.03]
-    plan = sweep_lib.plan(out)
-    assert len(plan.runs) == 12 and {r.config.seed for r in plan.runs} == {1, 2, 3, 4}
-    assert {r.config.optimizer.params["decay"] for r in plan.runs} == {1e-5}
+    planned = plan_sweep(out)
+    assert len(planned.runs) == 12 and {r.config.seed for r in planned.runs} == {1, 2, 3, 4}
+    assert {r.config.optimizer.params["decay"] for r in planned.runs} == {1e-5}

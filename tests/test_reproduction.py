@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from aeexp import runner
-from aeexp.dataset import load_dataset
 from aeexp.config import load_run_config
+from aeexp.dataset import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CELL = REPO / "configs" / "thesis" / "mse_relu-sigmoid_adam.yaml"
