@@ -1,21 +1,31 @@
-"""What a notebook calls, and the command line too: run one config, or sweep a grid.
+"""What a notebook calls, and the command line too: run a config, sweep a grid, load runs.
 
-Both go through :func:`aeexp.execute.execute`, so a single run is a sweep of one: it skips
-a complete run, checks the output folder, clears stale staging and records a failure the
-same way. Mistakes raise :class:`aeexp.errors.UserError`.
+``run`` and ``sweep`` go through :func:`aeexp.execute.execute`, so a single run is a sweep
+of one: it skips a complete run, checks the output folder, clears stale staging and records
+a failure the same way. ``load_runs`` reads run directories into a pandas DataFrame.
+Mistakes raise :class:`aeexp.errors.UserError`.
+
+    >>> import aeexp
+    >>> result = aeexp.run("configs/thesis/mse_relu-sigmoid_adam.yaml", **{"train.epochs": 5})
+    >>> result.metrics["ssim_mean"], result.history.tail()
+    >>> runs = aeexp.load_runs("results/thesis/runs")
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from aeexp import config as config_lib
 from aeexp import execute, results
-from aeexp.config import load_run_config
-from aeexp.executors import make_executor
-from aeexp.plan import DEFAULT_MAX_RUNS, SweepPlan, plan_run, plan_sweep
+from aeexp.config import RunConfig
+from aeexp.executors import Executor, make_executor
+from aeexp.plan import DEFAULT_MAX_RUNS, PlannedRun, SweepPlan, plan_run, plan_sweep
+
+if TYPE_CHECKING:
+    import pandas
 
 ALL_STATUSES = frozenset({execute.PENDING, execute.COMPLETED, execute.DIVERGED, execute.FAILED})
 
@@ -29,7 +39,7 @@ class ExecutorOptions:
     cpus_per_worker: int | None = None
     progress: bool = False
 
-    def make(self) -> execute.Executor:
+    def make(self) -> Executor:
         """Return a fresh executor."""
         return make_executor(self.name, self.address, self.cpus_per_worker, self.progress)
 
@@ -44,35 +54,100 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        """Return ``completed``, ``diverged`` or ``failed``."""
+        """Return ``completed``, ``diverged``, ``failed`` (or ``pending`` if unfinished)."""
         return str(self.metrics.get("status", execute.COMPLETED))
+
+    @property
+    def history(self) -> pandas.DataFrame:
+        """Return the per-epoch history (epoch, loss, val_loss, seconds) as a DataFrame."""
+        import pandas
+
+        path = self.run_dir / results.HISTORY
+        if not path.is_file():  # a failed run has none
+            return pandas.DataFrame(columns=["epoch", "loss", "val_loss", "seconds"])
+        return pandas.read_csv(path)
+
+
+def _options(executor: str | ExecutorOptions, **given: Any) -> ExecutorOptions:
+    if isinstance(executor, ExecutorOptions):
+        return executor
+    return ExecutorOptions(executor, **given)
+
+
+def resolve_config(
+    config: str | Path | Mapping[str, Any] | RunConfig,
+    overrides: Iterable[str] = (),
+    dotted: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    out: str | None = None,
+) -> RunConfig:
+    """Return a validated config from a file, a mapping or a RunConfig, with overrides.
+
+    ``overrides`` are ``--set`` strings (values read as YAML); ``dotted`` maps dotted keys to
+    Python values, e.g. ``{"train.epochs": 5}``.
+    """
+    if isinstance(config, RunConfig):
+        raw, source = config.resolved(), "config"
+    elif isinstance(config, Mapping):
+        raw, source = dict(config), "config"
+    else:
+        loaded = config_lib.load_run_config(config, overrides, seed=seed, out=out)
+        raw, source, overrides, seed, out = loaded.resolved(), str(config), (), None, None
+    raw = config_lib.apply_overrides(raw, overrides)
+    for key, value in (dotted or {}).items():
+        raw = config_lib.set_dotted(raw, key, value)
+    if seed is not None:
+        raw["seed"] = seed
+    if out is not None:
+        raw = config_lib.set_dotted(raw, "output.dir", out)
+    return config_lib.validate(raw, source=source)
 
 
 def run(
-    config: str | Path,
+    config: str | Path | Mapping[str, Any] | RunConfig,
+    *,
     overrides: Iterable[str] = (),
     seed: int | None = None,
     out: str | None = None,
     force: bool = False,
-    executor: ExecutorOptions = ExecutorOptions(),
+    executor: str | ExecutorOptions = "local",
+    address: str | None = None,
+    cpus_per_worker: int | None = None,
+    progress: bool = False,
+    tensorboard: bool = False,
+    mlflow: str | None = None,
+    **dotted: Any,
 ) -> RunResult:
-    """Train and evaluate one config file unless that run is already complete."""
-    cfg = load_run_config(config, overrides, seed=seed, out=out)
-    plan = plan_run(cfg)
-    (planned,) = plan.runs
+    """Train and evaluate one config unless that run is already complete.
+
+    ``config`` is a YAML file, a mapping or a :class:`RunConfig`; keyword arguments with
+    dotted names override keys, e.g. ``aeexp.run(path, **{"train.epochs": 5})``.
+    ``tensorboard`` writes TensorBoard events into the run directory; ``mlflow`` logs the
+    run to that MLflow tracking URI.
+    """
+    if tensorboard:
+        dotted = {**dotted, "output.tensorboard": True}
+    cfg = resolve_config(config, overrides, dotted, seed, out)
+    planned = plan_run(cfg)
+    (only,) = planned.runs
     redo = ALL_STATUSES if force else frozenset({execute.PENDING})
     trained = False
-    if execute.run_status(planned) in redo:
-        outcome = execute.execute(plan, executor.make(), max_group=1, redo=redo)
+    if execute.run_status(only) in redo:
+        options = _options(
+            executor, address=address, cpus_per_worker=cpus_per_worker, progress=progress
+        )
+        outcome = execute.execute(
+            planned, options.make(), max_group=1, redo=redo, sinks=tracking_sinks(mlflow)
+        )
         trained = bool(outcome.trained)
-    metrics = results.read_metrics(planned.run_dir)
+    metrics = results.read_metrics(only.run_dir)
     if metrics is None:  # another driver held it and did not finish it
         metrics = {"status": execute.PENDING}
-    return RunResult(planned.run_dir, metrics, trained)
+    return RunResult(only.run_dir, metrics, trained)
 
 
 def plan(
-    sweep_file: str | Path,
+    sweep_file: str | Path | Mapping[str, Any],
     overrides: Iterable[str] = (),
     out: str | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
@@ -82,14 +157,33 @@ def plan(
 
 
 def sweep(
-    sweep_file: str | Path,
+    sweep_file: str | Path | Mapping[str, Any],
+    *,
     overrides: Iterable[str] = (),
     out: str | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
-    **options: Any,
+    max_group: int = 30,
+    rerun_failed: bool = False,
+    executor: str | ExecutorOptions = "local",
+    address: str | None = None,
+    cpus_per_worker: int | None = None,
+    progress: bool = False,
+    tensorboard: bool = False,
+    mlflow: str | None = None,
 ) -> execute.Outcome:
-    """Train every run of a sweep file that is not complete yet; return what happened."""
-    return train_plan(plan(sweep_file, overrides, out, max_runs), **options)
+    """Train every run of a sweep (a file or its mapping) that is not complete yet.
+
+    Returns the :class:`aeexp.execute.Outcome`: the plan, the run ids trained now, how many
+    were complete already, and each run's status; ``load_runs(outcome.experiment_dir)``
+    gives the table.
+    """
+    options = _options(
+        executor, address=address, cpus_per_worker=cpus_per_worker, progress=progress
+    )
+    if tensorboard:
+        overrides = [*overrides, "output.tensorboard=true"]
+    planned = plan(sweep_file, overrides, out, max_runs)
+    return train_plan(planned, max_group, rerun_failed, options, sinks=tracking_sinks(mlflow))
 
 
 def train_plan(
@@ -99,7 +193,49 @@ def train_plan(
     executor: ExecutorOptions = ExecutorOptions(),
     on_runs_done: Callable[[int], None] | None = None,
     on_waiting: Callable[[int], None] | None = None,
+    sinks: Sequence[Callable[[PlannedRun], None]] = (),
 ) -> execute.Outcome:
     """Train the runs of a plan that are pending (and failed ones, with ``rerun_failed``)."""
     redo = frozenset({execute.PENDING, execute.FAILED} if rerun_failed else {execute.PENDING})
-    return execute.execute(planned, executor.make(), max_group, redo, on_runs_done, on_waiting)
+    return execute.execute(
+        planned, executor.make(), max_group, redo, on_runs_done, on_waiting, sinks
+    )
+
+
+def tracking_sinks(mlflow: str | None) -> list[Callable[[PlannedRun], None]]:
+    """Return the sinks a run is logged to once written: MLflow, if a URI is given."""
+    if mlflow is None:
+        return []
+    from aeexp.tracking import MlflowSink
+
+    return [MlflowSink(mlflow)]
+
+
+def run_record(run_dir: Path, cfg: RunConfig, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Return one DataFrame row: ids, the config as dotted keys, every metric."""
+    row = {
+        "run_id": metrics.get("run_id", cfg.run_id),
+        "name": cfg.name,
+        "status": metrics.get("status", execute.COMPLETED),
+        "path": str(run_dir),
+    }
+    row |= config_lib.flatten_dotted({k: v for k, v in cfg.resolved().items() if k != "name"})
+    scores = {k: v for k, v in metrics.items() if k not in ("run_id", "name", "status")}
+    row |= {k: v for k, v in config_lib.flatten_dotted(scores).items() if k not in row}
+    return row
+
+
+def load_runs(path: str | Path) -> pandas.DataFrame:
+    """Return one row per run under ``path`` (a run, a sweep folder or a tree of them).
+
+    Columns: ``run_id``, ``name``, ``status``, ``path``, the resolved config as dotted keys
+    (``loss.name``, ``optimizer.learning_rate``, ...) and every metric (nested ones dotted:
+    ``versions.tensorflow``). Incomplete or damaged run directories are skipped with one
+    warning line each.
+    """
+    import pandas
+
+    from aeexp import tables
+
+    rows = [run_record(r.path, r.config, r.metrics) for r in tables.load_runs(path)]
+    return pandas.DataFrame(rows)

@@ -34,7 +34,38 @@ def import_tensorflow():
             import tensorflow
         # Python-side warnings (retracing notices) are for TF developers, not our users.
         tensorflow.get_logger().setLevel("ERROR")
+        _grow_gpu_memory(tensorflow)
     return sys.modules["tensorflow"]
+
+
+def _grow_gpu_memory(tf) -> None:
+    """Let each GPU's memory grow as needed, so several runs (or workers) can share one GPU.
+
+    TensorFlow otherwise reserves nearly all of a GPU's memory for the first process. This
+    must happen before the GPU is first used; on a machine without a GPU it does nothing.
+    """
+    for gpu in tf.config.list_physical_devices("GPU"):
+        # RuntimeError: the caller already initialised the GPU; leave its choice.
+        with contextlib.suppress(RuntimeError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+
+
+def devices() -> list[dict[str, str]]:
+    """Return every device TensorFlow sees: its type, name and, for a GPU, its model."""
+    tf = import_tensorflow()
+    found = []
+    for device in tf.config.list_physical_devices():
+        entry = {"type": device.device_type, "name": device.name}
+        if device.device_type == "GPU":
+            details = tf.config.experimental.get_device_details(device)
+            entry["model"] = str(details.get("device_name", "unknown GPU"))
+        found.append(entry)
+    return found
+
+
+def gpu_names() -> list[str]:
+    """Return the models of the GPUs TensorFlow sees (empty on a CPU-only machine)."""
+    return [d.get("model", d["name"]) for d in devices() if d["type"] == "GPU"]
 
 
 def import_keras():

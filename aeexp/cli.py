@@ -173,6 +173,23 @@ def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def tracking_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --tensorboard and --mlflow to a command that trains."""
+    command = click.option(
+        "--mlflow",
+        metavar="URI",
+        default=None,
+        help="Also log each run (config, per-epoch losses, metrics, files) to this MLflow "
+        "tracking URI, e.g. sqlite:///mlflow.db (pip install 'aeexp[mlflow]').",
+    )(command)
+    return click.option(
+        "--tensorboard",
+        is_flag=True,
+        help="Write TensorBoard events (losses per epoch, reconstructions) into each run "
+        "directory: tensorboard --logdir <out>.",
+    )(command)
+
+
 def _executor(executor: str, address: str | None, cpus: int | None, quiet: bool):
     from aeexp.api import ExecutorOptions
 
@@ -193,6 +210,7 @@ def _executor(executor: str, address: str | None, cpus: int | None, quiet: bool)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Train again even if this run is complete.")
 @executor_options
+@tracking_options
 @_reports_user_errors
 def run(
     config: str,
@@ -204,6 +222,8 @@ def run(
     executor: str,
     address: str | None,
     cpus_per_worker: int | None,
+    tensorboard: bool,
+    mlflow: str | None,
 ) -> None:
     """Train and evaluate one configuration from a YAML CONFIG file.
 
@@ -214,7 +234,16 @@ def run(
     from aeexp import api
 
     options = _executor(executor, address, cpus_per_worker, quiet)
-    result = api.run(config, overrides, seed=seed, out=out, force=force, executor=options)
+    result = api.run(
+        config,
+        overrides=overrides,
+        seed=seed,
+        out=out,
+        force=force,
+        executor=options,
+        tensorboard=tensorboard,
+        mlflow=mlflow,
+    )
     if not result.trained_now:
         click.echo(f"{result.run_dir}: already complete (use --force to train again)")
     else:
@@ -222,6 +251,71 @@ def run(
     click.echo(format_headline(result.metrics))
     if result.status != "completed":
         sys.exit(1)
+
+
+@main.command()
+@click.argument("sides", nargs=-1, required=True, metavar="SIDE SIDE [SIDE ...]")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="The folder whose runs key=value filters select from.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="A metric to compare (repeatable; default: the SSIMs, PSNR, MSE, validation loss).",
+)
+@_reports_user_errors
+def compare(sides: tuple[str, ...], root: str | None, metrics: tuple[str, ...]) -> None:
+    """Put groups of runs side by side: what differs in their configs, and every metric.
+
+    Each SIDE is a folder (a run, a sweep, a tree of them) or a filter over the
+    runs under --root, e.g. loss.name=mse,model.decoder_activation=sigmoid. Each
+    metric shows each side's mean, 95% t interval, standard deviation and count
+    over its completed runs, and each side's difference from the first with
+    Welch's test (Holm-corrected over the table) when both have two runs or more.
+    """
+    from aeexp.analysis.compare import DEFAULT_METRICS, compare
+
+    comparison = compare(*sides, root=root, metrics=metrics or DEFAULT_METRICS)
+    click.echo(comparison.render())
+
+
+@main.command()
+@click.option(
+    "--kind",
+    type=click.Choice(["run", "sweep"]),
+    default="run",
+    show_default=True,
+    help="The run config's schema, or the sweep file's.",
+)
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a run config (or a sweep file) for YAML editors.
+
+    The configs under configs/ point at the copies in aeexp/schemas/ with a
+    '# yaml-language-server: $schema=...' first line, so editors with the YAML
+    language server complete keys and flag mistakes as you type.
+    """
+    from aeexp import schema as schema_lib
+
+    click.echo(schema_lib.render(kind), nl=False)
+
+
+@main.command()
+def env() -> None:
+    """Show the versions that decide a run's numbers and the devices TensorFlow sees."""
+    from aeexp import backend, runner
+
+    for key, value in runner.library_versions().items():
+        click.echo(f"{key}: {value}")
+    found = backend.devices()
+    for device in found:
+        model = f" ({device['model']})" if "model" in device else ""
+        click.echo(f"device: {device['type']} {device['name']}{model}")
+    if not any(d["type"] == "GPU" for d in found):
+        click.echo("gpu: none visible to TensorFlow; training runs on the CPU")
 
 
 @main.command()
@@ -291,6 +385,7 @@ def gradcheck(fmt: str) -> None:
 @click.option("--rerun-failed", is_flag=True, help="Train runs that failed before again.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @executor_options
+@tracking_options
 @_reports_user_errors
 def sweep(
     sweep_file: str,
@@ -304,6 +399,8 @@ def sweep(
     executor: str,
     address: str | None,
     cpus_per_worker: int | None,
+    tensorboard: bool,
+    mlflow: str | None,
 ) -> None:
     """Train every point of a grid in SWEEP, skipping runs already complete.
 
@@ -316,6 +413,8 @@ def sweep(
     from aeexp import api, execute
     from aeexp.plan import describe_point
 
+    if tensorboard:
+        overrides = (*overrides, "output.tensorboard=true")
     plan = api.plan(sweep_file, overrides, out, max_runs)
     if dry_run:
         statuses = [execute.run_status(run) for run in plan.runs]
@@ -347,6 +446,7 @@ def sweep(
             options,
             on_runs_done=bar.update,
             on_waiting=lambda n: bar.write(f"waiting for {n} run(s) another aeexp is training"),
+            sinks=api.tracking_sinks(mlflow),
         )
     click.echo(
         f"{plan.experiment_dir / execute.RUNS_CSV}: {len(plan.runs)} runs "

@@ -40,19 +40,6 @@ from aeexp.errors import (
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
 
-# Ranges each optimizer keyword must fall in: (low, high, low inclusive).
-_NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
-    "learning_rate": (0.0, float("inf"), True),
-    "decay": (0.0, float("inf"), True),
-    "epsilon": (0.0, float("inf"), False),
-    "momentum": (0.0, 1.0, True),
-    "rho": (0.0, 1.0, True),
-    "beta_1": (0.0, 1.0, True),
-    "beta_2": (0.0, 1.0, True),
-    "schedule_decay": (0.0, float("inf"), True),
-}
-_BOOLEAN_KEYS = {"nesterov", "amsgrad"}
-
 
 # Exponent floats, which YAML 1.1 (PyYAML) reads as strings unless they have both a dot and a
 # signed exponent (1.0e-07): 1e-3, 1E+5 and 2.5e4 are floats in YAML 1.2. An integer never
@@ -329,7 +316,7 @@ _LOSS_PARAMS = tuple(key for key in LossConfig.model_fields if key != "name")
 
 
 def _check_optimizer_value(key: str, value: Any) -> None:
-    if key in _BOOLEAN_KEYS:
+    if key in optimizers.BOOLEAN_KEYWORDS:
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be true or false, got {shorten(value)}")
         return
@@ -337,7 +324,7 @@ def _check_optimizer_value(key: str, value: Any) -> None:
         raise ValueError(f"{key} must be a number, got {shorten(value)}")
     if not math.isfinite(value):
         raise ValueError(f"{key} must be a finite number, got {shorten(value)}")
-    low, high, low_inclusive = _NUMERIC_RANGES[key]
+    low, high, low_inclusive = optimizers.KEYWORD_RANGES[key]
     too_low = value < low if low_inclusive else value <= low
     if too_low or value > high:
         bound = ">=" if low_inclusive else ">"
@@ -387,9 +374,11 @@ class TrainConfig(_Section):
 
 
 class OutputConfig(_Section):
-    """Where run directories go."""
+    """Where run directories go, and what else they hold. Not part of the run id."""
 
     dir: str = Field("results", min_length=1, max_length=PATH_MAX_LENGTH)
+    # TensorBoard events (per-epoch losses, the reconstructions) under <run>/tensorboard/.
+    tensorboard: bool = False
 
     @field_validator("dir")
     @classmethod
@@ -575,6 +564,16 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
         raise UserError(f"cannot set {shorten(key)}: {shorten(head)} is not a mapping")
     result[head] = set_dotted(dict(inner), rest, value)
     return result
+
+
+def flatten_dotted(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Return nested mappings as one level of dotted keys (the inverse of set_dotted)."""
+    if not isinstance(value, Mapping):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, inner in value.items():
+        flat |= flatten_dotted(inner, f"{prefix}.{key}" if prefix else str(key))
+    return flat
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

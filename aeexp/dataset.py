@@ -7,6 +7,7 @@ may not exist on its node. ``digest`` lets a worker check what arrived.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -59,7 +60,7 @@ class Dataset:
         """Return the training images as float32 (n, 784) in [0, 1]."""
         return data_lib.pixels(self.train_images)
 
-    @property
+    @functools.cached_property
     def x_eval(self) -> np.ndarray:
         """Return the evaluation images as float32 (m, 784) in [0, 1]."""
         return data_lib.pixels(self.eval_images)

@@ -53,6 +53,11 @@ class Outcome:
     already: int = 0  # runs complete before it started
     moved_aside: list[Path] = field(default_factory=list)  # damaged run directories kept
 
+    @property
+    def experiment_dir(self) -> Path:
+        """Return the folder of the runs and runs.csv (for ``aeexp.load_runs``)."""
+        return self.plan.experiment_dir
+
     def statuses(self) -> dict[str, str]:
         """Return each planned run's status now."""
         return {run.run_id: run_status(run) for run in self.plan.runs}
@@ -234,7 +239,9 @@ class _Driver:
         outcome: Outcome,
         interrupts: _Interrupts,
         on_runs_done: Callable[[int], None] | None,
+        sinks: Sequence[Callable[[PlannedRun], None]] = (),
     ) -> None:
+        self.sinks = sinks
         self.executor = executor
         self.claims = claims
         self.outcome = outcome
@@ -280,6 +287,8 @@ class _Driver:
     def _done(self, run: PlannedRun) -> None:
         self.outcome.trained.append(run.run_id)
         self.claims.release(run.run_id)
+        for sink in self.sinks:  # e.g. MLflow: a copy of what the run directory now holds
+            sink(run)
         if self.on_runs_done is not None:
             self.on_runs_done(1)
 
@@ -313,8 +322,12 @@ def execute(
     redo: frozenset[str] = frozenset({PENDING}),
     on_runs_done: Callable[[int], None] | None = None,
     on_waiting: Callable[[int], None] | None = None,
+    sinks: Sequence[Callable[[PlannedRun], None]] = (),
 ) -> Outcome:
-    """Train every run of ``plan`` whose status is in ``redo``; write runs and runs.csv."""
+    """Train every run of ``plan`` whose status is in ``redo``; write runs and runs.csv.
+
+    Each sink is called with a run once its directory is written (``aeexp.tracking``).
+    """
     experiment = plan.experiment_dir
     results.check_inside(plan.output_dir, experiment)
     results.ensure_writable(experiment)
@@ -329,7 +342,7 @@ def execute(
     try:
         with interrupts.watching():
             executor.start(datasets)
-            driver = _Driver(executor, claims, outcome, interrupts, on_runs_done)
+            driver = _Driver(executor, claims, outcome, interrupts, on_runs_done, sinks)
             while pending:
                 mine, elsewhere = _claim_batch(pending, claims, redo, outcome)
                 for group in group_runs(mine, max_group, executor.workers):

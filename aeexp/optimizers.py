@@ -35,6 +35,19 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     ),
 }
 
+# The range each keyword must fall in: (low, high, whether low itself is allowed).
+KEYWORD_RANGES: dict[str, tuple[float, float, bool]] = {
+    "learning_rate": (0.0, float("inf"), True),
+    "decay": (0.0, float("inf"), True),
+    "epsilon": (0.0, float("inf"), False),
+    "momentum": (0.0, 1.0, True),
+    "rho": (0.0, 1.0, True),
+    "beta_1": (0.0, 1.0, True),
+    "beta_2": (0.0, 1.0, True),
+    "schedule_decay": (0.0, float("inf"), True),
+}
+BOOLEAN_KEYWORDS = frozenset({"nesterov", "amsgrad"})
+
 # Accepted by every optimizer: Keras 2.2's inverse-time decay of the learning rate.
 COMMON_DEFAULTS: dict[str, Any] = {"decay": 0.0}
 ALIASES = {"lr": "learning_rate"}

@@ -166,15 +166,30 @@ def _sweep_name(sweep: Mapping[str, Any], sweep_path: Path) -> str:
     return config_lib.check_name(sweep["name"], f"{sweep_path}: name")
 
 
+def _read_sweep(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path]:
+    """Return a sweep's mapping and the path its ``base`` is relative to and errors name.
+
+    A mapping (from a notebook) stands for a file ``sweep.yaml`` in the current folder.
+    """
+    if isinstance(source, Mapping):
+        sweep = dict(source)
+        if sweep.get("name") is None:
+            raise UserError("sweep: a sweep given as a mapping needs a 'name'")
+        return sweep, Path("sweep.yaml")
+    return config_lib.read_yaml(source), Path(source)
+
+
 def plan_sweep(
-    sweep_path: str | Path,
+    source: str | Path | Mapping[str, Any],
     overrides: Iterable[str] = (),
     out: str | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
 ) -> SweepPlan:
-    """Read a sweep file and return its validated runs; raise UserError naming a bad point."""
-    sweep_path = Path(sweep_path)
-    sweep = config_lib.read_yaml(sweep_path)
+    """Read a sweep (a file, or its mapping) and return its validated runs.
+
+    Raises UserError naming a bad key, a bad grid or the first bad point.
+    """
+    sweep, sweep_path = _read_sweep(source)
     for key in sweep:
         if key not in _SWEEP_KEYS:
             message = valid_and_closest(key, _SWEEP_KEYS)
@@ -194,8 +209,8 @@ def plan_sweep(
         raw = base
         for key, value in point.items():
             raw = config_lib.set_dotted(raw, key, value)
-        source = f"{sweep_path}: point {index} ({clip(describe_point(point), 160)})"
-        cfg = config_lib.validate(raw, source=source)
+        where = f"{sweep_path}: point {index} ({clip(describe_point(point), 160)})"
+        cfg = config_lib.validate(raw, source=where)
         runs.setdefault(cfg.run_id, PlannedRun(cfg, point))
     keys = tuple(dict.fromkeys(k for p in points for k in p))
     first = next(iter(runs.values())).config

@@ -275,11 +275,16 @@ def staged_run_dir(run_dir: Path, root: Path | None = None) -> Iterator[Path]:
 
 
 def write_run_files(run_dir: Path, files: Mapping[str, bytes], root: Path | None = None) -> None:
-    """Write a run's files (``metrics.json`` last) as one complete directory, atomically."""
+    """Write a run's files (``metrics.json`` last) as one complete directory, atomically.
+
+    A name is a file name, or ``folder/file`` (the TensorBoard events).
+    """
     order = sorted(files, key=lambda name: name == METRICS)
     with staged_run_dir(run_dir, root) as staging:
         for name in order:
-            if Path(name).name != name or name.startswith("."):
-                raise ValueError(f"run file name {name!r} is not a plain file name")
+            parts = Path(name).parts
+            if not 1 <= len(parts) <= 2 or any(p.startswith(".") or p == "" for p in parts):
+                raise ValueError(f"run file name {name!r} is not a file or folder/file name")
             with os_errors(staging / name):
+                (staging / name).parent.mkdir(exist_ok=True)
                 _write_new(staging / name, files[name])

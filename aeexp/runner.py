@@ -21,6 +21,7 @@ import numpy as np
 from aeexp import engine, evaluate, host, losses, optimizers, plots, results
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset
+from aeexp.events import GroupEvents
 from aeexp.model import build_autoencoder
 from aeexp.plan import group_key
 from aeexp.results import RunArtifacts
@@ -117,6 +118,14 @@ def run_files(
     return files
 
 
+def _devices() -> dict[str, Any]:
+    """Return the GPUs TensorFlow trained on, when there are any (absent on a CPU run)."""
+    from aeexp.backend import gpu_names
+
+    gpus = gpu_names()
+    return {"gpus": gpus} if gpus else {}
+
+
 def _shared_metrics(configs: Sequence[RunConfig], dataset: Dataset, seconds: float) -> dict:
     return {
         "train_seconds": round(seconds, 3),
@@ -129,6 +138,7 @@ def _shared_metrics(configs: Sequence[RunConfig], dataset: Dataset, seconds: flo
         },
         "versions": library_versions(),
         "machine": host.record(),
+        **_devices(),
     }
 
 
@@ -144,25 +154,63 @@ def train_group(
     engine.enable_determinism()
     first = configs[0]
     members = [_build_member(c) for c in configs]
-    x_eval = dataset.x_eval
     trainer = engine.GroupTrainer(
-        members, dataset.x_train, x_eval, first.train.batch_size, first.seed, xla=xla
+        members, dataset.x_train, dataset.x_eval, first.train.batch_size, first.seed, xla=xla
     )
-    started = time.perf_counter()
-    histories = trainer.train(first.train.epochs, on_epoch)
-    shared = _shared_metrics(configs, dataset, time.perf_counter() - started)
-    artifacts = []
-    for config, member, history in zip(configs, members, histories, strict=True):
-        metrics: dict[str, Any] = {"run_id": config.run_id, "name": config.name}
-        metrics |= _headline(history)
-        reconstructed = None
-        if metrics["status"] == "completed":
-            eval_started = time.perf_counter()
-            reconstructed = np.asarray(member.model(x_eval, training=False))
-            metrics |= evaluate.evaluate(x_eval, reconstructed, dataset.eval_labels)
-            metrics["eval_seconds"] = round(time.perf_counter() - eval_started, 3)
-        metrics |= shared
-        metrics["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        files = run_files(config, member, history, metrics, reconstructed, dataset)
-        artifacts.append(RunArtifacts(config.run_id, metrics, files))
-    return artifacts
+    logged = [c.run_id for c in configs if c.output.tensorboard]
+    events = GroupEvents(logged) if logged else None
+    try:
+        started = time.perf_counter()
+        histories = trainer.train(first.train.epochs, _with_events(configs, events, on_epoch))
+        shared = _shared_metrics(configs, dataset, time.perf_counter() - started)
+        return [
+            _artifacts(config, member, history, shared, dataset, events)
+            for config, member, history in zip(configs, members, histories, strict=True)
+        ]
+    finally:
+        if events is not None:
+            events.close()
+
+
+def _with_events(
+    configs: Sequence[RunConfig], events: GroupEvents | None, on_epoch: EpochCallback | None
+) -> EpochCallback | None:
+    """Return the epoch callback that also writes TensorBoard scalars, if any are asked for."""
+    if events is None:
+        return on_epoch
+
+    def callback(epoch: int, histories: Sequence[engine.History]) -> None:
+        by_id = {c.run_id: h for c, h in zip(configs, histories, strict=True)}
+        events.epoch(epoch, {run_id: by_id[run_id] for run_id in events.paths})
+        if on_epoch is not None:
+            on_epoch(epoch, histories)
+
+    return callback
+
+
+def _artifacts(
+    config: RunConfig,
+    member: engine.Member,
+    history: engine.History,
+    shared: dict[str, Any],
+    dataset: Dataset,
+    events: GroupEvents | None,
+) -> RunArtifacts:
+    """Evaluate a trained member and return its metrics and files."""
+    metrics: dict[str, Any] = {"run_id": config.run_id, "name": config.name}
+    metrics |= _headline(history)
+    reconstructed = None
+    if metrics["status"] == "completed":
+        eval_started = time.perf_counter()
+        reconstructed = np.asarray(member.model(dataset.x_eval, training=False))
+        metrics |= evaluate.evaluate(dataset.x_eval, reconstructed, dataset.eval_labels)
+        metrics["eval_seconds"] = round(time.perf_counter() - eval_started, 3)
+    metrics |= shared
+    metrics["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    files = run_files(config, member, history, metrics, reconstructed, dataset)
+    if events is not None and config.run_id in events.paths:
+        if results.RECONSTRUCTIONS in files:
+            step = len(history.loss)
+            events.image(config.run_id, "reconstructions", files[results.RECONSTRUCTIONS], step)
+        files |= events.files(config.run_id)
+    return RunArtifacts(config.run_id, metrics, files)

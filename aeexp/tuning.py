@@ -11,6 +11,7 @@ rerun any seed the selection already used, so the estimate never reuses the sele
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -173,6 +174,22 @@ def best_learning_rates(runs: Sequence[Run], metric: str) -> list[Choice]:
     return chosen
 
 
+# The first line of a sweep file aeexp writes: editors with the YAML language server then
+# validate it against the committed schema (see aeexp.schema).
+SCHEMA_MODELINE_PREFIX = "# yaml-language-server: $schema="
+
+
+def _schema_path(out: Path) -> str:
+    """Return the sweep schema's path relative to the written file, if it is in this repo."""
+    from aeexp.schema import SWEEP_SCHEMA_FILE, schema_folder
+
+    target = schema_folder() / SWEEP_SCHEMA_FILE
+    try:
+        return os.path.relpath(target, out.resolve().parent)
+    except ValueError:  # another drive (Windows): an absolute path still works
+        return str(target)
+
+
 def leading_comments(sweep_file: Path) -> list[str]:
     """Return the comment lines a YAML file opens with, up to its first other line."""
     try:
@@ -183,7 +200,8 @@ def leading_comments(sweep_file: Path) -> list[str]:
     for line in lines:
         if not line.startswith("#"):
             break
-        block.append(line)
+        if not line.startswith(SCHEMA_MODELINE_PREFIX):  # an editor's line, not the story
+            block.append(line)
     return block
 
 
@@ -323,5 +341,6 @@ def write_final_sweep(
         default_flow_style=None,
         width=100,
     )
-    results.write_text_atomic(out, "\n".join(header) + "\n" + body)
+    modeline = f"{SCHEMA_MODELINE_PREFIX}{_schema_path(out)}"
+    results.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
     return choices

@@ -1,0 +1,225 @@
+"""``aeexp compare``: groups of runs side by side, with the config keys that tell them apart.
+
+A side is a folder (a run, a sweep, a tree of them) or a filter ``key=value[,key=value]``
+over the runs under a root folder, e.g. ``loss.name=mse,model.decoder_activation=sigmoid``.
+Each metric gets each side's mean, standard deviation over its completed runs and 95% t
+interval, the difference from the first side, and Welch's test when both sides have two
+runs or more (Holm-corrected over the table's tests).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aeexp import config as config_lib
+from aeexp.analysis import stats
+from aeexp.errors import UserError, clip, valid_and_closest
+
+if TYPE_CHECKING:
+    import pandas
+
+DEFAULT_METRICS = (
+    "ssim_thesis",
+    "ssim_thesis_viridis",
+    "ssim_mean",
+    "psnr_mean",
+    "mse",
+    "final_val_loss",
+)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: its label and its runs (one DataFrame row each)."""
+
+    label: str
+    runs: pandas.DataFrame
+
+    def values(self, metric: str) -> list[float]:
+        """Return ``metric`` over the side's completed runs."""
+        done = self.runs[self.runs["status"] == "completed"]
+        if metric not in done:
+            return []
+        return [float(v) for v in done[metric].dropna()]
+
+
+def _parse_filter(spec: str) -> dict[str, Any]:
+    conditions = {}
+    for part in spec.split(","):
+        key, sep, text = part.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"compare: {clip(spec, 80)!r} is neither a folder nor key=value")
+        conditions[key.strip()] = config_lib.parse_override(f"{key}={text}")[1]
+    return conditions
+
+
+def _filtered(spec: str, pool: pandas.DataFrame) -> pandas.DataFrame:
+    mask = True
+    for key, value in _parse_filter(spec).items():
+        if key not in pool:
+            raise UserError(
+                f"compare: {clip(key, 80)}: unknown column{valid_and_closest(key, pool)}"
+            )
+        mask = mask & (pool[key] == value)
+    chosen = pool[mask] if mask is not True else pool
+    if chosen.empty:
+        raise UserError(f"compare: no run under the root matches {clip(spec, 120)}")
+    return chosen
+
+
+def load_side(spec: str, root: Path | None, pool_cache: dict) -> Side:
+    """Return the runs one side names: a folder, or a filter over the runs under ``root``."""
+    from aeexp.api import load_runs
+
+    if Path(spec).exists():
+        return Side(spec, load_runs(spec))
+    if "=" not in spec:
+        raise UserError(f"compare: {clip(spec, 120)}: no such folder (or give key=value)")
+    if root is None:
+        raise UserError("compare: a filter needs --root, the folder whose runs it selects")
+    if "pool" not in pool_cache:
+        pool_cache["pool"] = load_runs(root)
+    return Side(spec, _filtered(spec, pool_cache["pool"]))
+
+
+def differing_keys(sides: Sequence[Side]) -> dict[str, list[str]]:
+    """Return each config column whose values differ between sides: the values per side."""
+    shared = set.intersection(*(set(s.runs.columns) for s in sides))
+    differ = {}
+    for column in sorted(c for c in shared if _is_config_key(c)):
+        per_side = [sorted({_text(v) for v in s.runs[column]}) for s in sides]
+        if any(values != per_side[0] for values in per_side[1:]):
+            differ[column] = [", ".join(values) for values in per_side]
+    return differ
+
+
+def _is_config_key(column: str) -> bool:
+    """Return whether a DataFrame column is a config key (not an id, a path or a metric)."""
+    return column == "seed" or column.split(".")[0] in (
+        "data",
+        "model",
+        "loss",
+        "optimizer",
+        "train",
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One metric across the sides."""
+
+    metric: str
+    intervals: list[stats.Interval | None]
+    stds: list[float]
+    differences: list[float]
+    p_values: list[float]
+
+
+def metric_rows(sides: Sequence[Side], metrics: Sequence[str]) -> list[MetricRow]:
+    """Return every metric's statistics per side; p-values Holm-adjusted over the table."""
+    rows, raw = [], []
+    for metric in metrics:
+        values = [side.values(metric) for side in sides]
+        intervals = [stats.t_interval(v) if v else None for v in values]
+        stds = [_std(v) for v in values]
+        base = intervals[0]
+        differences = [
+            i.mean - base.mean if i is not None and base is not None else math.nan
+            for i in intervals
+        ]
+        p_values = [math.nan] + [stats.welch_p(values[0], v) for v in values[1:]]
+        raw.extend(p_values[1:])
+        rows.append(MetricRow(metric, intervals, stds, differences, p_values))
+    adjusted = iter(stats.holm(raw))
+    return [
+        MetricRow(
+            r.metric,
+            r.intervals,
+            r.stds,
+            r.differences,
+            [math.nan] + [next(adjusted) for _ in r.p_values[1:]],
+        )
+        for r in rows
+    ]
+
+
+def _std(values: Sequence[float]) -> float:
+    import numpy as np
+
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Sides, the config keys that tell them apart, and the metrics' statistics."""
+
+    sides: list[Side]
+    differing: dict[str, list[str]]
+    rows: list[MetricRow]
+
+    def render(self) -> str:
+        """Return the comparison as Markdown tables."""
+        from aeexp.tables import to_markdown
+
+        labels = [
+            f"{chr(65 + i)}: {clip(s.label, 60)} ({len(s.runs)} runs)"
+            for i, s in enumerate(self.sides)
+        ]
+        parts = ["\n".join(f"- {label}" for label in labels), ""]
+        if self.differing:
+            header = ["config key", *(chr(65 + i) for i in range(len(self.sides)))]
+            body = [[key, *values] for key, values in self.differing.items()]
+            parts += [to_markdown(header, body), ""]
+        else:
+            parts += ["The sides' configurations do not differ.", ""]
+        header = ["metric", "A: mean [95% CI] (sd, n)"]
+        for i in range(1, len(self.sides)):
+            header.append(f"{chr(65 + i)}: mean [95% CI] (sd, n)")
+            header.append(f"{chr(65 + i)} - A (Welch p, Holm)")
+        body = []
+        for row in self.rows:
+            line = [row.metric, _cell(row.intervals[0], row.stds[0])]
+            for i in range(1, len(self.sides)):
+                line.append(_cell(row.intervals[i], row.stds[i]))
+                line.append(_difference(row.differences[i], row.p_values[i]))
+            body.append(line)
+        parts.append(to_markdown(header, body))
+        return "\n".join(parts)
+
+
+def _cell(interval: stats.Interval | None, std: float) -> str:
+    if interval is None:
+        return "no completed run"
+    if interval.n < 2:
+        return f"{interval.mean:.4g} (n=1)"
+    return (
+        f"{interval.mean:.4g} [{interval.low:.4g}, {interval.high:.4g}] ({std:.2g}, {interval.n})"
+    )
+
+
+def _difference(difference: float, p_value: float) -> str:
+    if math.isnan(difference):
+        return ""
+    test = "no test" if math.isnan(p_value) else f"p = {p_value:.2g}"
+    return f"{difference:+.4g} ({test})"
+
+
+def compare(
+    *specs: str, root: str | Path | None = None, metrics: Sequence[str] = DEFAULT_METRICS
+) -> Comparison:
+    """Compare two or more sides (folders or ``key=value`` filters over ``root``'s runs)."""
+    if len(specs) < 2:
+        raise UserError("compare: give at least two sides (folders or key=value filters)")
+    cache: dict = {}
+    sides = [load_side(spec, Path(root) if root else None, cache) for spec in specs]
+    return Comparison(sides, differing_keys(sides), metric_rows(sides, metrics))

@@ -1,0 +1,182 @@
+"""The notebook surface: aeexp.run, aeexp.sweep, aeexp.load_runs, TensorBoard and MLflow."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import aeexp
+from aeexp import cli, results
+from aeexp.errors import UserError
+from tests.fakeruns import cell_raw, fake_run, run_dir
+
+
+def tiny(mnist_path, tmp_path, **extra):
+    return {
+        "name": "tiny",
+        "data": {"path": str(mnist_path), "train_limit": 512, "test_limit": 200},
+        "train": {"epochs": 2},
+        "output": {"dir": str(tmp_path / "out")},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def notebook_run(tmp_path_factory, mnist_path):
+    """One tiny run through aeexp.run with a dotted override and TensorBoard on."""
+    tmp = tmp_path_factory.mktemp("api")
+    config = tiny(mnist_path, tmp)
+    return aeexp.run(config, tensorboard=True, **{"model.decoder_activation": "relu"})
+
+
+def test_run_takes_a_mapping_and_dotted_overrides(notebook_run):
+    assert notebook_run.trained_now and notebook_run.status == "completed"
+    config = (notebook_run.run_dir / results.CONFIG).read_text()
+    assert "decoder_activation: relu" in config
+    assert list(notebook_run.history.columns) == ["epoch", "loss", "val_loss", "seconds"]
+    assert len(notebook_run.history) == 2
+    assert notebook_run.metrics["final_val_loss"] == notebook_run.history["val_loss"].iloc[-1]
+
+
+def test_a_complete_run_is_not_trained_again(notebook_run, mnist_path):
+    again = aeexp.run(
+        tiny(mnist_path, notebook_run.run_dir.parents[2]),
+        **{"model.decoder_activation": "relu"},
+    )
+    assert not again.trained_now and again.run_dir == notebook_run.run_dir
+
+
+def test_tensorboard_events_hold_the_losses_and_the_reconstructions(notebook_run):
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(
+        str(notebook_run.run_dir / "tensorboard"), size_guidance={"tensors": 0}
+    )
+    events.Reload()
+    tags = events.Tags()
+    assert {"loss/train", "loss/validation", "reconstructions"} <= set(tags["tensors"])
+    history = notebook_run.history
+    for tag, column in (("loss/train", "loss"), ("loss/validation", "val_loss")):
+        logged = events.Tensors(tag)
+        assert [e.step for e in logged] == [1, 2]
+        values = [float(tf.make_ndarray(e.tensor_proto)) for e in logged]
+        assert values == pytest.approx(list(history[column]), rel=1e-6)
+
+
+def test_sweep_takes_a_mapping_and_load_runs_reads_it(tmp_path, mnist_path):
+    sweep = {
+        "name": "pair",
+        "config": {
+            "data.path": str(mnist_path),
+            "data.train_limit": 512,
+            "data.test_limit": 200,
+            "train.epochs": 1,
+        },
+        "grid": {"loss.name": ["mse", "i_div2"]},
+    }
+    outcome = aeexp.sweep(sweep, out=str(tmp_path / "out"))
+    assert len(outcome.trained) == 2 and outcome.problems() == []
+    runs = aeexp.load_runs(outcome.experiment_dir)
+    assert sorted(runs["loss.name"]) == ["i_div2", "mse"]
+    assert set(runs["status"]) == {"completed"}
+    for column in ("run_id", "path", "optimizer.learning_rate", "ssim_mean", "versions.keras"):
+        assert column in runs
+    assert runs["ssim_mean"].between(0, 1).all()
+
+
+def test_load_runs_skips_a_damaged_run_with_one_warning(tmp_path, capsys):
+    good = fake_run(tmp_path, cell_raw("sigmoid", "mse", "adam"), ssim_mean=0.8)
+    bad = fake_run(tmp_path, cell_raw("sigmoid", "mse", "adam", seed=1), ssim_mean=0.7)
+    (run_dir(bad) / results.METRICS).write_text("{broken")
+    runs = aeexp.load_runs(tmp_path)
+    assert list(runs["run_id"]) == [good.run_id] or list(runs["path"]) == [str(run_dir(good))]
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and str(run_dir(bad)) in warning[0]
+
+
+def sides(tmp_path):
+    rng = np.random.default_rng(0)
+    a = [0.80 + 0.01 * rng.standard_normal() for _ in range(5)]
+    b = [0.85 + 0.01 * rng.standard_normal() for _ in range(5)]
+    for seed, (x, y) in enumerate(zip(a, b, strict=True)):
+        fake_run(tmp_path, cell_raw("sigmoid", "mse", "adam", seed=seed), ssim_mean=x)
+        fake_run(tmp_path, cell_raw("sigmoid", "i_div2", "adam", seed=seed), ssim_mean=y)
+    return a, b
+
+
+def test_compare_filters_welch_and_the_keys_that_differ(tmp_path):
+    from scipy import stats
+
+    a, b = sides(tmp_path)
+    comparison = aeexp.compare(
+        "loss.name=mse", "loss.name=i_div2", root=tmp_path, metrics=["ssim_mean"]
+    )
+    assert list(comparison.differing) == ["loss.name"]
+    (row,) = comparison.rows
+    assert row.intervals[0].mean == pytest.approx(np.mean(a))
+    assert row.differences[1] == pytest.approx(np.mean(b) - np.mean(a))
+    assert row.p_values[1] == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue)
+    result = CliRunner().invoke(
+        cli.main, ["compare", "loss.name=mse", "loss.name=i_div2", "--root", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| loss.name | mse | i_div2 |" in result.output and "ssim_mean" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["loss.name=mse"], "at least two sides"),
+        (["loss.name=mse", "loss.nam=x"], "did you mean 'loss.name'"),
+        (["loss.name=mse", "loss.name=bce"], "no run under the root matches"),
+        (["loss.name=mse", "nowhere"], "no such folder"),
+    ],
+)
+def test_compare_mistakes_are_one_line(tmp_path, args, message):
+    sides(tmp_path)
+    result = CliRunner().invoke(cli.main, ["compare", *args, "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert message in line.replace('"', "'")
+
+
+def test_mlflow_gets_params_epoch_losses_metrics_and_files(notebook_run, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    from aeexp.plan import PlannedRun
+    from aeexp.tracking import MlflowSink
+
+    config = aeexp.api.resolve_config(notebook_run.run_dir / results.CONFIG)
+    planned = PlannedRun(config, {})
+    assert planned.run_dir == notebook_run.run_dir
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow_id = MlflowSink(uri).log(planned)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    logged = client.get_run(mlflow_id)
+    assert logged.data.params["loss.name"] == "mse"
+    assert logged.data.params["model.decoder_activation"] == "relu"
+    assert logged.data.metrics["ssim_mean"] == pytest.approx(notebook_run.metrics["ssim_mean"])
+    steps = client.get_metric_history(mlflow_id, "val_loss")
+    assert [m.step for m in steps] == [1, 2]
+    artifacts = {a.path for a in client.list_artifacts(mlflow_id)}
+    assert {"metrics.json", "model.keras", "tensorboard"} <= artifacts
+
+
+def test_env_lists_the_devices_and_says_when_there_is_no_gpu():
+    result = CliRunner().invoke(cli.main, ["env"])
+    assert result.exit_code == 0
+    assert "tensorflow:" in result.output and "device: CPU" in result.output
+    assert "gpu: none visible to TensorFlow" in result.output
+
+
+def test_a_user_error_from_the_api_is_an_exception(tmp_path):
+    with pytest.raises(UserError, match="unknown loss 'msee'"):
+        aeexp.run({"loss": {"name": "msee"}, "output": {"dir": str(tmp_path)}})
+    with pytest.raises(UserError, match="needs a 'name'"):
+        aeexp.sweep({"grid": {"seed": [0]}})
+
+
+def test_metrics_json_names_no_gpu_on_a_cpu_run(notebook_run):
+    metrics = json.loads((notebook_run.run_dir / results.METRICS).read_text())
+    assert "gpus" not in metrics
