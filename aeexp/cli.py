@@ -445,7 +445,9 @@ def sweep(
             rerun_failed,
             options,
             on_runs_done=bar.update,
-            on_waiting=lambda n: bar.write(f"waiting for {n} run(s) another aeexp is training"),
+            on_waiting=lambda n: bar.write(
+                f"aeexp: waiting for {n} run(s) another aeexp is training", file=sys.stderr
+            ),
             sinks=api.tracking_sinks(mlflow),
         )
     click.echo(

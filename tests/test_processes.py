@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def sweep(path, out, *extra):
 
 def trained_now(stdout):
     """Return N from 'runs.csv: M runs (N trained now, K already complete)'."""
-    return int(stdout.split("(")[1].split(" trained now")[0])
+    return int(re.search(r"\((\d+) trained now", stdout).group(1))
 
 
 @pytest.mark.slow
@@ -52,7 +53,9 @@ def test_two_sweeps_on_one_folder_train_every_run_exactly_once(tmp_path, mnist_p
 @pytest.mark.slow
 def test_ctrl_c_stops_a_ray_sweep_with_one_line_and_nothing_half_written(tmp_path, mnist_path):
     path = tmp_path / "s.yaml"
-    path.write_text(GRID.format(data=mnist_path, rates="[0.001, 0.002, 0.003, 0.004, 0.005, 0.006]"))
+    path.write_text(
+        GRID.format(data=mnist_path, rates="[0.001, 0.002, 0.003, 0.004, 0.005, 0.006]")
+    )
     out = tmp_path / "out"
     experiment = out / "shared"
     process = subprocess.Popen(
@@ -64,7 +67,11 @@ def test_ctrl_c_stops_a_ray_sweep_with_one_line_and_nothing_half_written(tmp_pat
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        done = [p for p in experiment.glob("*") if results.is_complete(p)] if experiment.is_dir() else []
+        done = (
+            [p for p in experiment.glob("*") if results.is_complete(p)]
+            if experiment.is_dir()
+            else []
+        )
         if done:
             break
         time.sleep(0.05)
