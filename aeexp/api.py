@@ -23,11 +23,12 @@ from aeexp import execute, results
 from aeexp.config import RunConfig
 from aeexp.executors import Executor, make_executor
 from aeexp.plan import DEFAULT_MAX_RUNS, PlannedRun, SweepPlan, plan_run, plan_sweep
+from aeexp.vocab import Status, status_of
 
 if TYPE_CHECKING:
     import pandas
 
-ALL_STATUSES = frozenset({execute.PENDING, execute.COMPLETED, execute.DIVERGED, execute.FAILED})
+ALL_STATUSES = frozenset(Status)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class RunResult:
     @property
     def status(self) -> str:
         """Return ``completed``, ``diverged``, ``failed`` (or ``pending`` if unfinished)."""
-        return str(self.metrics.get("status", execute.COMPLETED))
+        return status_of(self.metrics)
 
     @property
     def history(self) -> pandas.DataFrame:
@@ -130,7 +131,7 @@ def run(
     cfg = resolve_config(config, overrides, dotted, seed, out)
     planned = plan_run(cfg)
     (only,) = planned.runs
-    redo = ALL_STATUSES if force else frozenset({execute.PENDING})
+    redo = ALL_STATUSES if force else frozenset({Status.PENDING})
     trained = False
     if execute.run_status(only) in redo:
         options = _options(
@@ -142,7 +143,7 @@ def run(
         trained = bool(outcome.trained)
     metrics = results.read_metrics(only.run_dir)
     if metrics is None:  # another driver held it and did not finish it
-        metrics = {"status": execute.PENDING}
+        metrics = {"status": Status.PENDING}
     return RunResult(only.run_dir, metrics, trained)
 
 
@@ -196,7 +197,7 @@ def train_plan(
     sinks: Sequence[Callable[[PlannedRun], None]] = (),
 ) -> execute.Outcome:
     """Train the runs of a plan that are pending (and failed ones, with ``rerun_failed``)."""
-    redo = frozenset({execute.PENDING, execute.FAILED} if rerun_failed else {execute.PENDING})
+    redo = frozenset({Status.PENDING, Status.FAILED} if rerun_failed else {Status.PENDING})
     return execute.execute(
         planned, executor.make(), max_group, redo, on_runs_done, on_waiting, sinks
     )
@@ -216,7 +217,7 @@ def run_record(run_dir: Path, cfg: RunConfig, metrics: Mapping[str, Any]) -> dic
     row = {
         "run_id": metrics.get("run_id", cfg.run_id),
         "name": cfg.name,
-        "status": metrics.get("status", execute.COMPLETED),
+        "status": status_of(metrics),
         "path": str(run_dir),
     }
     row |= config_lib.flatten_dotted({k: v for k, v in cfg.resolved().items() if k != "name"})

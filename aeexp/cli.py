@@ -14,18 +14,9 @@ from typing import Any
 
 import click
 
+from aeexp import vocab
 from aeexp.errors import UserError
-
-# Kept here rather than imported from aeexp.tables so that --help stays light.
-TABLE_METRICS = [
-    "ssim_thesis",
-    "ssim_thesis_viridis",
-    "ssim_mean",
-    "ssim_median",
-    "psnr_mean",
-    "mse",
-    "final_val_loss",
-]
+from aeexp.vocab import Status
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -123,7 +114,7 @@ class OneLineErrorGroup(click.Group):
 
 def format_headline(metrics: dict[str, Any]) -> str:
     """Return the metrics a user looks at first, on one line."""
-    if metrics.get("status") != "completed":
+    if not vocab.is_completed(metrics):
         return f"status {metrics.get('status')} at epoch {metrics.get('diverged_epoch')}"
     return (
         f"ssim_thesis {metrics['ssim_thesis']:.3f}  "
@@ -277,9 +268,9 @@ def compare(sides: tuple[str, ...], root: str | None, metrics: tuple[str, ...]) 
     over its completed runs, and each side's difference from the first with
     Welch's test (Holm-corrected over the table) when both have two runs or more.
     """
-    from aeexp.analysis.compare import DEFAULT_METRICS, compare
+    from aeexp.analysis.compare import compare
 
-    comparison = compare(*sides, root=root, metrics=metrics or DEFAULT_METRICS)
+    comparison = compare(*sides, root=root, metrics=metrics or vocab.COMPARE_METRICS)
     click.echo(comparison.render())
 
 
@@ -420,7 +411,7 @@ def sweep(
         statuses = [execute.run_status(run) for run in plan.runs]
         for run, status in zip(plan.runs, statuses, strict=True):
             click.echo(f"{run.run_id}  {status:9}  {describe_point(run.point)}")
-        to_train = sum(status == execute.PENDING for status in statuses)
+        to_train = sum(status == Status.PENDING for status in statuses)
         click.echo(
             f"{len(plan.runs)} runs: {len(plan.runs) - to_train} done, {to_train} to train "
             f"-> {plan.experiment_dir}"
@@ -429,7 +420,7 @@ def sweep(
     from tqdm import tqdm
 
     options = _executor(executor, address, cpus_per_worker, quiet)
-    redo = {execute.PENDING, execute.FAILED} if rerun_failed else {execute.PENDING}
+    redo = {Status.PENDING, Status.FAILED} if rerun_failed else {Status.PENDING}
     done = len(plan.runs) - len(execute.to_do(plan, frozenset(redo)))
     with tqdm(
         total=len(plan.runs),
@@ -465,7 +456,7 @@ def sweep(
 @click.argument("folder", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--metric",
-    type=click.Choice(TABLE_METRICS),
+    type=click.Choice(vocab.TABLE_METRICS),
     default="ssim_thesis",
     show_default=True,
     help="What each cell shows.",
@@ -601,9 +592,7 @@ def report_beta(study_dir: str, tune_dir: str, out: str) -> None:
     multiple=True,
     default=("ssim_mean",),
     show_default=True,
-    type=click.Choice(
-        ["ssim_mean", "ssim_median", "ssim_thesis", "ssim_thesis_viridis", "psnr_mean"]
-    ),
+    type=click.Choice(vocab.SELECT_METRICS),
     help="What the best learning rate maximises (repeatable with --top: the union is kept).",
 )
 @click.option("--seeds", default="0-4", show_default=True, help="Seeds of the final sweep.")

@@ -25,22 +25,9 @@ from aeexp.config import RunConfig
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.plan import PlannedRun, SweepPlan, compact, group_runs
+from aeexp.vocab import SUMMARY_METRICS, Status, loss_key, status_of
 
 RUNS_CSV = "runs.csv"
-PENDING, COMPLETED, DIVERGED, FAILED = "pending", "completed", "diverged", "failed"
-METRIC_COLUMNS = (
-    "ssim_thesis",
-    "ssim_thesis_viridis",
-    "ssim_mean",
-    "ssim_std",
-    "ssim_median",
-    "psnr_mean",
-    "mse",
-    "final_loss",
-    "final_val_loss",
-    "diverged_epoch",
-    "train_seconds",
-)
 DESCRIPTIVE_COLUMNS = ("loss", "decoder_activation", "optimizer", "learning_rate", "seed")
 
 
@@ -64,26 +51,23 @@ class Outcome:
 
     def problems(self) -> list[tuple[str, str]]:
         """Return (run id, status) of the runs that diverged or failed."""
-        return [(i, s) for i, s in self.statuses().items() if s in (DIVERGED, FAILED)]
+        return [(i, s) for i, s in self.statuses().items() if s in (Status.DIVERGED, Status.FAILED)]
 
 
 def run_status(run: PlannedRun) -> str:
     """Return ``completed``, ``diverged``, ``failed`` or ``pending`` (absent or damaged)."""
-    metrics = results.read_metrics(run.run_dir)
-    return PENDING if metrics is None else str(metrics.get("status", COMPLETED))
+    return status_of(results.read_metrics(run.run_dir))
 
 
-def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({PENDING})) -> list[PlannedRun]:
+def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({Status.PENDING})) -> list[PlannedRun]:
     """Return the runs whose status is in ``redo`` (pending ones, by default)."""
     return [run for run in plan.runs if run_status(run) in redo]
 
 
 def describe_config(cfg: RunConfig) -> dict[str, Any]:
     """Return the descriptive columns every table needs, from a resolved config."""
-    params = cfg.loss.params()
-    loss = cfg.loss.name if not params else f"{cfg.loss.name}({params['beta']:g},{params['order']})"
     return {
-        "loss": loss,
+        "loss": loss_key(cfg),
         "decoder_activation": cfg.model.decoder_activation,
         "optimizer": cfg.optimizer.name,
         "learning_rate": cfg.optimizer.params["learning_rate"],
@@ -96,12 +80,11 @@ def summary_rows(plan: SweepPlan) -> list[dict[str, Any]]:
     rows = []
     for run in plan.runs:
         metrics = results.read_metrics(run.run_dir)
-        status = PENDING if metrics is None else str(metrics.get("status", COMPLETED))
-        row: dict[str, Any] = {"run_id": run.run_id, "status": status}
+        row: dict[str, Any] = {"run_id": run.run_id, "status": status_of(metrics)}
         row |= {k: compact(v) for k, v in run.point.items()}
         row |= describe_config(run.config)
         if metrics is not None:
-            row |= {k: metrics.get(k) for k in METRIC_COLUMNS}
+            row |= {k: metrics.get(k) for k in SUMMARY_METRICS}
             row["reason"] = metrics.get("reason", "")
         rows.append(row)
     return rows
@@ -113,7 +96,7 @@ def _summary_fields(plan: SweepPlan) -> list[str]:
         "status",
         *plan.grid_keys,
         *(c for c in DESCRIPTIVE_COLUMNS if c not in plan.grid_keys),
-        *METRIC_COLUMNS,
+        *SUMMARY_METRICS,
         "reason",
     ]
 
@@ -143,7 +126,12 @@ def write_summary(plan: SweepPlan) -> Path:
 
 def record_failure(run: PlannedRun, reason: str) -> None:
     """Write a complete run directory that says the run failed and why."""
-    metrics = {"run_id": run.run_id, "name": run.config.name, "status": FAILED, "reason": reason}
+    metrics = {
+        "run_id": run.run_id,
+        "name": run.config.name,
+        "status": Status.FAILED,
+        "reason": reason,
+    }
     files = {
         results.CONFIG: results.encode_yaml(run.config.resolved()).encode(),
         results.METRICS: results.encode_json(metrics).encode(),
@@ -319,7 +307,7 @@ def execute(
     plan: SweepPlan,
     executor: Executor,
     max_group: int = 30,
-    redo: frozenset[str] = frozenset({PENDING}),
+    redo: frozenset[str] = frozenset({Status.PENDING}),
     on_runs_done: Callable[[int], None] | None = None,
     on_waiting: Callable[[int], None] | None = None,
     sinks: Sequence[Callable[[PlannedRun], None]] = (),
@@ -353,7 +341,7 @@ def execute(
                 for run in elsewhere:  # trained by another driver: wait, then see
                     claims.wait_for(run)
                     claims.release(run.run_id)
-                pending = [run for run in elsewhere if run_status(run) in {PENDING}]
+                pending = [run for run in elsewhere if run_status(run) == Status.PENDING]
     except BaseException:
         executor.shutdown(cancel=True)
         raise

@@ -40,13 +40,14 @@ import numpy as np
 
 from aeexp.backend import import_tensorflow
 from aeexp.errors import UserError
+from aeexp.vocab import EPSILON
 
 # The backend sets TF_CPP_MIN_LOG_LEVEL=3 and hides the C++ start-up notices it cannot reach.
 tf = import_tensorflow()
 
 RTOL = 1e-6  # a formula agrees when its largest relative error is below this
 REL_FLOOR = 1e-12  # keeps the relative error finite where both sides are exactly zero
-EPS = 1e-7  # the thesis's ReLU floor max(u, eps); also the Keras fuzz factor its code clips to
+EPS = EPSILON  # the thesis's ReLU floor max(u, eps); also the Keras fuzz factor its code clips to
 MARGIN = 0.05  # pre-activations stay this far from a ReLU kink, so every case is clear-cut
 FORMATS = ("table", "json", "md")
 

@@ -2,7 +2,8 @@
 
 Every loss is ``fn(y_true, y_pred)`` returning one value per sample: the per-pixel term
 averaged over the last axis, as the thesis's Keras code did (its equations write sums).
-The divergences clip both arguments to [EPS, 1] first, exactly as trained in the thesis.
+The divergences clip both arguments to [EPSILON, 1] first (Keras's fuzz factor,
+``aeexp.vocab.EPSILON``), exactly as trained in the thesis.
 This module imports Keras lazily so that config validation stays fast.
 """
 
@@ -13,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aeexp.errors import is_finite_number, shorten, unknown_name_message
+from aeexp.vocab import EPSILON
 
-EPS = 1e-7  # Keras's fuzz factor, the clipping floor the thesis used.
 BETA_ORDERS = ("data_first", "recon_first")
 
 LossFn = Callable[[Any, Any], Any]
@@ -167,7 +168,7 @@ def get(name: str, **params: Any) -> LossFn:
         x = ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
         y = y_pred
         if spec.clip:
-            x, y = ops.clip(x, EPS, 1.0), ops.clip(y, EPS, 1.0)
+            x, y = ops.clip(x, EPSILON, 1.0), ops.clip(y, EPSILON, 1.0)
         return ops.mean(term(x, y, ops, **params), axis=-1)
 
     loss.__name__ = name

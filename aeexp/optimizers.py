@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-EPSILON = 1e-7
+from aeexp.vocab import EPSILON
+
 _ADAM_KEYS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": EPSILON}
 
 

@@ -11,16 +11,14 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import host, optimizers, plots, results, tables, tuning
+from aeexp import host, optimizers, plots, results, tables, tuning, vocab
 from aeexp.analysis import cells as cells_lib
 from aeexp.analysis import protocol
 from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.protocol import VARIANTS
 from aeexp.errors import UserError
 from aeexp.tables import ConfigStats, Run
-
-DECODERS = {"relu": "ReLU-ReLU", "sigmoid": "ReLU-Sigmoid"}
-
+from aeexp.vocab import DECODERS
 
 # A run may record its host under this key of metrics.json: ``cpu_model`` (str), ``cpu_count``
 # (int) and ``load_average`` (the 1, 5 and 15-minute averages when it finished).
@@ -112,7 +110,7 @@ def wall_clock_line(runs: Sequence[Run]) -> str:
 
 def _not_completed(runs: Sequence[Run]) -> int:
     """Return how many runs diverged or failed."""
-    return sum(r.metrics.get("status") != "completed" for r in runs)
+    return sum(not vocab.is_completed(r.metrics) for r in runs)
 
 
 def seeds_text(stats: Sequence[ConfigStats]) -> str:
@@ -159,11 +157,7 @@ def train_images_text(runs: Sequence[Run]) -> str:
 def example_run(stat: ConfigStats, image: str = results.RECONSTRUCTIONS) -> Run | None:
     """Return the first completed seed that wrote ``image``, or None."""
     return next(
-        (
-            r
-            for r in stat.runs
-            if r.metrics.get("status") == "completed" and (r.path / image).is_file()
-        ),
+        (r for r in stat.runs if vocab.is_completed(r.metrics) and (r.path / image).is_file()),
         None,
     )
 
@@ -389,7 +383,7 @@ def loss_claims(defaults: Sequence[Run], metrics: Sequence[str]) -> list[tuple[s
     for metric in metrics:
         for decoder, label in DECODERS.items():
             ranked = []
-            for loss in tables.THESIS_LOSSES:
+            for loss in vocab.THESIS_LOSSES:
                 stat = _stat(_select(defaults, decoder, loss), metric)
                 if stat is not None:
                     ranked.append((loss, stat))
@@ -406,8 +400,8 @@ def loss_claims(defaults: Sequence[Run], metrics: Sequence[str]) -> list[tuple[s
             (
                 metric,
                 label,
-                f"{tables.loss_header(loss)} with {stat.optimizer_label} ({_fmt(stat)}) above "
-                f"{tables.loss_header(other)} with {other_stat.optimizer_label} "
+                f"{vocab.loss_header(loss)} with {stat.optimizer_label} ({_fmt(stat)}) above "
+                f"{vocab.loss_header(other)} with {other_stat.optimizer_label} "
                 f"({_fmt(other_stat)}) by {stat.mean - other_stat.mean:.3f} "
                 f"({stats_lib.p_text(p, q)})",
             )
@@ -433,10 +427,10 @@ def full_test_table(defaults: Sequence[Run], tuned_seeds: Sequence[Run]) -> str:
         "best rerun tuned grid point",
     ]
     body = []
-    for (decoder, loss), (_, optimizer) in tables.THESIS_SSIM.items():
+    for (decoder, loss), (_, optimizer) in vocab.THESIS_SSIM.items():
         body.append(
             [
-                f"{DECODERS[decoder]} {tables.loss_header(loss)}",
+                f"{DECODERS[decoder]} {vocab.loss_header(loss)}",
                 _fmt(_stat(_select(defaults, decoder, loss, optimizer), "ssim_mean")),
                 _fmt(_stat(_select(defaults, decoder, loss), "ssim_mean"), True),
                 _fmt(_stat(_select(tuned_seeds, decoder, loss, optimizer), "ssim_mean"), True),
@@ -447,7 +441,7 @@ def full_test_table(defaults: Sequence[Run], tuned_seeds: Sequence[Run]) -> str:
 
 def grid_text(defaults: Sequence[Run]) -> str:
     """Return the defaults sweep's grid as counted from its runs, e.g. ``3 losses x 2 ...``."""
-    losses = {tables.loss_key(r.config) for r in defaults}
+    losses = {vocab.loss_key(r.config) for r in defaults}
     decoders = {r.config.model.decoder_activation for r in defaults}
     names = {r.config.optimizer.name for r in defaults}
 
@@ -699,17 +693,13 @@ def _study_stats(runs: Sequence[Run], metric: str) -> dict[tuple[str, str, str],
     chosen = {}
     for stat in tables.config_stats(runs, metric):
         cfg = stat.config
-        key = (cfg.model.decoder_activation, tables.loss_key(cfg), cfg.loss.order or "")
+        key = (cfg.model.decoder_activation, vocab.loss_key(cfg), cfg.loss.order or "")
         chosen[key] = stat
     return chosen
 
 
 def _betas(runs: Sequence[Run]) -> list[float]:
     return sorted({b for b in map(_beta_of, runs) if b is not None})
-
-
-def _beta_key(beta: float, order: str) -> str:
-    return f"beta({beta:g},{order})"
 
 
 def beta_table(runs: Sequence[Run], metric: str) -> str:
@@ -721,7 +711,7 @@ def beta_table(runs: Sequence[Run], metric: str) -> str:
     for beta in _betas(runs):
         row = [f"{beta:g}"]
         for decoder, order in columns:
-            stat = stats.get((decoder, _beta_key(beta, order), order))
+            stat = stats.get((decoder, vocab.beta_loss_key(beta, order), order))
             row.append(_fmt(stat))
         body.append(row)
     for reference in ("mse", "bce"):
@@ -737,7 +727,7 @@ def _curves(runs: Sequence[Run], metric: str, decoder: str, path: Path) -> None:
     betas = _betas(runs)
     curves = {}
     for order, label in ORDERS.items():
-        points = [stats.get((decoder, _beta_key(b, order), order)) for b in betas]
+        points = [stats.get((decoder, vocab.beta_loss_key(b, order), order)) for b in betas]
         curves[label] = [
             (s.mean, tables.ci_half_width(s)) if s and s.n else (math.nan, 0.0) for s in points
         ]
@@ -862,7 +852,7 @@ def _score(stat: ConfigStats) -> str:
     """Return a candidate's holdout score, or what became of its runs."""
     if stat.n:
         return f"{stat.mean:.4f}"
-    statuses = {str(r.metrics.get("status", "failed")) for r in stat.runs}
+    statuses = {vocab.status_of(r.metrics) for r in stat.runs}
     return "/".join(sorted(statuses))
 
 
@@ -877,7 +867,7 @@ def tuning_table(choices: Sequence[tuning.Choice], metric: str) -> str:
         rows.append(
             [
                 DECODERS[cfg.model.decoder_activation],
-                tables.loss_key(cfg),
+                vocab.loss_key(cfg),
                 f"{rate:g}",
                 edge,
                 scores,

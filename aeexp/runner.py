@@ -25,6 +25,7 @@ from aeexp.events import GroupEvents
 from aeexp.model import build_autoencoder
 from aeexp.plan import group_key
 from aeexp.results import RunArtifacts
+from aeexp.vocab import Status
 
 HISTORY_FIELDS = ("epoch", "loss", "val_loss", "seconds")
 
@@ -61,7 +62,7 @@ def _build_member(config: RunConfig) -> engine.Member:
 def _headline(history: engine.History) -> dict[str, Any]:
     finite = history.diverged_epoch is None
     return {
-        "status": "completed" if finite else "diverged",
+        "status": Status.COMPLETED if finite else Status.DIVERGED,
         "diverged_epoch": history.diverged_epoch,
         "epochs_trained": len(history.loss),
         "final_loss": history.loss[-1] if finite else None,
@@ -200,7 +201,7 @@ def _artifacts(
     metrics: dict[str, Any] = {"run_id": config.run_id, "name": config.name}
     metrics |= _headline(history)
     reconstructed = None
-    if metrics["status"] == "completed":
+    if metrics["status"] == Status.COMPLETED:
         eval_started = time.perf_counter()
         reconstructed = np.asarray(member.model(dataset.x_eval, training=False))
         metrics |= evaluate.evaluate(dataset.x_eval, reconstructed, dataset.eval_labels)

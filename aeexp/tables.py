@@ -14,46 +14,21 @@ import click
 import numpy as np
 
 from aeexp import config as config_lib
-from aeexp import losses, optimizers, results
+from aeexp import optimizers, results
 from aeexp.config import RunConfig
 from aeexp.errors import UserError
-
-# Published values, thesis section 3.1: (decoder activation, loss) -> (SSIM, optimizer).
-THESIS_SSIM: dict[tuple[str, str], tuple[float, str]] = {
-    ("relu", "mse"): (0.795, "adagrad"),
-    ("relu", "i_div1"): (0.526, "adamax"),
-    ("relu", "i_div2"): (0.751, "adadelta"),
-    ("sigmoid", "mse"): (0.855, "adam"),
-    ("sigmoid", "i_div1"): (0.632, "adamax"),
-    ("sigmoid", "i_div2"): (0.880, "nadam"),
-}
-THESIS_LOSSES = ("mse", "i_div1", "i_div2")
-LOSS_HEADERS = {"mse": "MSE", "i_div1": "E_I1", "i_div2": "E_I2"}
-# The only metric the thesis published: SSIM over its ten-image protocol, grey colour map.
-THESIS_METRIC = "ssim_thesis"
-# The metrics a figure may mark the published value on: the protocol under either colormap.
-PUBLISHED_COMPARABLE = ("ssim_thesis", "ssim_thesis_viridis")
-
-# Whether a larger value is better, per metric a table can rank by. "Best" always asks here,
-# so an error (MSE, a loss) is minimised and a similarity (SSIM, PSNR) maximised.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "ssim_thesis": True,
-    "ssim_thesis_viridis": True,
-    "ssim_mean": True,
-    "ssim_median": True,
-    "psnr_mean": True,
-    "mse": False,
-    "final_val_loss": False,
-    "final_loss": False,
-}
-
-
-def higher_is_better(metric: str) -> bool:
-    """Return whether a larger ``metric`` is better; unknown metrics have no direction."""
-    try:
-        return HIGHER_IS_BETTER[metric]
-    except KeyError:
-        raise ValueError(f"{metric!r} has no known direction (higher or lower is better)") from None
+from aeexp.vocab import (
+    DECODERS,
+    PUBLISHED_COMPARABLE,
+    THESIS_LOSSES,
+    THESIS_METRIC,
+    THESIS_SSIM,
+    decoder_label,
+    higher_is_better,
+    is_completed,
+    loss_header,
+    loss_key,
+)
 
 
 @dataclass(frozen=True)
@@ -101,24 +76,6 @@ class ConfigStats:
         lr = self.config.optimizer.params["learning_rate"]
         suffix = "" if lr == spec.defaults["learning_rate"] else f" lr={lr:g}"
         return spec.label + suffix
-
-
-def loss_key(cfg: RunConfig) -> str:
-    """Return the column a run belongs to: the loss name, with beta's parameters."""
-    params = cfg.loss.params()
-    return cfg.loss.name if not params else f"beta({params['beta']:g},{params['order']})"
-
-
-def loss_header(key: str) -> str:
-    """Return a column header for a loss key."""
-    return LOSS_HEADERS.get(key, key)
-
-
-def decoder_label(cfg: RunConfig) -> str:
-    """Return the thesis's name for the activation pair, e.g. ``ReLU-Sigmoid``."""
-    names = {"relu": "ReLU", "sigmoid": "Sigmoid"}
-    enc, dec = cfg.model.encoder_activation, cfg.model.decoder_activation
-    return f"{names.get(enc, enc)}-{names.get(dec, dec)}"
 
 
 def _read_run(run_dir: Path) -> Run:
@@ -197,7 +154,7 @@ def config_stats(runs: Iterable[Run], metric: str) -> list[ConfigStats]:
         values = tuple(
             float(r.metrics[metric])
             for r in members
-            if r.metrics.get("status") == "completed" and r.metrics.get(metric) is not None
+            if is_completed(r.metrics) and r.metrics.get(metric) is not None
         )
         stats.append(ConfigStats(tuple(members), values, metric))
     return stats
@@ -228,7 +185,7 @@ def cells(runs: Sequence[Run], metric: str, by: str = "best") -> dict[tuple[str,
 
 
 def _row_order(rows: Iterable[str]) -> list[str]:
-    preferred = ["ReLU-ReLU", "ReLU-Sigmoid"]
+    preferred = list(DECODERS.values())
     return sorted(
         set(rows),
         key=lambda r: (
@@ -267,7 +224,7 @@ def ci_half_width(stat: ConfigStats) -> float:
 
 def _thesis_row_key(row: str) -> str | None:
     base = row.split(" / ")[0]
-    return {"ReLU-ReLU": "relu", "ReLU-Sigmoid": "sigmoid"}.get(base)
+    return {label: decoder for decoder, label in DECODERS.items()}.get(base)
 
 
 def check_comparable(metric: str) -> None:
@@ -394,11 +351,6 @@ def render(
         return to_csv(long_rows(runs, metric, by, compare))
     header, body = layout(runs, metric, by, compare)
     return to_latex(header, body) if fmt == "latex" else to_markdown(header, body)
-
-
-def loss_title(cfg: RunConfig) -> str:
-    """Return the plot title for a run's loss."""
-    return losses.describe(cfg.loss.name, **cfg.loss.params())
 
 
 def _history(run: Run) -> tuple[list[float], list[float]]:

@@ -19,6 +19,7 @@ from aeexp import results
 from aeexp.config import flatten_dotted
 from aeexp.errors import UserError, clip
 from aeexp.plan import PlannedRun
+from aeexp.vocab import Status
 
 # MLflow's own limits per log_batch call.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
@@ -82,7 +83,7 @@ class MlflowSink:
         for batch in _chunks(self._epoch_metrics(run, now) + finals, _METRICS_PER_BATCH):
             self.client.log_batch(mlflow_id, metrics=list(batch))
         self.client.log_artifacts(mlflow_id, str(run.run_dir))
-        status = "FINISHED" if metrics.get("status") == "completed" else "FAILED"
+        status = "FINISHED" if metrics.get("status") == Status.COMPLETED else "FAILED"
         self.client.set_terminated(mlflow_id, status=status)
         return mlflow_id
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from aeexp import optimizers, results, tables
+from aeexp import optimizers, results, tables, vocab
 from aeexp.config import MAX_SEED, ConfigDumper, check_name
 from aeexp.errors import UserError, shorten
 from aeexp.tables import ConfigStats, Run
@@ -66,7 +66,7 @@ def describe(stat: ConfigStats) -> str:
     """Return a short name for a configuration without its rate, e.g. ``ReLU-ReLU mse (Adam)``."""
     cfg = stat.config
     label = optimizers.OPTIMIZERS[cfg.optimizer.name].label
-    return f"{tables.decoder_label(cfg)} {tables.loss_key(cfg)} ({label})"
+    return f"{vocab.decoder_label(cfg)} {vocab.loss_key(cfg)} ({label})"
 
 
 def searched_rates(choices: Sequence[Choice]) -> str:
@@ -128,7 +128,7 @@ def load_tuning_runs(folder: Path, on_test_set: bool = False) -> list[Run]:
 
 def ranked(choice: Choice, metric: str) -> list[ConfigStats]:
     """Return a choice's candidates with a completed run, best first by ``metric``; ties by rate."""
-    sign = -1.0 if tables.higher_is_better(metric) else 1.0
+    sign = -1.0 if vocab.higher_is_better(metric) else 1.0
     scored = [
         tables.ConfigStats(c.runs, _values(c, metric), metric)
         for c in sorted(choice.candidates, key=learning_rate)

@@ -21,6 +21,7 @@ import numpy as np
 from aeexp import data as data_lib
 from aeexp import evaluate, results
 from aeexp.config import RunConfig
+from aeexp.vocab import is_completed
 
 # How many alternative picks per model: k = 1..OCCURRENCES (the MNIST test set has them all).
 OCCURRENCES = 50
@@ -129,8 +130,7 @@ class Meter:
         measured = [
             m
             for r in runs
-            if r.metrics.get("status") == "completed"
-            and (m := self.model(r.config, r.path)) is not None
+            if is_completed(r.metrics) and (m := self.model(r.config, r.path)) is not None
         ]
         return ProtocolNoise(tuple(measured), variant)
 
