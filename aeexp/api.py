@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeexp import config as config_lib
-from aeexp import execute, results
+from aeexp import execute, store
 from aeexp.config import RunConfig
 from aeexp.executors import Executor, make_executor
 from aeexp.plan import DEFAULT_MAX_RUNS, PlannedRun, SweepPlan, plan_run, plan_sweep
@@ -63,7 +63,7 @@ class RunResult:
         """Return the per-epoch history (epoch, loss, val_loss, seconds) as a DataFrame."""
         import pandas
 
-        path = self.run_dir / results.HISTORY
+        path = self.run_dir / store.HISTORY
         if not path.is_file():  # a failed run has none
             return pandas.DataFrame(columns=["epoch", "loss", "val_loss", "seconds"])
         return pandas.read_csv(path)
@@ -141,7 +141,7 @@ def run(
             planned, options.make(), max_group=1, redo=redo, sinks=tracking_sinks(mlflow)
         )
         trained = bool(outcome.trained)
-    metrics = results.read_metrics(only.run_dir)
+    metrics = store.read_metrics(only.run_dir)
     if metrics is None:  # another driver held it and did not finish it
         metrics = {"status": Status.PENDING}
     return RunResult(only.run_dir, metrics, trained)
@@ -236,7 +236,5 @@ def load_runs(path: str | Path) -> pandas.DataFrame:
     """
     import pandas
 
-    from aeexp import tables
-
-    rows = [run_record(r.path, r.config, r.metrics) for r in tables.load_runs(path)]
+    rows = [run_record(r.path, r.config, r.metrics) for r in store.load_runs(path)]
     return pandas.DataFrame(rows)

@@ -500,11 +500,12 @@ def table(
     by mean over seeds (highest, or lowest for mse and final_val_loss):
     mean +- std (n seeds) and its optimizer.
     """
-    from aeexp import tables
+    from aeexp.analysis import figures as figures_lib
+    from aeexp.analysis import tables
 
     click.echo(tables.render(folder, metric, fmt, by, compare is not None))
     if figures is not None:
-        for path in tables.write_figures(folder, metric, figures):
+        for path in figures_lib.write_figures(folder, metric, figures):
             click.echo(f"wrote {path}", err=True)
 
 
@@ -513,7 +514,7 @@ def _write_report(writer: str, first: str, second: str, out: str) -> None:
     from pathlib import Path
 
     from aeexp import report as report_lib
-    from aeexp.results import ensure_writable
+    from aeexp.store import ensure_writable
 
     ensure_writable(Path(out))
     click.echo(getattr(report_lib, writer)(Path(first), Path(second), Path(out)))
@@ -555,7 +556,7 @@ def report_thesis(defaults_dir: str, tuned_dir: str, tuned_seeds_dir: str | None
     from pathlib import Path
 
     from aeexp import report as report_lib
-    from aeexp.results import ensure_writable
+    from aeexp.store import ensure_writable
 
     ensure_writable(Path(out))
     click.echo(

@@ -20,7 +20,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import results
+from aeexp import store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.executors import Executor, Job, JobResult
@@ -56,7 +56,7 @@ class Outcome:
 
 def run_status(run: PlannedRun) -> str:
     """Return ``completed``, ``diverged``, ``failed`` or ``pending`` (absent or damaged)."""
-    return status_of(results.read_metrics(run.run_dir))
+    return status_of(store.read_metrics(run.run_dir))
 
 
 def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({Status.PENDING})) -> list[PlannedRun]:
@@ -79,7 +79,7 @@ def summary_rows(plan: SweepPlan) -> list[dict[str, Any]]:
     """Return one runs.csv row per planned run: id, status, grid values, metrics."""
     rows = []
     for run in plan.runs:
-        metrics = results.read_metrics(run.run_dir)
+        metrics = store.read_metrics(run.run_dir)
         row: dict[str, Any] = {"run_id": run.run_id, "status": status_of(metrics)}
         row |= {k: compact(v) for k, v in run.point.items()}
         row |= describe_config(run.config)
@@ -116,11 +116,11 @@ def write_summary(plan: SweepPlan) -> Path:
     """Rewrite ``runs.csv`` atomically, keeping rows other sweeps of this name wrote there."""
     path = plan.experiment_dir / RUNS_CSV
     rows = summary_rows(plan)
-    with results.summary_lock(plan.experiment_dir):
+    with store.summary_lock(plan.experiment_dir):
         others, other_fields = _other_rows(path, {row["run_id"] for row in rows})
         fields = _summary_fields(plan)
         fields += [f for f in other_fields if f not in fields]
-        results.write_csv(path, rows + others, fields)
+        store.write_csv(path, rows + others, fields)
     return path
 
 
@@ -133,10 +133,10 @@ def record_failure(run: PlannedRun, reason: str) -> None:
         "reason": reason,
     }
     files = {
-        results.CONFIG: results.encode_yaml(run.config.resolved()).encode(),
-        results.METRICS: results.encode_json(metrics).encode(),
+        store.CONFIG: store.encode_yaml(run.config.resolved()).encode(),
+        store.METRICS: store.encode_json(metrics).encode(),
     }
-    results.write_run_files(run.run_dir, files, run_root(run))
+    store.write_run_files(run.run_dir, files, run_root(run))
 
 
 def run_root(run: PlannedRun) -> Path:
@@ -152,7 +152,7 @@ class _Claims:
 
     def claim(self, run: PlannedRun) -> bool:
         """Take ``run``'s lock without waiting; return False if another driver holds it."""
-        lock = results.run_lock(run.config.experiment_dir, run.run_id)
+        lock = store.run_lock(run.config.experiment_dir, run.run_id)
         try:
             lock.acquire()
         except Timeout:
@@ -162,7 +162,7 @@ class _Claims:
 
     def wait_for(self, run: PlannedRun) -> None:
         """Block until the driver holding ``run`` lets it go, then hold it."""
-        lock = results.run_lock(run.config.experiment_dir, run.run_id)
+        lock = store.run_lock(run.config.experiment_dir, run.run_id)
         lock.acquire(timeout=-1)
         self.held[run.run_id] = lock
 
@@ -269,7 +269,7 @@ class _Driver:
             self._done(run)
 
     def _finish(self, run: PlannedRun, files: dict[str, bytes]) -> None:
-        results.write_run_files(run.run_dir, files, run_root(run))
+        store.write_run_files(run.run_dir, files, run_root(run))
         self._done(run)
 
     def _done(self, run: PlannedRun) -> None:
@@ -283,8 +283,8 @@ class _Driver:
 
 def _prepare(run: PlannedRun, outcome: Outcome) -> None:
     """Move a damaged directory of a claimed run aside, so that it can be written anew."""
-    if results.is_damaged(run.run_dir):
-        outcome.moved_aside.append(results.move_aside(run.run_dir, run_root(run)))
+    if store.is_damaged(run.run_dir):
+        outcome.moved_aside.append(store.move_aside(run.run_dir, run_root(run)))
 
 
 def _claim_batch(
@@ -317,9 +317,9 @@ def execute(
     Each sink is called with a run once its directory is written (``aeexp.tracking``).
     """
     experiment = plan.experiment_dir
-    results.check_inside(plan.output_dir, experiment)
-    results.ensure_writable(experiment)
-    results.remove_stale_staging(experiment)
+    store.check_inside(plan.output_dir, experiment)
+    store.ensure_writable(experiment)
+    store.remove_stale_staging(experiment)
     pending = to_do(plan, redo)
     outcome = Outcome(plan, already=len(plan.runs) - len(pending))
     if not pending:

@@ -11,13 +11,15 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import host, optimizers, plots, results, tables, tuning, vocab
+from aeexp import host, optimizers, plots, store, tuning, vocab
 from aeexp.analysis import cells as cells_lib
-from aeexp.analysis import protocol
+from aeexp.analysis import figures as figures_lib
+from aeexp.analysis import protocol, tables
 from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.protocol import VARIANTS
+from aeexp.analysis.tables import ConfigStats
 from aeexp.errors import UserError
-from aeexp.tables import ConfigStats, Run
+from aeexp.store import Run
 from aeexp.vocab import DECODERS
 
 # A run may record its host under this key of metrics.json: ``cpu_model`` (str), ``cpu_count``
@@ -154,7 +156,7 @@ def train_images_text(runs: Sequence[Run]) -> str:
     return f"{'/'.join(f'{n:,}' for n in counts)} training images" if counts else "training images"
 
 
-def example_run(stat: ConfigStats, image: str = results.RECONSTRUCTIONS) -> Run | None:
+def example_run(stat: ConfigStats, image: str = store.RECONSTRUCTIONS) -> Run | None:
     """Return the first completed seed that wrote ``image``, or None."""
     return next(
         (r for r in stat.runs if vocab.is_completed(r.metrics) and (r.path / image).is_file()),
@@ -363,8 +365,8 @@ def _copy_cell_figures(cells: Sequence[cells_lib.Cell], figures: Path) -> list[s
         run = example_run(stat)
         cells_md = []
         for source, kind in (
-            (results.RECONSTRUCTIONS, "reconstructions"),
-            (results.LOSS_PLOT, "loss_history"),
+            (store.RECONSTRUCTIONS, "reconstructions"),
+            (store.LOSS_PLOT, "loss_history"),
         ):
             name = f"{kind}_{_cell_stem(cell)}.png"
             written = _copy_figure(run, source, figures / name)
@@ -486,19 +488,19 @@ def write_thesis_report(
     ``tuned_seeds_dir`` holds the reruns of the tuned grid's best points over other seeds
     (``aeexp select --on-test-set``); without it the tuned statistic is not estimated.
     """
-    defaults, tuned = tables.load_runs(defaults_dir), tables.load_runs(tuned_dir)
-    tuned_seeds = tables.load_runs(tuned_seeds_dir) if tuned_seeds_dir is not None else []
+    defaults, tuned = store.load_runs(defaults_dir), store.load_runs(tuned_dir)
+    tuned_seeds = store.load_runs(tuned_seeds_dir) if tuned_seeds_dir is not None else []
     meter = protocol.Meter(occurrences)
     cells = cells_lib.build_cells(defaults, tuned, tuned_seeds, meter)
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for metric in ("ssim_thesis", "ssim_thesis_viridis", "ssim_mean"):
-        tables.write_figures(defaults_dir, metric, figures)
+        figures_lib.write_figures(defaults_dir, metric, figures)
         header, body = tables.layout(defaults, metric, by="optimizer", style="ci")
-        results.write_text_atomic(
+        store.write_text_atomic(
             out_dir / f"{metric}_by_optimizer.md", tables.to_markdown(header, body) + "\n"
         )
-        results.write_text_atomic(
+        store.write_text_atomic(
             out_dir / f"{metric}_by_optimizer.csv",
             tables.to_csv(
                 tables.long_rows(defaults, metric, "optimizer", compare=metric == "ssim_thesis")
@@ -508,7 +510,7 @@ def write_thesis_report(
     _copy_summaries(sweeps, out_dir)
     text = _render(defaults, tuned, tuned_seeds, cells, meter, figures)
     report = out_dir / "REPORT.md"
-    results.write_text_atomic(report, text)
+    store.write_text_atomic(report, text)
     return report
 
 
@@ -909,7 +911,7 @@ def _reconstruction_lines(label: str, stat: ConfigStats, figures: Path) -> list[
     """Copy a configuration's example reconstructions and return the lines that show them."""
     name = f"reconstructions_{label.lower()}_beta.png"
     run = example_run(stat)
-    if not _copy_figure(run, results.RECONSTRUCTIONS, figures / name):
+    if not _copy_figure(run, store.RECONSTRUCTIONS, figures / name):
         return [f"{label}, {_describe(stat)}: no completed seed wrote reconstructions.", ""]
     return [
         f"{label}, {_describe(stat)} (seed {run.config.seed}):",
@@ -938,7 +940,7 @@ def study_intro(runs: Sequence[Run], tune_runs: Sequence[Run]) -> str:
 
 def write_beta_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
     """Write the beta-divergence study's REPORT.md, tables and figures into ``out_dir``."""
-    runs, tune_runs = tables.load_runs(study_dir), tuning.load_tuning_runs(tune_dir)
+    runs, tune_runs = store.load_runs(study_dir), tuning.load_tuning_runs(tune_dir)
     choices = tuning.best_learning_rates(tune_runs, "ssim_mean")
     ranking = beta_ranking(runs, "ssim_mean")
     figures = out_dir / "figures"
@@ -1012,5 +1014,5 @@ def write_beta_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
         ]
     )
     report = out_dir / "REPORT.md"
-    results.write_text_atomic(report, text)
+    store.write_text_atomic(report, text)
     return report

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from aeexp import results
+from aeexp import store
 from aeexp.config import flatten_dotted
 from aeexp.errors import UserError, clip
 from aeexp.plan import PlannedRun
@@ -47,7 +47,7 @@ class MlflowSink:
         return found.experiment_id if found is not None else self.client.create_experiment(name)
 
     def _epoch_metrics(self, run: PlannedRun, now: int) -> list[Any]:
-        path = run.run_dir / results.HISTORY
+        path = run.run_dir / store.HISTORY
         if not path.is_file():
             return []
         metric = self.entities.Metric
@@ -61,7 +61,7 @@ class MlflowSink:
 
     def log(self, run: PlannedRun) -> str:
         """Log one written run directory; return the MLflow run id."""
-        metrics = results.read_metrics(run.run_dir) or {}
+        metrics = store.read_metrics(run.run_dir) or {}
         now = int(time.time() * 1000)
         created = self.client.create_run(
             self._experiment_id(run.config.name),

@@ -19,10 +19,12 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from aeexp import optimizers, results, tables, vocab
+from aeexp import optimizers, store, vocab
+from aeexp.analysis import tables
+from aeexp.analysis.tables import ConfigStats
 from aeexp.config import MAX_SEED, ConfigDumper, check_name
 from aeexp.errors import UserError, shorten
-from aeexp.tables import ConfigStats, Run
+from aeexp.store import Run
 
 _FIXED_SECTIONS = ("data", "model", "loss", "optimizer", "train")
 
@@ -121,7 +123,7 @@ def require_test_set(runs: Sequence[Run], folder: Path) -> None:
 
 def load_tuning_runs(folder: Path, on_test_set: bool = False) -> list[Run]:
     """Read a tuning sweep's runs: all on a training holdout, or (asked for) all on the test set."""
-    runs = tables.load_runs(folder)
+    runs = store.load_runs(folder)
     (require_test_set if on_test_set else require_holdout)(runs, folder)
     return runs
 
@@ -342,5 +344,5 @@ def write_final_sweep(
         width=100,
     )
     modeline = f"{SCHEMA_MODELINE_PREFIX}{_schema_path(out)}"
-    results.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
+    store.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
     return choices

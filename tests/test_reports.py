@@ -6,7 +6,8 @@ import yaml
 from click.testing import CliRunner
 from fakeruns import fake_run
 
-from aeexp import report, results, tables
+from aeexp import report, store
+from aeexp.analysis import tables
 from aeexp.cli import main
 from aeexp.errors import UserError
 
@@ -173,7 +174,7 @@ def make_study(tmp_path, study_seeds=3, diverge=(), missing_images=(), reference
             score = 0.6 + 0.1 * beta + 0.001 * seed
             cfg = fake_run(study, cfg_raw, ssim_mean=score, ssim_thesis=score)
             if (beta, seed) not in missing_images:
-                (cfg.experiment_dir / cfg.run_id / results.RECONSTRUCTIONS).write_bytes(b"png")
+                (cfg.experiment_dir / cfg.run_id / store.RECONSTRUCTIONS).write_bytes(b"png")
     for seed in range(study_seeds):
         raw = {
             "loss": {"name": "mse"},

@@ -6,9 +6,9 @@ import re
 import pytest
 from fakeruns import MACHINE, cell_raw, fake_run, thesis_cells
 
-from aeexp import report, tables
+from aeexp import report, store
 from aeexp.analysis import cells as cells_lib
-from aeexp.analysis import protocol
+from aeexp.analysis import figures, protocol, tables
 
 # Per cell: (gray offset, viridis offset) of our runs from the published value.
 OFFSETS = {
@@ -101,9 +101,9 @@ def test_tuned_statistic_never_reuses_the_selecting_seed(tmp_path):
     # The reruns include seed 0 again: it must not enter the tuned estimate.
     defaults, tuned, reruns = write_sweeps(tmp_path / "runs", tuned_seeds=(0, 1, 2))
     cells = cells_lib.build_cells(
-        tables.load_runs(defaults),
-        tables.load_runs(tuned),
-        tables.load_runs(reruns),
+        store.load_runs(defaults),
+        store.load_runs(tuned),
+        store.load_runs(reruns),
         protocol.Meter(),
     )
     for cell in cells:
@@ -147,8 +147,8 @@ def test_bars_mark_the_published_value(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(plots, "grouped_bars", lambda *args: calls.append(args))
     defaults, _, _ = write_sweeps(tmp_path / "runs")
-    tables.write_figures(defaults, "ssim_thesis", tmp_path / "f")
-    tables.write_figures(defaults, "ssim_mean", tmp_path / "f")
+    figures.write_figures(defaults, "ssim_thesis", tmp_path / "f")
+    figures.write_figures(defaults, "ssim_mean", tmp_path / "f")
     gray, full = calls
     groups, markers = gray[0], gray[5]
     assert markers[groups.index("ReLU-Sigmoid\nE_I1")] == 0.632

@@ -29,10 +29,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aeexp import optimizers, tables, vocab
-from aeexp.analysis import stats
+from aeexp import optimizers, vocab
+from aeexp.analysis import stats, tables
 from aeexp.analysis.protocol import VARIANTS, Meter, ProtocolNoise
-from aeexp.tables import ConfigStats, Run
+from aeexp.analysis.tables import ConfigStats
+from aeexp.store import Run
 from aeexp.vocab import DECODERS, is_completed
 
 STATISTICS = {"tuned": "tuned", "defaults": "defaults"}  # the order the verdict tries them

@@ -162,7 +162,7 @@ class Comparison:
 
     def render(self) -> str:
         """Return the comparison as Markdown tables."""
-        from aeexp.tables import to_markdown
+        from aeexp.analysis.tables import to_markdown
 
         labels = [
             f"{chr(65 + i)}: {clip(s.label, 60)} ({len(s.runs)} runs)"

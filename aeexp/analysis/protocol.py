@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aeexp import data as data_lib
-from aeexp import evaluate, results
+from aeexp import evaluate, store
 from aeexp.config import RunConfig
 from aeexp.vocab import is_completed
 
@@ -103,7 +103,7 @@ class Meter:
         return self._models[run_dir]
 
     def _measure(self, cfg: RunConfig, run_dir: Path) -> ModelNoise | None:
-        path = run_dir / results.MODEL
+        path = run_dir / store.MODEL
         if not path.is_file():
             return None
         key = (cfg.data.path, cfg.data.train_limit, cfg.data.test_limit, cfg.data.holdout)
