@@ -509,17 +509,6 @@ def table(
             click.echo(f"wrote {path}", err=True)
 
 
-def _write_report(writer: str, first: str, second: str, out: str) -> None:
-    """Call ``aeexp.report.<writer>`` on two sweep folders and print the report's path."""
-    from pathlib import Path
-
-    from aeexp import report as report_lib
-    from aeexp.store import ensure_writable
-
-    ensure_writable(Path(out))
-    click.echo(getattr(report_lib, writer)(Path(first), Path(second), Path(out)))
-
-
 @main.group()
 def report() -> None:
     """Write a study's REPORT.md, tables and figures from its run directories."""
@@ -555,18 +544,12 @@ def report_thesis(defaults_dir: str, tuned_dir: str, tuned_seeds_dir: str | None
     """
     from pathlib import Path
 
-    from aeexp import report as report_lib
     from aeexp.store import ensure_writable
+    from aeexp.studies import thesis
 
     ensure_writable(Path(out))
-    click.echo(
-        report_lib.write_thesis_report(
-            Path(defaults_dir),
-            Path(tuned_dir),
-            Path(out),
-            Path(tuned_seeds_dir) if tuned_seeds_dir else None,
-        )
-    )
+    seeds = Path(tuned_seeds_dir) if tuned_seeds_dir else None
+    click.echo(thesis.write_report(Path(defaults_dir), Path(tuned_dir), Path(out), seeds))
 
 
 @report.command("beta")
@@ -582,7 +565,13 @@ def report_thesis(defaults_dir: str, tuned_dir: str, tuned_seeds_dir: str | None
 @_reports_user_errors
 def report_beta(study_dir: str, tune_dir: str, out: str) -> None:
     """Report the beta-divergence study from the beta sweep and its tuning sweep."""
-    _write_report("write_beta_report", study_dir, tune_dir, out)
+    from pathlib import Path
+
+    from aeexp.store import ensure_writable
+    from aeexp.studies import beta
+
+    ensure_writable(Path(out))
+    click.echo(beta.write_report(Path(study_dir), Path(tune_dir), Path(out)))
 
 
 @main.command()

@@ -6,9 +6,10 @@ import re
 import pytest
 from fakeruns import MACHINE, cell_raw, fake_run, thesis_cells
 
-from aeexp import report, store
+from aeexp import store
 from aeexp.analysis import cells as cells_lib
 from aeexp.analysis import figures, protocol, tables
+from aeexp.studies import thesis as report
 
 # Per cell: (gray offset, viridis offset) of our runs from the published value.
 OFFSETS = {
@@ -54,7 +55,7 @@ def write_sweeps(tmp_path, seeds=3, tuned_seeds=(1, 2, 3), diverge=(), machine=M
 
 def write(tmp_path, out="out", **kwargs):
     defaults, tuned, reruns = write_sweeps(tmp_path / "runs", **kwargs)
-    path = report.write_thesis_report(defaults, tuned, tmp_path / out, reruns)
+    path = report.write_report(defaults, tuned, tmp_path / out, reruns)
     return path.read_text()
 
 
@@ -113,7 +114,7 @@ def test_tuned_statistic_never_reuses_the_selecting_seed(tmp_path):
 
 def test_without_reruns_the_tuned_statistic_is_missing_and_said_so(tmp_path):
     defaults, tuned, _ = write_sweeps(tmp_path / "runs")
-    text = report.write_thesis_report(defaults, tuned, tmp_path / "out").read_text()
+    text = report.write_report(defaults, tuned, tmp_path / "out").read_text()
     assert "no rerun of the tuned grid over seeds was given" in text
     assert "| tuned | no completed run |" in text
 
@@ -126,7 +127,7 @@ def test_report_counts_its_grid_and_cites_only_repository_files(tmp_path):
     assert "nan" not in text.lower().replace("nadam", "")
     from pathlib import Path
 
-    assert (Path(report.__file__).parents[1] / report.PROTOCOL_PAGE).is_file()
+    assert (Path(report.__file__).parents[2] / report.PROTOCOL_PAGE).is_file()
 
 
 def test_report_has_intervals_holm_and_the_figures(tmp_path):
@@ -157,9 +158,9 @@ def test_bars_mark_the_published_value(tmp_path, monkeypatch):
 
 def test_regenerating_the_report_is_byte_identical(tmp_path):
     defaults, tuned, reruns = write_sweeps(tmp_path / "runs")
-    first = report.write_thesis_report(defaults, tuned, tmp_path / "a", reruns).parent
-    second = report.write_thesis_report(defaults, tuned, tmp_path / "b", reruns).parent
-    report.write_thesis_report(defaults, tuned, first, reruns)  # over itself, too
+    first = report.write_report(defaults, tuned, tmp_path / "a", reruns).parent
+    second = report.write_report(defaults, tuned, tmp_path / "b", reruns).parent
+    report.write_report(defaults, tuned, first, reruns)  # over itself, too
     names = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     _, mismatch, errors = filecmp.cmpfiles(first, second, [str(n) for n in names], shallow=False)
