@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_serializer,
     model_validator,
@@ -288,15 +289,13 @@ class ModelConfig(_Section):
     decoder_activation: Activation = "sigmoid"
 
 
-class LossConfig(_Section):
+class _LossSection(_Section):
     """A loss name from :data:`aeexp.losses.LOSSES` and its parameters."""
 
     name: str = "mse"
-    beta: float | None = None
-    order: Literal["data_first", "recon_first"] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> LossConfig:
+    def _check(self) -> _LossSection:
         given = {key: getattr(self, key) for key in _LOSS_PARAMS if getattr(self, key) is not None}
         # Write the defaults back (order: data_first) so the resolved config states them.
         for key, value in losses.check_params(self.name, given).items():
@@ -312,7 +311,16 @@ class LossConfig(_Section):
         return {"name": self.name, **self.params()}
 
 
-_LOSS_PARAMS = tuple(key for key in LossConfig.model_fields if key != "name")
+# One optional field per parameter the loss registry declares: a loss's registry entry is the
+# only place a parameter is written down.
+LossConfig = create_model(
+    "LossConfig",
+    __base__=_LossSection,
+    __doc__=_LossSection.__doc__,
+    __module__=__name__,
+    **{p.name: (p.annotation | None, None) for p in losses.all_params().values()},
+)
+_LOSS_PARAMS = tuple(losses.all_params())
 
 
 def _check_optimizer_value(key: str, value: Any) -> None:
