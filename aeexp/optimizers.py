@@ -51,6 +51,9 @@ BOOLEAN_KEYWORDS = frozenset({"nesterov", "amsgrad"})
 
 # Accepted by every optimizer: Keras 2.2's inverse-time decay of the learning rate.
 COMMON_DEFAULTS: dict[str, Any] = {"decay": 0.0}
+# Keywords an optimizer takes here that Keras 2.2's refused. Keras 2.2.4's Nadam had no
+# ``decay`` (its constructor raised a TypeError); aeexp decays Nadam's rate like the others'.
+EXTENSIONS: dict[str, frozenset[str]] = {"nadam": frozenset({"decay"})}
 ALIASES = {"lr": "learning_rate"}
 
 
