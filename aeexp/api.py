@@ -197,10 +197,25 @@ def train_plan(
     sinks: Sequence[Callable[[PlannedRun], None]] = (),
 ) -> execute.Outcome:
     """Train the runs of a plan that are pending (and failed ones, with ``rerun_failed``)."""
-    redo = frozenset({Status.PENDING, Status.FAILED} if rerun_failed else {Status.PENDING})
+    redo = redo_statuses(rerun_failed)
     return execute.execute(
         planned, executor.make(), max_group, redo, on_runs_done, on_waiting, sinks
     )
+
+
+def redo_statuses(rerun_failed: bool = False) -> frozenset[str]:
+    """Return the statuses a sweep trains: pending, and failed too with ``rerun_failed``."""
+    return frozenset({Status.PENDING, Status.FAILED} if rerun_failed else {Status.PENDING})
+
+
+def statuses(planned: SweepPlan) -> dict[str, str]:
+    """Return each planned run's status now, by run id, in the plan's order."""
+    return execute.plan_statuses(planned)
+
+
+def already_done(planned: SweepPlan, rerun_failed: bool = False) -> int:
+    """Return how many of a plan's runs a sweep would leave as they are."""
+    return len(planned.runs) - len(execute.to_do(planned, redo_statuses(rerun_failed)))
 
 
 def tracking_sinks(mlflow: str | None) -> list[Callable[[PlannedRun], None]]:

@@ -47,7 +47,7 @@ class Outcome:
 
     def statuses(self) -> dict[str, str]:
         """Return each planned run's status now."""
-        return {run.run_id: run_status(run) for run in self.plan.runs}
+        return plan_statuses(self.plan)
 
     def problems(self) -> list[tuple[str, str]]:
         """Return (run id, status) of the runs that diverged or failed."""
@@ -57,6 +57,11 @@ class Outcome:
 def run_status(run: PlannedRun) -> str:
     """Return ``completed``, ``diverged``, ``failed`` or ``pending`` (absent or damaged)."""
     return status_of(store.read_metrics(run.run_dir))
+
+
+def plan_statuses(plan: SweepPlan) -> dict[str, str]:
+    """Return each planned run's status now, by run id, in the plan's order."""
+    return {run.run_id: run_status(run) for run in plan.runs}
 
 
 def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({Status.PENDING})) -> list[PlannedRun]:
