@@ -40,7 +40,6 @@ METRICS = "metrics.json"
 LOSS_PLOT = "loss_history.png"
 RECONSTRUCTIONS = "reconstructions.png"
 MODEL = "model.keras"
-RUN_FILES = (CONFIG, HISTORY, METRICS, LOSS_PLOT, RECONSTRUCTIONS, MODEL)
 
 LOCKS = ".locks"
 DAMAGED = ".damaged"

@@ -46,12 +46,6 @@ def train_images_text(runs: Sequence[Run]) -> str:
     return f"{'/'.join(f'{n:,}' for n in counts)} training images" if counts else "training images"
 
 
-def _select(
-    runs: Sequence[Run], decoder: str, loss: str, optimizer: str | None = None
-) -> list[Run]:
-    return cells_lib.select(runs, decoder, loss, optimizer)
-
-
 def _stat(runs: Sequence[Run], metric: str) -> ConfigStats | None:
     return tables.best(tables.config_stats(runs, metric))
 
@@ -155,7 +149,7 @@ def tuned_grid_table(cells: Sequence[cells_lib.Cell], tuned_seeds: Sequence[Run]
     ]
     body = []
     for cell in cells:
-        rerun = _select(tuned_seeds, cell.decoder, cell.loss, cell.optimizer)
+        rerun = cells_lib.select(tuned_seeds, cell.decoder, cell.loss, cell.optimizer)
         by_rate = {
             s.config.optimizer.params["learning_rate"]: s
             for s in tables.config_stats(rerun, "ssim_thesis")
@@ -249,7 +243,7 @@ def loss_claims(defaults: Sequence[Run], metrics: Sequence[str]) -> list[tuple[s
         for decoder, label in DECODERS.items():
             ranked = []
             for loss in vocab.THESIS_LOSSES:
-                stat = _stat(_select(defaults, decoder, loss), metric)
+                stat = _stat(cells_lib.select(defaults, decoder, loss), metric)
                 if stat is not None:
                     ranked.append((loss, stat))
             ranked.sort(key=lambda item: -item[1].mean)
@@ -296,9 +290,12 @@ def full_test_table(defaults: Sequence[Run], tuned_seeds: Sequence[Run]) -> str:
         body.append(
             [
                 f"{DECODERS[decoder]} {vocab.loss_header(loss)}",
-                fmt(_stat(_select(defaults, decoder, loss, optimizer), "ssim_mean")),
-                fmt(_stat(_select(defaults, decoder, loss), "ssim_mean"), True),
-                fmt(_stat(_select(tuned_seeds, decoder, loss, optimizer), "ssim_mean"), True),
+                fmt(_stat(cells_lib.select(defaults, decoder, loss, optimizer), "ssim_mean")),
+                fmt(_stat(cells_lib.select(defaults, decoder, loss), "ssim_mean"), True),
+                fmt(
+                    _stat(cells_lib.select(tuned_seeds, decoder, loss, optimizer), "ssim_mean"),
+                    True,
+                ),
             ]
         )
     return tables.to_markdown(header, body)
