@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fakeruns import cell_raw, fake_run, run_dir
 
 import aeexp
 from aeexp import cli, store
 from aeexp.errors import UserError
-from tests.fakeruns import cell_raw, fake_run, run_dir
 
 
 def tiny(mnist_path, tmp_path, **extra):

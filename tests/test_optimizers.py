@@ -143,4 +143,5 @@ def test_adagrad_accumulator_starts_at_zero():
     variable = keras.Variable(np.ones(3, "float32"))
     optimizer = optimizers.build("adagrad")
     optimizer.build([variable])
-    assert np.all(optimizer._accumulators[0].numpy() == 0.0)
+    (accumulator,) = [v for v in optimizer.variables if v.path.endswith("accumulator")]
+    assert np.all(accumulator.numpy() == 0.0)

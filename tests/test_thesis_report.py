@@ -2,6 +2,7 @@
 
 import filecmp
 import re
+from pathlib import Path
 
 import pytest
 from fakeruns import MACHINE, cell_raw, fake_run, thesis_cells
@@ -125,8 +126,6 @@ def test_report_counts_its_grid_and_cites_only_repository_files(tmp_path):
     assert "THESIS.md" not in text and "[docs/protocol.md](../../docs/protocol.md)" in text
     assert "2-3 completed seeds (of 3)" in text
     assert "nan" not in text.lower().replace("nadam", "")
-    from pathlib import Path
-
     assert (Path(report.__file__).parents[2] / report.PROTOCOL_PAGE).is_file()
 
 
@@ -178,3 +177,33 @@ def test_report_cli_takes_the_reruns(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "REPORT.md").is_file()
     assert "seeds 1-3" in (tmp_path / "out" / "REPORT.md").read_text()
+
+
+GOLDEN = Path(__file__).parent / "golden" / "thesis-report.md"
+
+
+def test_each_cells_verdict_as_data(tmp_path):
+    defaults, tuned, reruns = write_sweeps(tmp_path / "runs")
+    cells = cells_lib.build_cells(
+        store.load_runs(defaults), store.load_runs(tuned), store.load_runs(reruns), protocol.Meter()
+    )
+    verdicts = {
+        (c.decoder, c.loss): (c.verdict[0], c.verdict[1].statistic, c.verdict[1].variant)
+        for c in cells
+    }
+    gray = (cells_lib.REPRODUCED_GRAY, "tuned", "gray")
+    assert verdicts == {
+        ("relu", "mse"): gray,
+        ("relu", "i_div1"): (cells_lib.NOT_REPRODUCED, "defaults", "gray"),
+        ("relu", "i_div2"): gray,
+        ("sigmoid", "mse"): gray,
+        ("sigmoid", "i_div1"): (cells_lib.REPRODUCED_VIRIDIS, "tuned", "viridis"),
+        ("sigmoid", "i_div2"): gray,
+    }
+
+
+def test_the_prose_matches_the_one_golden_file(tmp_path):
+    """The report's wording, checked once; regenerate the golden file on purpose only."""
+    defaults, tuned, reruns = write_sweeps(tmp_path / "runs")
+    text = report.write_report(defaults, tuned, tmp_path / "out", reruns).read_text()
+    assert text == GOLDEN.read_text()
