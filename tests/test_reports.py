@@ -335,3 +335,11 @@ def test_select_top_k_by_both_variants_writes_the_union_over_new_seeds(tmp_path)
     planned = plan_sweep(out)
     assert len(planned.runs) == 12 and {r.config.seed for r in planned.runs} == {1, 2, 3, 4}
     assert {r.config.optimizer.params["decay"] for r in planned.runs} == {1e-5}
+
+
+def test_beta_ranking_as_data(tmp_path):
+    study, _ = make_study(tmp_path, diverge=[(2.0, 1)])
+    ranking = report.beta_ranking(store.load_runs(study), "ssim_mean")
+    assert [s.config.loss.beta for s in ranking] == [2.0, 0.0]
+    assert [s.n for s in ranking] == [2, 3]  # the diverged seed is counted out, not as a zero
+    assert ranking[0].mean == pytest.approx(0.8 + 0.001)  # seeds 0 and 2: 0.8 and 0.802
