@@ -16,18 +16,7 @@ from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.errors import UserError
 from aeexp.store import Run
-from aeexp.studies.common import (
-    copy_figure,
-    copy_summaries,
-    example_run,
-    fmt,
-    machine_description,
-    not_completed,
-    seed_list,
-    seeds_text,
-    training_text,
-    wall_clock_line,
-)
+from aeexp.studies import common
 from aeexp.vocab import DECODERS
 
 ORDERS = {"data_first": "d_β(x|y), data first", "recon_first": "d_β(y|x), reconstruction first"}
@@ -61,12 +50,12 @@ def beta_table(runs: Sequence[Run], metric: str) -> str:
         row = [f"{beta:g}"]
         for decoder, order in columns:
             stat = stats.get((decoder, vocab.beta_loss_key(beta, order), order))
-            row.append(fmt(stat))
+            row.append(common.fmt(stat))
         body.append(row)
     for reference in ("mse", "bce"):
         row = [reference.upper()]
         for decoder, _ in columns:
-            row.append(fmt(stats.get((decoder, reference, ""))))
+            row.append(common.fmt(stats.get((decoder, reference, ""))))
         body.append(row)
     return tables.to_markdown(header, body)
 
@@ -152,14 +141,14 @@ def beta_verdicts(
             (best_key, top), (second_key, runner_up) = ranked[0], ranked[1]
             mse = stats.get((decoder, "mse", ""))
             versus_mse = (
-                f"; against MSE ({fmt(mse)}) the difference is {top.mean - mse.mean:+.4f}"
+                f"; against MSE ({common.fmt(mse)}) the difference is {top.mean - mse.mean:+.4f}"
                 f" ({_test_text(top, mse, tests)})"
                 if mse is not None and mse.n
                 else "; MSE has no completed seed to compare with"
             )
             lines.append(
                 f"- **{DECODERS[decoder]}, {ORDERS[order]}**: best {best_key} with "
-                f"{fmt(top)}; runner-up {second_key} with {fmt(runner_up)}. "
+                f"{common.fmt(top)}; runner-up {second_key} with {common.fmt(runner_up)}. "
                 f"{_capitalised(how_sure(top, runner_up, tests))}{versus_mse}."
             )
     return lines
@@ -185,14 +174,15 @@ def _describe(stat: ConfigStats) -> str:
 def overall_answer(ranking: Sequence[ConfigStats], tests: stats_lib.PairTests | None = None) -> str:
     """Return the best and worst β-divergence overall, each with how sure the ranking is."""
     best, worst = ranking[0], ranking[-1]
-    text = f"the best β-divergence is {_describe(best)} with SSIM {fmt(best)}"
+    text = f"the best β-divergence is {_describe(best)} with SSIM {common.fmt(best)}"
     if len(ranking) < 2:
         return text + "; it is the only configuration with a completed seed."
     runner_up, next_worst = ranking[1], ranking[-2]
     return (
-        f"{text}; against the runner-up, {_describe(runner_up)} ({fmt(runner_up)}), "
-        f"{how_sure(best, runner_up, tests)}. The worst is {_describe(worst)} with {fmt(worst)}; "
-        f"against the next-worst, {_describe(next_worst)} ({fmt(next_worst)}), "
+        f"{text}; against the runner-up, {_describe(runner_up)} ({common.fmt(runner_up)}), "
+        f"{how_sure(best, runner_up, tests)}. "
+        f"The worst is {_describe(worst)} with {common.fmt(worst)}; "
+        f"against the next-worst, {_describe(next_worst)} ({common.fmt(next_worst)}), "
         f"{how_sure(next_worst, worst, tests)}."
     )
 
@@ -231,7 +221,7 @@ def tuning_summary(choices: Sequence[tuning.Choice], tune_runs: Sequence[Run]) -
     """Return the grid searched, the holdout, and a caveat for choices at the grid's edge."""
     lines = [
         f"Learning rates searched: {tuning.searched_rates(choices)}, each scored on the last "
-        f"{tuning.holdout_sizes(tune_runs)} training images ({seed_list(tune_runs)}); each "
+        f"{tuning.holdout_sizes(tune_runs)} training images ({common.seed_list(tune_runs)}); each "
         "configuration takes the rate with the best holdout score.",
         "",
     ]
@@ -257,8 +247,8 @@ def why_optimizer(runs: Sequence[Run]) -> list[str]:
 def _reconstruction_lines(label: str, stat: ConfigStats, figures: Path) -> list[str]:
     """Copy a configuration's example reconstructions and return the lines that show them."""
     name = f"reconstructions_{label.lower()}_beta.png"
-    run = example_run(stat)
-    if not copy_figure(run, store.RECONSTRUCTIONS, figures / name):
+    run = common.example_run(stat)
+    if not common.copy_figure(run, store.RECONSTRUCTIONS, figures / name):
         return [f"{label}, {_describe(stat)}: no completed seed wrote reconstructions.", ""]
     return [
         f"{label}, {_describe(stat)} (seed {run.config.seed}):",
@@ -277,7 +267,7 @@ def study_intro(runs: Sequence[Run], tune_runs: Sequence[Run]) -> str:
         "as an autoencoder's loss. This study trains the thesis's 784-32-784 autoencoder with "
         "d_β for β in {" + ", ".join(f"{b:g}" for b in _betas(runs)) + "}, both argument "
         "orders and both decoder activations, with MSE and binary cross-entropy as "
-        f"references, {seeds_text(stats)} per configuration, {training_text(runs)}, "
+        f"references, {common.seeds_text(stats)} per configuration, {common.training_text(runs)}, "
         f"{optimizer_text(runs)} with its learning rate tuned per configuration on a holdout "
         f"of the training set (the last {holdouts} training images; never the test set). "
         "β = 1 is the I-divergence (data first: the thesis's E_I2; reconstruction first: "
@@ -299,7 +289,7 @@ def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
         *_reconstruction_lines("Best", ranking[0], figures),
         *_reconstruction_lines("Worst", ranking[-1], figures),
     ]
-    copy_summaries((study_dir, tune_dir), out_dir)
+    common.copy_summaries((study_dir, tune_dir), out_dir)
     everything = [*runs, *tune_runs]
     tests = stats_lib.PairTests()
     for _ in range(2):  # the first pass records the family of claims, the second reads it
@@ -314,10 +304,10 @@ def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
             "",
             study_intro(runs, tune_runs),
             "",
-            f"- Runs: {len(runs)} in the study ({not_completed(runs)} diverged or failed), "
-            f"{len(tune_runs)} for tuning ({not_completed(tune_runs)} diverged or failed).",
-            wall_clock_line(everything),
-            f"- Machine: {machine_description(everything)}.",
+            f"- Runs: {len(runs)} in the study ({common.not_completed(runs)} diverged or failed), "
+            f"{len(tune_runs)} for tuning ({common.not_completed(tune_runs)} diverged or failed).",
+            common.wall_clock_line(everything),
+            f"- Machine: {common.machine_description(everything)}.",
             "- Regenerate: `make beta`.",
             "",
             "## Answer",
