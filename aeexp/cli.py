@@ -522,10 +522,8 @@ def report_thesis(defaults_dir: str, tuned_dir: str, tuned_seeds_dir: str | None
     """
     from pathlib import Path
 
-    from aeexp.store import ensure_writable
     from aeexp.studies import thesis
 
-    ensure_writable(Path(out))
     seeds = Path(tuned_seeds_dir) if tuned_seeds_dir else None
     click.echo(thesis.write_report(Path(defaults_dir), Path(tuned_dir), Path(out), seeds))
 
@@ -544,10 +542,8 @@ def report_beta(study_dir: str, tune_dir: str, out: str) -> None:
     """Report the beta-divergence study from the beta sweep and its tuning sweep."""
     from pathlib import Path
 
-    from aeexp.store import ensure_writable
     from aeexp.studies import beta
 
-    ensure_writable(Path(out))
     click.echo(beta.write_report(Path(study_dir), Path(tune_dir), Path(out)))
 
 

@@ -277,6 +277,7 @@ def study_intro(runs: Sequence[Run], tune_runs: Sequence[Run]) -> str:
 
 def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
     """Write the beta-divergence study's REPORT.md, tables and figures into ``out_dir``."""
+    store.ensure_writable(out_dir)  # before any work: the mistake may be in the command
     runs, tune_runs = store.load_runs(study_dir), tuning.load_tuning_runs(tune_dir)
     choices = tuning.best_learning_rates(tune_runs, "ssim_mean")
     ranking = beta_ranking(runs, "ssim_mean")

@@ -341,6 +341,7 @@ def write_report(
     ``tuned_seeds_dir`` holds the reruns of the tuned grid's best points over other seeds
     (``aeexp select --on-test-set``); without it the tuned statistic is not estimated.
     """
+    store.ensure_writable(out_dir)  # before any work: the mistake may be in the command
     defaults, tuned = store.load_runs(defaults_dir), store.load_runs(tuned_dir)
     tuned_seeds = store.load_runs(tuned_seeds_dir) if tuned_seeds_dir is not None else []
     meter = protocol.Meter(occurrences)
