@@ -12,9 +12,10 @@ from aeexp.errors import UserError
 from aeexp.gradcheck import core, thesis
 from aeexp.gradcheck import crossentropy as ce
 from aeexp.gradcheck import entropy as ent
+from aeexp.vocab import EPSILON
 
 tf = core.tf
-EPS = thesis.EPS
+EPS = EPSILON
 
 REQUIRED_IDS = (
     [f"thesis-eq{n}" for n in (44, 45, 57, 58, 65, 71)]

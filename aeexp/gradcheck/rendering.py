@@ -10,7 +10,8 @@ from aeexp.errors import UserError
 from aeexp.gradcheck.core import REL_FLOOR, RTOL, CheckResult
 from aeexp.gradcheck.crossentropy import CLASSES, FEATURES, L2, SAMPLES
 from aeexp.gradcheck.entropy import BETA, IMAGES, LAMBDA, NEURONS
-from aeexp.gradcheck.thesis import BATCH, EPS, HIDDEN, INPUTS, MARGIN
+from aeexp.gradcheck.thesis import BATCH, HIDDEN, INPUTS, MARGIN
+from aeexp.vocab import EPSILON
 
 FORMATS = ("table", "json", "md")
 
@@ -35,7 +36,7 @@ rel = abs / max(|closed|, |autodiff|, {REL_FLOOR:g}). A formula **agrees** when 
 relative error is below {RTOL:g} and **disagrees** otherwise; float64 round-off leaves about
 1e-15, a wrong formula is off by order one. The thesis's verdicts use the activations its
 derivation works with: the sigmoid 1/(1+exp(-u)) (eq. 65 uses f' = f(1 - f)) and ReLU
-max(u, eps), eps = {EPS:g} (section 2.2 adopts it so that eq. 58 has no zero denominator; the
+max(u, eps), eps = {EPSILON:g} (section 2.2 adopts it so that eq. 58 has no zero denominator; the
 code's clip of the reconstruction to [eps, 1] has the same effect at the output). The note
 reports the other reading, 1/(1+exp(u)) as eq. 28 prints it or max(u, 0) as the code has it,
 and which reading the derivation matches. Where a formula disagrees, the note gives the form

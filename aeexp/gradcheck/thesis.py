@@ -12,13 +12,13 @@ import numpy as np
 from aeexp.gradcheck.core import Array, Check, Form, tf
 from aeexp.vocab import EPSILON
 
-EPS = EPSILON  # the thesis's ReLU floor max(u, eps); also the Keras fuzz factor its code clips to
 MARGIN = 0.05  # pre-activations stay this far from a ReLU kink, so every case is clear-cut
 BATCH, INPUTS, HIDDEN = 3, 6, 4  # thesis autoencoder: M samples, D units, J code units
 
 
 ACTIVATIONS: dict[str, Callable[[Any], tf.Tensor]] = {
-    "relu_eps": lambda u: tf.maximum(u, tf.constant(EPS, tf.float64)),  # eqs. 27-28 as printed
+    # The thesis's ReLU floor max(u, eps), eps the Keras fuzz factor: eqs. 27-28 as printed.
+    "relu_eps": lambda u: tf.maximum(u, tf.constant(EPSILON, tf.float64)),
     "relu0": lambda u: tf.maximum(u, tf.constant(0.0, tf.float64)),  # the code's ReLU
     "sigmoid": lambda u: 1.0 / (1.0 + tf.exp(-u)),  # the code's logistic sigmoid
     "sigmoid_text": lambda u: 1.0 / (1.0 + tf.exp(u)),  # eq. 28 as printed
