@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import math
 import os
 import re
 import stat
@@ -323,23 +322,6 @@ LossConfig = create_model(
 _LOSS_PARAMS = tuple(losses.all_params())
 
 
-def _check_optimizer_value(key: str, value: Any) -> None:
-    if key in optimizers.BOOLEAN_KEYWORDS:
-        if not isinstance(value, bool):
-            raise ValueError(f"{key} must be true or false, got {shorten(value)}")
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{key} must be a number, got {shorten(value)}")
-    if not math.isfinite(value):
-        raise ValueError(f"{key} must be a finite number, got {shorten(value)}")
-    low, high, low_inclusive = optimizers.KEYWORD_RANGES[key]
-    too_low = value < low if low_inclusive else value <= low
-    if too_low or value > high:
-        bound = ">=" if low_inclusive else ">"
-        upper = f" and <= {high:g}" if high != float("inf") else ""
-        raise ValueError(f"{key} must be {bound} {low:g}{upper}, got {shorten(value)}")
-
-
 class OptimizerConfig(_Section):
     """An optimizer name and any keyword it takes, resolved against Keras 2.2 defaults."""
 
@@ -364,7 +346,7 @@ class OptimizerConfig(_Section):
                 raise ValueError(
                     unknown_name_message(f"keyword for optimizer {name!r}", key, accepted)
                 )
-            _check_optimizer_value(key, value)
+            optimizers.check_value(key, value)
         return {"name": name, "params": optimizers.resolved_params(name, raw)}
 
     @model_serializer
