@@ -47,10 +47,19 @@ METRICS: dict[str, Metric] = {
             compare=True,
             select=3,
         ),
-        Metric("ssim_mean", "SSIM, mean over the test set", True, True, True, select=0),
+        Metric(
+            "ssim_mean", "SSIM, mean over the test set", True, table=True, compare=True, select=0
+        ),
         Metric("ssim_std", "SSIM, standard deviation over the test set", None),
         Metric("ssim_median", "SSIM, median over the test set", True, table=True, select=1),
-        Metric("psnr_mean", "PSNR (dB), mean over the test set", True, True, True, select=4),
+        Metric(
+            "psnr_mean",
+            "PSNR (dB), mean over the test set",
+            True,
+            table=True,
+            compare=True,
+            select=4,
+        ),
         Metric("mse", "MSE over the test set", False, table=True, compare=True),
         Metric("final_loss", "final training loss", False),
         Metric("final_val_loss", "final validation loss", False, table=True, compare=True),
@@ -62,7 +71,8 @@ SUMMARY_METRICS = tuple(METRICS)  # runs.csv's metric columns
 TABLE_METRICS = tuple(m.name for m in METRICS.values() if m.table)
 COMPARE_METRICS = tuple(m.name for m in METRICS.values() if m.compare)
 SELECT_METRICS = tuple(
-    m.name for m in sorted(METRICS.values(), key=lambda m: m.select or 0) if m.select is not None
+    m.name
+    for m in sorted((m for m in METRICS.values() if m.select is not None), key=lambda m: m.select)
 )
 
 
