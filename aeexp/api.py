@@ -19,15 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeexp import config as config_lib
-from aeexp import execute, results
+from aeexp import execute, store
 from aeexp.config import RunConfig
 from aeexp.executors import Executor, make_executor
 from aeexp.plan import DEFAULT_MAX_RUNS, PlannedRun, SweepPlan, plan_run, plan_sweep
+from aeexp.vocab import Status, status_of
 
 if TYPE_CHECKING:
     import pandas
 
-ALL_STATUSES = frozenset({execute.PENDING, execute.COMPLETED, execute.DIVERGED, execute.FAILED})
+ALL_STATUSES = frozenset(Status)
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,14 @@ class RunResult:
     @property
     def status(self) -> str:
         """Return ``completed``, ``diverged``, ``failed`` (or ``pending`` if unfinished)."""
-        return str(self.metrics.get("status", execute.COMPLETED))
+        return status_of(self.metrics)
 
     @property
     def history(self) -> pandas.DataFrame:
         """Return the per-epoch history (epoch, loss, val_loss, seconds) as a DataFrame."""
         import pandas
 
-        path = self.run_dir / results.HISTORY
+        path = self.run_dir / store.HISTORY
         if not path.is_file():  # a failed run has none
             return pandas.DataFrame(columns=["epoch", "loss", "val_loss", "seconds"])
         return pandas.read_csv(path)
@@ -130,7 +131,7 @@ def run(
     cfg = resolve_config(config, overrides, dotted, seed, out)
     planned = plan_run(cfg)
     (only,) = planned.runs
-    redo = ALL_STATUSES if force else frozenset({execute.PENDING})
+    redo = ALL_STATUSES if force else frozenset({Status.PENDING})
     trained = False
     if execute.run_status(only) in redo:
         options = _options(
@@ -140,9 +141,9 @@ def run(
             planned, options.make(), max_group=1, redo=redo, sinks=tracking_sinks(mlflow)
         )
         trained = bool(outcome.trained)
-    metrics = results.read_metrics(only.run_dir)
+    metrics = store.read_metrics(only.run_dir)
     if metrics is None:  # another driver held it and did not finish it
-        metrics = {"status": execute.PENDING}
+        metrics = {"status": Status.PENDING}
     return RunResult(only.run_dir, metrics, trained)
 
 
@@ -196,10 +197,25 @@ def train_plan(
     sinks: Sequence[Callable[[PlannedRun], None]] = (),
 ) -> execute.Outcome:
     """Train the runs of a plan that are pending (and failed ones, with ``rerun_failed``)."""
-    redo = frozenset({execute.PENDING, execute.FAILED} if rerun_failed else {execute.PENDING})
+    redo = redo_statuses(rerun_failed)
     return execute.execute(
         planned, executor.make(), max_group, redo, on_runs_done, on_waiting, sinks
     )
+
+
+def redo_statuses(rerun_failed: bool = False) -> frozenset[str]:
+    """Return the statuses a sweep trains: pending, and failed too with ``rerun_failed``."""
+    return frozenset({Status.PENDING, Status.FAILED} if rerun_failed else {Status.PENDING})
+
+
+def statuses(planned: SweepPlan) -> dict[str, str]:
+    """Return each planned run's status now, by run id, in the plan's order."""
+    return execute.plan_statuses(planned)
+
+
+def already_done(planned: SweepPlan, rerun_failed: bool = False) -> int:
+    """Return how many of a plan's runs a sweep would leave as they are."""
+    return len(planned.runs) - len(execute.to_do(planned, redo_statuses(rerun_failed)))
 
 
 def tracking_sinks(mlflow: str | None) -> list[Callable[[PlannedRun], None]]:
@@ -216,7 +232,7 @@ def run_record(run_dir: Path, cfg: RunConfig, metrics: Mapping[str, Any]) -> dic
     row = {
         "run_id": metrics.get("run_id", cfg.run_id),
         "name": cfg.name,
-        "status": metrics.get("status", execute.COMPLETED),
+        "status": status_of(metrics),
         "path": str(run_dir),
     }
     row |= config_lib.flatten_dotted({k: v for k, v in cfg.resolved().items() if k != "name"})
@@ -235,7 +251,5 @@ def load_runs(path: str | Path) -> pandas.DataFrame:
     """
     import pandas
 
-    from aeexp import tables
-
-    rows = [run_record(r.path, r.config, r.metrics) for r in tables.load_runs(path)]
+    rows = [run_record(r.path, r.config, r.metrics) for r in store.load_runs(path)]
     return pandas.DataFrame(rows)

@@ -6,7 +6,6 @@ answer at once. A user mistake prints one line and exits with code 2.
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,38 +13,11 @@ from typing import Any
 
 import click
 
+from aeexp import vocab
 from aeexp.errors import UserError
-
-# Kept here rather than imported from aeexp.tables so that --help stays light.
-TABLE_METRICS = [
-    "ssim_thesis",
-    "ssim_thesis_viridis",
-    "ssim_mean",
-    "ssim_median",
-    "psnr_mean",
-    "mse",
-    "final_val_loss",
-]
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-def _reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn UserError into one line on stderr and exit code 2; Ctrl-C into exit 130."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UserError as error:
-            click.echo(f"aeexp: error: {error}", err=True)
-            sys.exit(EXIT_USER_ERROR)
-        except KeyboardInterrupt:
-            click.echo("aeexp: interrupted; complete runs are kept, rerun to resume", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-
-    return wrapper
 
 
 def _subcommand_path(ctx: click.Context | None) -> str:
@@ -74,18 +46,23 @@ def _one_line(error: click.UsageError, ctx: click.Context) -> OneLineError:
 
 
 @contextmanager
-def _user_errors_on_one_line(ctx: click.Context) -> Iterator[None]:
-    """Report usage errors and UserError as one line, exit 2; Ctrl-C as exit 130."""
+def _one_error_policy(ctx: click.Context) -> Iterator[None]:
+    """Apply the CLI's one error policy, to parsing and running alike.
+
+    A usage error prints one line naming the command, a UserError its message, both with
+    exit code 2; Ctrl-C exits 130 with one line; anything else is a bug and shows a traceback.
+    """
     try:
         yield
     except click.exceptions.NoArgsIsHelpError:
         raise  # A bare ``aeexp`` or ``aeexp report`` asks for help: click prints it.
     except click.UsageError as error:
         raise _one_line(error, ctx) from None
-    except UserError as error:  # Commands without @_reports_user_errors end here too.
-        raise OneLineError(str(error)) from None
+    except UserError as error:
+        click.echo(f"aeexp: error: {error}", err=True)
+        sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        click.echo("aeexp: interrupted", err=True)
+        click.echo("aeexp: interrupted; complete runs are kept, rerun to resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
 
 
@@ -94,7 +71,7 @@ class OneLineErrorCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse as click does; report a mistake on one line naming this command."""
-        with _user_errors_on_one_line(ctx):
+        with _one_error_policy(ctx):
             return super().parse_args(ctx, args)
 
 
@@ -112,18 +89,18 @@ class OneLineErrorGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse the group's own options; report a mistake on one line."""
-        with _user_errors_on_one_line(ctx):
+        with _one_error_policy(ctx):
             return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Resolve and run the subcommand, reporting mistakes on one line."""
-        with _user_errors_on_one_line(ctx):
+        with _one_error_policy(ctx):
             return super().invoke(ctx)
 
 
 def format_headline(metrics: dict[str, Any]) -> str:
     """Return the metrics a user looks at first, on one line."""
-    if metrics.get("status") != "completed":
+    if not vocab.is_completed(metrics):
         return f"status {metrics.get('status')} at epoch {metrics.get('diverged_epoch')}"
     return (
         f"ssim_thesis {metrics['ssim_thesis']:.3f}  "
@@ -211,7 +188,6 @@ def _executor(executor: str, address: str | None, cpus: int | None, quiet: bool)
 @click.option("--force", is_flag=True, help="Train again even if this run is complete.")
 @executor_options
 @tracking_options
-@_reports_user_errors
 def run(
     config: str,
     overrides: tuple[str, ...],
@@ -249,7 +225,7 @@ def run(
     else:
         click.echo(f"{result.run_dir}")
     click.echo(format_headline(result.metrics))
-    if result.status != "completed":
+    if result.status != vocab.Status.COMPLETED:
         sys.exit(1)
 
 
@@ -267,7 +243,6 @@ def run(
     multiple=True,
     help="A metric to compare (repeatable; default: the SSIMs, PSNR, MSE, validation loss).",
 )
-@_reports_user_errors
 def compare(sides: tuple[str, ...], root: str | None, metrics: tuple[str, ...]) -> None:
     """Put groups of runs side by side: what differs in their configs, and every metric.
 
@@ -277,9 +252,9 @@ def compare(sides: tuple[str, ...], root: str | None, metrics: tuple[str, ...]) 
     over its completed runs, and each side's difference from the first with
     Welch's test (Holm-corrected over the table) when both have two runs or more.
     """
-    from aeexp.analysis.compare import DEFAULT_METRICS, compare
+    from aeexp.analysis.compare import compare
 
-    comparison = compare(*sides, root=root, metrics=metrics or DEFAULT_METRICS)
+    comparison = compare(*sides, root=root, metrics=metrics or vocab.COMPARE_METRICS)
     click.echo(comparison.render())
 
 
@@ -325,7 +300,6 @@ def env() -> None:
     default=None,
     help="A .npz file or IDX folder (default: $AEEXP_DATA, else Keras's cache).",
 )
-@_reports_user_errors
 def data(path: str | None) -> None:
     """Show which MNIST source a run would use, its shapes and sha256."""
     from aeexp import data as data_lib
@@ -386,7 +360,6 @@ def gradcheck(fmt: str) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @executor_options
 @tracking_options
-@_reports_user_errors
 def sweep(
     sweep_file: str,
     overrides: tuple[str, ...],
@@ -417,23 +390,21 @@ def sweep(
         overrides = (*overrides, "output.tensorboard=true")
     plan = api.plan(sweep_file, overrides, out, max_runs)
     if dry_run:
-        statuses = [execute.run_status(run) for run in plan.runs]
-        for run, status in zip(plan.runs, statuses, strict=True):
-            click.echo(f"{run.run_id}  {status:9}  {describe_point(run.point)}")
-        to_train = sum(status == execute.PENDING for status in statuses)
+        statuses = api.statuses(plan)
+        for run in plan.runs:
+            click.echo(f"{run.run_id}  {statuses[run.run_id]:9}  {describe_point(run.point)}")
+        done = api.already_done(plan)
         click.echo(
-            f"{len(plan.runs)} runs: {len(plan.runs) - to_train} done, {to_train} to train "
+            f"{len(plan.runs)} runs: {done} done, {len(plan.runs) - done} to train "
             f"-> {plan.experiment_dir}"
         )
         return
     from tqdm import tqdm
 
     options = _executor(executor, address, cpus_per_worker, quiet)
-    redo = {execute.PENDING, execute.FAILED} if rerun_failed else {execute.PENDING}
-    done = len(plan.runs) - len(execute.to_do(plan, frozenset(redo)))
     with tqdm(
         total=len(plan.runs),
-        initial=done,
+        initial=api.already_done(plan, rerun_failed),
         desc=plan.name,
         unit="run",
         disable=quiet,
@@ -467,7 +438,7 @@ def sweep(
 @click.argument("folder", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--metric",
-    type=click.Choice(TABLE_METRICS),
+    type=click.Choice(vocab.TABLE_METRICS),
     default="ssim_thesis",
     show_default=True,
     help="What each cell shows.",
@@ -500,7 +471,6 @@ def sweep(
     metavar="DIR",
     help="Also write the metric's bar chart and each cell's best loss history to DIR.",
 )
-@_reports_user_errors
 def table(
     folder: str, metric: str, fmt: str, compare: str | None, by: str, figures: str | None
 ) -> None:
@@ -511,23 +481,13 @@ def table(
     by mean over seeds (highest, or lowest for mse and final_val_loss):
     mean +- std (n seeds) and its optimizer.
     """
-    from aeexp import tables
+    from aeexp.analysis import figures as figures_lib
+    from aeexp.analysis import tables
 
     click.echo(tables.render(folder, metric, fmt, by, compare is not None))
     if figures is not None:
-        for path in tables.write_figures(folder, metric, figures):
+        for path in figures_lib.write_figures(folder, metric, figures):
             click.echo(f"wrote {path}", err=True)
-
-
-def _write_report(writer: str, first: str, second: str, out: str) -> None:
-    """Call ``aeexp.report.<writer>`` on two sweep folders and print the report's path."""
-    from pathlib import Path
-
-    from aeexp import report as report_lib
-    from aeexp.results import ensure_writable
-
-    ensure_writable(Path(out))
-    click.echo(getattr(report_lib, writer)(Path(first), Path(second), Path(out)))
 
 
 @main.group()
@@ -553,7 +513,6 @@ def report() -> None:
     show_default=True,
     help="Folder for REPORT.md, its tables and figures.",
 )
-@_reports_user_errors
 def report_thesis(defaults_dir: str, tuned_dir: str, tuned_seeds_dir: str | None, out: str) -> None:
     """Report the thesis reproduction from the thesis-optimizers and thesis-tuned sweeps.
 
@@ -565,18 +524,10 @@ def report_thesis(defaults_dir: str, tuned_dir: str, tuned_seeds_dir: str | None
     """
     from pathlib import Path
 
-    from aeexp import report as report_lib
-    from aeexp.results import ensure_writable
+    from aeexp.studies import thesis
 
-    ensure_writable(Path(out))
-    click.echo(
-        report_lib.write_thesis_report(
-            Path(defaults_dir),
-            Path(tuned_dir),
-            Path(out),
-            Path(tuned_seeds_dir) if tuned_seeds_dir else None,
-        )
-    )
+    seeds = Path(tuned_seeds_dir) if tuned_seeds_dir else None
+    click.echo(thesis.write_report(Path(defaults_dir), Path(tuned_dir), Path(out), seeds))
 
 
 @report.command("beta")
@@ -589,10 +540,13 @@ def report_thesis(defaults_dir: str, tuned_dir: str, tuned_seeds_dir: str | None
     show_default=True,
     help="Folder for REPORT.md, its tables and figures.",
 )
-@_reports_user_errors
 def report_beta(study_dir: str, tune_dir: str, out: str) -> None:
     """Report the beta-divergence study from the beta sweep and its tuning sweep."""
-    _write_report("write_beta_report", study_dir, tune_dir, out)
+    from pathlib import Path
+
+    from aeexp.studies import beta
+
+    click.echo(beta.write_report(Path(study_dir), Path(tune_dir), Path(out)))
 
 
 @main.command()
@@ -603,9 +557,7 @@ def report_beta(study_dir: str, tune_dir: str, out: str) -> None:
     multiple=True,
     default=("ssim_mean",),
     show_default=True,
-    type=click.Choice(
-        ["ssim_mean", "ssim_median", "ssim_thesis", "ssim_thesis_viridis", "psnr_mean"]
-    ),
+    type=click.Choice(vocab.SELECT_METRICS),
     help="What the best learning rate maximises (repeatable with --top: the union is kept).",
 )
 @click.option("--seeds", default="0-4", show_default=True, help="Seeds of the final sweep.")
@@ -636,7 +588,6 @@ def report_beta(study_dir: str, tune_dir: str, out: str) -> None:
     help="Select from runs scored on the TEST SET (as the thesis tuned); refused otherwise. "
     "--seeds must then avoid the selecting runs' seeds.",
 )
-@_reports_user_errors
 def select(
     tune_dir: str,
     metrics: tuple[str, ...],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import math
 import os
 import re
 import stat
@@ -23,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_serializer,
     model_validator,
@@ -288,15 +288,13 @@ class ModelConfig(_Section):
     decoder_activation: Activation = "sigmoid"
 
 
-class LossConfig(_Section):
+class _LossSection(_Section):
     """A loss name from :data:`aeexp.losses.LOSSES` and its parameters."""
 
     name: str = "mse"
-    beta: float | None = None
-    order: Literal["data_first", "recon_first"] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> LossConfig:
+    def _check(self) -> _LossSection:
         given = {key: getattr(self, key) for key in _LOSS_PARAMS if getattr(self, key) is not None}
         # Write the defaults back (order: data_first) so the resolved config states them.
         for key, value in losses.check_params(self.name, given).items():
@@ -312,24 +310,16 @@ class LossConfig(_Section):
         return {"name": self.name, **self.params()}
 
 
-_LOSS_PARAMS = tuple(key for key in LossConfig.model_fields if key != "name")
-
-
-def _check_optimizer_value(key: str, value: Any) -> None:
-    if key in optimizers.BOOLEAN_KEYWORDS:
-        if not isinstance(value, bool):
-            raise ValueError(f"{key} must be true or false, got {shorten(value)}")
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{key} must be a number, got {shorten(value)}")
-    if not math.isfinite(value):
-        raise ValueError(f"{key} must be a finite number, got {shorten(value)}")
-    low, high, low_inclusive = optimizers.KEYWORD_RANGES[key]
-    too_low = value < low if low_inclusive else value <= low
-    if too_low or value > high:
-        bound = ">=" if low_inclusive else ">"
-        upper = f" and <= {high:g}" if high != float("inf") else ""
-        raise ValueError(f"{key} must be {bound} {low:g}{upper}, got {shorten(value)}")
+# One optional field per parameter the loss registry declares: a loss's registry entry is the
+# only place a parameter is written down.
+LossConfig = create_model(
+    "LossConfig",
+    __base__=_LossSection,
+    __doc__=_LossSection.__doc__,
+    __module__=__name__,
+    **{p.name: (p.annotation | None, None) for p in losses.all_params().values()},
+)
+_LOSS_PARAMS = tuple(losses.all_params())
 
 
 class OptimizerConfig(_Section):
@@ -356,7 +346,7 @@ class OptimizerConfig(_Section):
                 raise ValueError(
                     unknown_name_message(f"keyword for optimizer {name!r}", key, accepted)
                 )
-            _check_optimizer_value(key, value)
+            optimizers.check_value(key, value)
         return {"name": name, "params": optimizers.resolved_params(name, raw)}
 
     @model_serializer

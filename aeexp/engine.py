@@ -10,7 +10,6 @@ group ends where it would have ended trained alone.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -89,11 +88,6 @@ class GroupTrainer:
         for member in self.members:
             # Optimizer slots must exist before tracing: tf.function cannot create them lazily.
             member.optimizer.build(member.model.trainable_variables)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Return the number of minibatches in an epoch (the last one may be short)."""
-        return math.ceil(int(self.x_train.shape[0]) / self.batch_size)
 
     def _compile_epoch(self, members: Sequence[Member]) -> Callable[[tf.Tensor], Any]:
         """Build the compiled epoch for ``members``: shuffle, all steps, validation."""

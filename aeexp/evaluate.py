@@ -139,12 +139,18 @@ def ssim_thesis_occurrences(
     return per_digit.reshape(len(occurrences), 10).mean(axis=1)
 
 
-def ssim_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-    """Return SSIM (data range 1) of every image against its reconstruction clipped to [0, 1]."""
+def ssim_per_image(
+    originals: np.ndarray, reconstructions: np.ndarray, workers: int | None = None
+) -> np.ndarray:
+    """Return SSIM (data range 1) of every image against its reconstruction clipped to [0, 1].
+
+    ``workers`` threads share the images (default: the CPUs this process may run on); how
+    many changes no bit of the result.
+    """
     x, y = _as_images(originals), _as_images(reconstructions)
     _check_pair(x, y)
     # No float64 copy of the whole batch: each chunk is converted (and clipped) in cache.
-    return _ssim(x, y, data_range=1.0, clip=True)
+    return _ssim(x, y, data_range=1.0, clip=True, workers=workers)
 
 
 def psnr_per_image(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
@@ -217,12 +223,15 @@ def _psnr(image_mse: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(1.0 / np.maximum(image_mse, 10.0 ** (-PSNR_CAP_DB / 10.0)))
 
 
-def _ssim(x: np.ndarray, y: np.ndarray, data_range: float, clip: bool = False) -> np.ndarray:
+def _ssim(
+    x: np.ndarray, y: np.ndarray, data_range: float, clip: bool = False, workers: int | None = None
+) -> np.ndarray:
     """Return skimage's default SSIM of each (n, h, w) pair in float64, ``y`` clipped if asked."""
     n = len(x)
     out = np.empty(n)
     starts = list(range(0, n, _CHUNK))
-    shares = [share for share in np.array_split(starts, _ssim_workers()) if share.size]
+    threads = host.usable_cpus() if workers is None else workers
+    shares = [share for share in np.array_split(starts, threads) if share.size]
 
     def fill(share: np.ndarray) -> None:
         # Images are independent, so which thread fills which chunk changes no bit of out.
@@ -241,11 +250,6 @@ def _ssim(x: np.ndarray, y: np.ndarray, data_range: float, clip: bool = False) -
         with ThreadPoolExecutor(len(shares)) as pool:
             list(pool.map(fill, shares))
     return out
-
-
-def _ssim_workers() -> int:
-    """Return how many threads the SSIM may use: the CPUs this process may run on."""
-    return host.usable_cpus()
 
 
 class _SsimKernel:

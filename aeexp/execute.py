@@ -20,27 +20,14 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import results
+from aeexp import store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.plan import PlannedRun, SweepPlan, compact, group_runs
+from aeexp.vocab import SUMMARY_METRICS, Status, loss_key, status_of
 
 RUNS_CSV = "runs.csv"
-PENDING, COMPLETED, DIVERGED, FAILED = "pending", "completed", "diverged", "failed"
-METRIC_COLUMNS = (
-    "ssim_thesis",
-    "ssim_thesis_viridis",
-    "ssim_mean",
-    "ssim_std",
-    "ssim_median",
-    "psnr_mean",
-    "mse",
-    "final_loss",
-    "final_val_loss",
-    "diverged_epoch",
-    "train_seconds",
-)
 DESCRIPTIVE_COLUMNS = ("loss", "decoder_activation", "optimizer", "learning_rate", "seed")
 
 
@@ -60,30 +47,32 @@ class Outcome:
 
     def statuses(self) -> dict[str, str]:
         """Return each planned run's status now."""
-        return {run.run_id: run_status(run) for run in self.plan.runs}
+        return plan_statuses(self.plan)
 
     def problems(self) -> list[tuple[str, str]]:
         """Return (run id, status) of the runs that diverged or failed."""
-        return [(i, s) for i, s in self.statuses().items() if s in (DIVERGED, FAILED)]
+        return [(i, s) for i, s in self.statuses().items() if s in (Status.DIVERGED, Status.FAILED)]
 
 
 def run_status(run: PlannedRun) -> str:
     """Return ``completed``, ``diverged``, ``failed`` or ``pending`` (absent or damaged)."""
-    metrics = results.read_metrics(run.run_dir)
-    return PENDING if metrics is None else str(metrics.get("status", COMPLETED))
+    return status_of(store.read_metrics(run.run_dir))
 
 
-def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({PENDING})) -> list[PlannedRun]:
+def plan_statuses(plan: SweepPlan) -> dict[str, str]:
+    """Return each planned run's status now, by run id, in the plan's order."""
+    return {run.run_id: run_status(run) for run in plan.runs}
+
+
+def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({Status.PENDING})) -> list[PlannedRun]:
     """Return the runs whose status is in ``redo`` (pending ones, by default)."""
     return [run for run in plan.runs if run_status(run) in redo]
 
 
 def describe_config(cfg: RunConfig) -> dict[str, Any]:
     """Return the descriptive columns every table needs, from a resolved config."""
-    params = cfg.loss.params()
-    loss = cfg.loss.name if not params else f"{cfg.loss.name}({params['beta']:g},{params['order']})"
     return {
-        "loss": loss,
+        "loss": loss_key(cfg),
         "decoder_activation": cfg.model.decoder_activation,
         "optimizer": cfg.optimizer.name,
         "learning_rate": cfg.optimizer.params["learning_rate"],
@@ -95,13 +84,12 @@ def summary_rows(plan: SweepPlan) -> list[dict[str, Any]]:
     """Return one runs.csv row per planned run: id, status, grid values, metrics."""
     rows = []
     for run in plan.runs:
-        metrics = results.read_metrics(run.run_dir)
-        status = PENDING if metrics is None else str(metrics.get("status", COMPLETED))
-        row: dict[str, Any] = {"run_id": run.run_id, "status": status}
+        metrics = store.read_metrics(run.run_dir)
+        row: dict[str, Any] = {"run_id": run.run_id, "status": status_of(metrics)}
         row |= {k: compact(v) for k, v in run.point.items()}
         row |= describe_config(run.config)
         if metrics is not None:
-            row |= {k: metrics.get(k) for k in METRIC_COLUMNS}
+            row |= {k: metrics.get(k) for k in SUMMARY_METRICS}
             row["reason"] = metrics.get("reason", "")
         rows.append(row)
     return rows
@@ -113,7 +101,7 @@ def _summary_fields(plan: SweepPlan) -> list[str]:
         "status",
         *plan.grid_keys,
         *(c for c in DESCRIPTIVE_COLUMNS if c not in plan.grid_keys),
-        *METRIC_COLUMNS,
+        *SUMMARY_METRICS,
         "reason",
     ]
 
@@ -133,22 +121,27 @@ def write_summary(plan: SweepPlan) -> Path:
     """Rewrite ``runs.csv`` atomically, keeping rows other sweeps of this name wrote there."""
     path = plan.experiment_dir / RUNS_CSV
     rows = summary_rows(plan)
-    with results.summary_lock(plan.experiment_dir):
+    with store.summary_lock(plan.experiment_dir):
         others, other_fields = _other_rows(path, {row["run_id"] for row in rows})
         fields = _summary_fields(plan)
         fields += [f for f in other_fields if f not in fields]
-        results.write_csv(path, rows + others, fields)
+        store.write_csv(path, rows + others, fields)
     return path
 
 
 def record_failure(run: PlannedRun, reason: str) -> None:
     """Write a complete run directory that says the run failed and why."""
-    metrics = {"run_id": run.run_id, "name": run.config.name, "status": FAILED, "reason": reason}
-    files = {
-        results.CONFIG: results.encode_yaml(run.config.resolved()).encode(),
-        results.METRICS: results.encode_json(metrics).encode(),
+    metrics = {
+        "run_id": run.run_id,
+        "name": run.config.name,
+        "status": Status.FAILED,
+        "reason": reason,
     }
-    results.write_run_files(run.run_dir, files, run_root(run))
+    files = {
+        store.CONFIG: store.encode_yaml(run.config.resolved()).encode(),
+        store.METRICS: store.encode_json(metrics).encode(),
+    }
+    store.write_run_files(run.run_dir, files, run_root(run))
 
 
 def run_root(run: PlannedRun) -> Path:
@@ -164,7 +157,7 @@ class _Claims:
 
     def claim(self, run: PlannedRun) -> bool:
         """Take ``run``'s lock without waiting; return False if another driver holds it."""
-        lock = results.run_lock(run.config.experiment_dir, run.run_id)
+        lock = store.run_lock(run.config.experiment_dir, run.run_id)
         try:
             lock.acquire()
         except Timeout:
@@ -174,7 +167,7 @@ class _Claims:
 
     def wait_for(self, run: PlannedRun) -> None:
         """Block until the driver holding ``run`` lets it go, then hold it."""
-        lock = results.run_lock(run.config.experiment_dir, run.run_id)
+        lock = store.run_lock(run.config.experiment_dir, run.run_id)
         lock.acquire(timeout=-1)
         self.held[run.run_id] = lock
 
@@ -281,7 +274,7 @@ class _Driver:
             self._done(run)
 
     def _finish(self, run: PlannedRun, files: dict[str, bytes]) -> None:
-        results.write_run_files(run.run_dir, files, run_root(run))
+        store.write_run_files(run.run_dir, files, run_root(run))
         self._done(run)
 
     def _done(self, run: PlannedRun) -> None:
@@ -295,8 +288,8 @@ class _Driver:
 
 def _prepare(run: PlannedRun, outcome: Outcome) -> None:
     """Move a damaged directory of a claimed run aside, so that it can be written anew."""
-    if results.is_damaged(run.run_dir):
-        outcome.moved_aside.append(results.move_aside(run.run_dir, run_root(run)))
+    if store.is_damaged(run.run_dir):
+        outcome.moved_aside.append(store.move_aside(run.run_dir, run_root(run)))
 
 
 def _claim_batch(
@@ -319,7 +312,7 @@ def execute(
     plan: SweepPlan,
     executor: Executor,
     max_group: int = 30,
-    redo: frozenset[str] = frozenset({PENDING}),
+    redo: frozenset[str] = frozenset({Status.PENDING}),
     on_runs_done: Callable[[int], None] | None = None,
     on_waiting: Callable[[int], None] | None = None,
     sinks: Sequence[Callable[[PlannedRun], None]] = (),
@@ -329,9 +322,9 @@ def execute(
     Each sink is called with a run once its directory is written (``aeexp.tracking``).
     """
     experiment = plan.experiment_dir
-    results.check_inside(plan.output_dir, experiment)
-    results.ensure_writable(experiment)
-    results.remove_stale_staging(experiment)
+    store.check_inside(plan.output_dir, experiment)
+    store.ensure_writable(experiment)
+    store.remove_stale_staging(experiment)
     pending = to_do(plan, redo)
     outcome = Outcome(plan, already=len(plan.runs) - len(pending))
     if not pending:
@@ -353,7 +346,7 @@ def execute(
                 for run in elsewhere:  # trained by another driver: wait, then see
                     claims.wait_for(run)
                     claims.release(run.run_id)
-                pending = [run for run in elsewhere if run_status(run) in {PENDING}]
+                pending = [run for run in elsewhere if run_status(run) == Status.PENDING]
     except BaseException:
         executor.shutdown(cancel=True)
         raise

@@ -9,11 +9,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from aeexp.vocab import EPSILON
+
 
 class Adagrad(keras.optimizers.Adagrad):
     """Adagrad with Keras 2.2's zero initial accumulator and epsilon outside the root."""
 
-    def __init__(self, learning_rate=0.01, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate=0.01, epsilon=EPSILON, **kwargs):
         super().__init__(learning_rate, initial_accumulator_value=0.0, epsilon=epsilon, **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):

@@ -2,19 +2,20 @@
 
 Every loss is ``fn(y_true, y_pred)`` returning one value per sample: the per-pixel term
 averaged over the last axis, as the thesis's Keras code did (its equations write sums).
-The divergences clip both arguments to [EPS, 1] first, exactly as trained in the thesis.
+The divergences clip both arguments to [EPSILON, 1] first (Keras's fuzz factor,
+``aeexp.vocab.EPSILON``), exactly as trained in the thesis.
 This module imports Keras lazily so that config validation stays fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from aeexp.errors import is_finite_number, shorten, unknown_name_message
+from aeexp.vocab import EPSILON
 
-EPS = 1e-7  # Keras's fuzz factor, the clipping floor the thesis used.
 BETA_ORDERS = ("data_first", "recon_first")
 
 LossFn = Callable[[Any, Any], Any]
@@ -70,20 +71,50 @@ def _beta(x, y, ops, *, beta: float, order: str = "data_first"):
     return beta_divergence(y, x, beta, ops)
 
 
+REQUIRED = object()  # the default of a parameter the config must give
+
+
+@dataclass(frozen=True)
+class LossParam:
+    """One parameter a loss declares: everything the config, its checks and its schema need."""
+
+    name: str
+    annotation: Any  # the type the config validates the value against
+    kind: str  # what it accepts, for messages: "a finite number"
+    accepts: Callable[[Any], bool]
+    schema: dict[str, Any]  # its JSON Schema in the config schema
+    default: Any = REQUIRED
+
+
 @dataclass(frozen=True)
 class LossSpec:
-    """How to build one named loss: its per-pixel term, clipping and parameters."""
+    """How to build one named loss: its per-pixel term, clipping, parameters and plot title."""
 
     term: Callable[..., Any] | None
     label: str
     clip: bool = True
-    required: frozenset[str] = field(default_factory=frozenset)
-    optional: dict[str, Any] = field(default_factory=dict)  # name -> default
+    params: tuple[LossParam, ...] = ()
+    title: Callable[..., str] | None = None  # the plot title from the resolved parameters
+
+    @property
+    def required(self) -> frozenset[str]:
+        """Return the names of the parameters without a default."""
+        return frozenset(p.name for p in self.params if p.default is REQUIRED)
+
+    @property
+    def optional(self) -> dict[str, Any]:
+        """Return the parameters with a default, name -> default."""
+        return {p.name: p.default for p in self.params if p.default is not REQUIRED}
 
     @property
     def parameters(self) -> tuple[str, ...]:
         """Return every parameter name: the required ones (sorted), then the optional ones."""
         return (*sorted(self.required), *self.optional)
+
+
+def _beta_title(beta: float, order: str) -> str:
+    args = "x|y" if order == "data_first" else "y|x"
+    return f"beta-divergence d_{beta:g}({args})"
 
 
 LOSSES: dict[str, LossSpec] = {
@@ -96,17 +127,36 @@ LOSSES: dict[str, LossSpec] = {
     "beta": LossSpec(
         _beta,
         "beta-divergence",
-        required=frozenset({"beta"}),
-        optional={"order": "data_first"},
+        params=(
+            LossParam(
+                "beta",
+                float,
+                "a finite number",
+                is_finite_number,
+                {"type": "number", "description": "the beta-divergence's beta"},
+            ),
+            LossParam(
+                "order",
+                Literal[BETA_ORDERS],
+                " or ".join(BETA_ORDERS),
+                lambda value: value in BETA_ORDERS,
+                {"enum": list(BETA_ORDERS), "default": "data_first"},
+                default="data_first",
+            ),
+        ),
+        title=_beta_title,
     ),
 }
 
 
-# What each parameter accepts, whichever loss takes it: (description for messages, test).
-PARAM_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "beta": ("a finite number", is_finite_number),
-    "order": (" or ".join(BETA_ORDERS), lambda value: value in BETA_ORDERS),
-}
+def all_params() -> dict[str, LossParam]:
+    """Return every parameter any loss declares, by name (a name means one thing everywhere)."""
+    found: dict[str, LossParam] = {}
+    for spec in LOSSES.values():
+        for param in spec.params:
+            if found.setdefault(param.name, param) != param:
+                raise ValueError(f"loss parameter {param.name!r} is declared twice, differently")
+    return found
 
 
 def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,13 +171,14 @@ def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(
                 unknown_name_message(f"parameter for loss {name!r}", key, spec.parameters)
             )
+    declared = {p.name: p for p in spec.params}
     for key in sorted(spec.required):
         if key not in params:
-            raise ValueError(f"loss {name!r} needs a parameter {key!r} ({PARAM_CHECKS[key][0]})")
+            raise ValueError(f"loss {name!r} needs a parameter {key!r} ({declared[key].kind})")
     resolved = {**spec.optional, **params}
     for key, value in resolved.items():
-        kind, accepts = PARAM_CHECKS[key]
-        if not accepts(value):
+        if not declared[key].accepts(value):
+            kind = declared[key].kind
             raise ValueError(f"loss {name!r}: {key} must be {kind}, got {shorten(value)}")
     return {key: resolved[key] for key in spec.parameters}
 
@@ -144,10 +195,8 @@ def _takes_no_parameters(name: str) -> str:
 def describe(name: str, **params: Any) -> str:
     """Return a human-readable title for a configured loss, as used on plots."""
     params = check_params(name, params)
-    if name == "beta":
-        args = "x|y" if params["order"] == "data_first" else "y|x"
-        return f"beta-divergence d_{params['beta']:g}({args})"
-    return LOSSES[name].label
+    spec = LOSSES[name]
+    return spec.title(**params) if spec.title else spec.label
 
 
 def get(name: str, **params: Any) -> LossFn:
@@ -167,7 +216,7 @@ def get(name: str, **params: Any) -> LossFn:
         x = ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
         y = y_pred
         if spec.clip:
-            x, y = ops.clip(x, EPS, 1.0), ops.clip(y, EPS, 1.0)
+            x, y = ops.clip(x, EPSILON, 1.0), ops.clip(y, EPSILON, 1.0)
         return ops.mean(term(x, y, ops, **params), axis=-1)
 
     loss.__name__ = name

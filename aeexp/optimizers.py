@@ -8,10 +8,13 @@ validate without importing TensorFlow; :func:`build` imports Keras only when a r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-EPSILON = 1e-7
+from aeexp.errors import shorten
+from aeexp.vocab import EPSILON
+
 _ADAM_KEYS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": EPSILON}
 
 
@@ -50,7 +53,28 @@ BOOLEAN_KEYWORDS = frozenset({"nesterov", "amsgrad"})
 
 # Accepted by every optimizer: Keras 2.2's inverse-time decay of the learning rate.
 COMMON_DEFAULTS: dict[str, Any] = {"decay": 0.0}
+# Keywords an optimizer takes here that Keras 2.2's refused. Keras 2.2.4's Nadam had no
+# ``decay`` (its constructor raised a TypeError); aeexp decays Nadam's rate like the others'.
+EXTENSIONS: dict[str, frozenset[str]] = {"nadam": frozenset({"decay"})}
 ALIASES = {"lr": "learning_rate"}
+
+
+def check_value(key: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is what keyword ``key`` accepts (its type and range)."""
+    if key in BOOLEAN_KEYWORDS:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {shorten(value)}")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} must be a number, got {shorten(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{key} must be a finite number, got {shorten(value)}")
+    low, high, low_inclusive = KEYWORD_RANGES[key]
+    too_low = value < low if low_inclusive else value <= low
+    if too_low or value > high:
+        bound = ">=" if low_inclusive else ">"
+        upper = f" and <= {high:g}" if high != float("inf") else ""
+        raise ValueError(f"{key} must be {bound} {low:g}{upper}, got {shorten(value)}")
 
 
 def resolved_params(name: str, params: dict[str, Any]) -> dict[str, Any]:

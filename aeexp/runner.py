@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from aeexp import engine, evaluate, host, losses, optimizers, plots, results
+from aeexp import engine, evaluate, host, losses, optimizers, plots, store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset
 from aeexp.events import GroupEvents
 from aeexp.model import build_autoencoder
 from aeexp.plan import group_key
-from aeexp.results import RunArtifacts
+from aeexp.store import RunArtifacts
+from aeexp.vocab import Status
 
 HISTORY_FIELDS = ("epoch", "loss", "val_loss", "seconds")
 
@@ -61,7 +62,7 @@ def _build_member(config: RunConfig) -> engine.Member:
 def _headline(history: engine.History) -> dict[str, Any]:
     finite = history.diverged_epoch is None
     return {
-        "status": "completed" if finite else "diverged",
+        "status": Status.COMPLETED if finite else Status.DIVERGED,
         "diverged_epoch": history.diverged_epoch,
         "epochs_trained": len(history.loss),
         "final_loss": history.loss[-1] if finite else None,
@@ -73,7 +74,7 @@ def _history_csv(history: engine.History) -> str:
     epochs = range(1, len(history.loss) + 1)
     columns = (epochs, history.loss, history.val_loss, history.seconds)
     rows = [dict(zip(HISTORY_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)]
-    return results.encode_csv(rows, HISTORY_FIELDS)
+    return store.encode_csv(rows, HISTORY_FIELDS)
 
 
 def _png(draw: Callable[[io.BytesIO], None]) -> bytes:
@@ -85,7 +86,7 @@ def _png(draw: Callable[[io.BytesIO], None]) -> bytes:
 def _model_bytes(model: Any) -> bytes:
     # Keras saves to a path only; a private temporary folder, never the output folder.
     with tempfile.TemporaryDirectory(prefix="aeexp-model-") as folder:
-        path = Path(folder) / results.MODEL
+        path = Path(folder) / store.MODEL
         model.save(path)
         return path.read_bytes()
 
@@ -101,18 +102,18 @@ def run_files(
     """Return every file of a run directory as bytes, keyed by file name."""
     title = losses.describe(config.loss.name, **config.loss.params())
     files = {
-        results.CONFIG: results.encode_yaml(config.resolved()).encode(),
-        results.HISTORY: _history_csv(history).encode(),
-        results.LOSS_PLOT: _png(
+        store.CONFIG: store.encode_yaml(config.resolved()).encode(),
+        store.HISTORY: _history_csv(history).encode(),
+        store.LOSS_PLOT: _png(
             lambda out: plots.loss_history(history.loss, history.val_loss, title, out)
         ),
-        results.MODEL: _model_bytes(member.model),
-        results.METRICS: results.encode_json(metrics).encode(),
+        store.MODEL: _model_bytes(member.model),
+        store.METRICS: store.encode_json(metrics).encode(),
     }
     if reconstructed is not None:
         digits = evaluate.thesis_digit_indices(dataset.eval_labels)
         originals = dataset.x_eval[digits]
-        files[results.RECONSTRUCTIONS] = _png(
+        files[store.RECONSTRUCTIONS] = _png(
             lambda out: plots.reconstructions(originals, reconstructed[digits], out, title=title)
         )
     return files
@@ -200,7 +201,7 @@ def _artifacts(
     metrics: dict[str, Any] = {"run_id": config.run_id, "name": config.name}
     metrics |= _headline(history)
     reconstructed = None
-    if metrics["status"] == "completed":
+    if metrics["status"] == Status.COMPLETED:
         eval_started = time.perf_counter()
         reconstructed = np.asarray(member.model(dataset.x_eval, training=False))
         metrics |= evaluate.evaluate(dataset.x_eval, reconstructed, dataset.eval_labels)
@@ -209,8 +210,8 @@ def _artifacts(
     metrics["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     files = run_files(config, member, history, metrics, reconstructed, dataset)
     if events is not None and config.run_id in events.paths:
-        if results.RECONSTRUCTIONS in files:
+        if store.RECONSTRUCTIONS in files:
             step = len(history.loss)
-            events.image(config.run_id, "reconstructions", files[results.RECONSTRUCTIONS], step)
+            events.image(config.run_id, "reconstructions", files[store.RECONSTRUCTIONS], step)
         files |= events.files(config.run_id)
     return RunArtifacts(config.run_id, metrics, files)

@@ -61,13 +61,10 @@ def optimizer_schema() -> dict[str, Any]:
 
 def loss_schema() -> dict[str, Any]:
     """Return the loss section: one branch per loss with the parameters it takes."""
-    parameters = {
-        "beta": {"type": "number", "description": "the beta-divergence's beta"},
-        "order": {"enum": list(losses.BETA_ORDERS), "default": "data_first"},
-    }
     branches = []
     for name, spec in losses.LOSSES.items():
-        properties = {key: parameters[key] for key in spec.parameters}
+        declared = {p.name: p.schema for p in spec.params}
+        properties = {key: declared[key] for key in spec.parameters}
         branch = _branch(name, _DEFAULT_LOSS, properties, spec.label)
         branch["required"] = branch["required"] + sorted(spec.required)
         branches.append(branch)

@@ -15,10 +15,11 @@ from typing import Any
 
 import click
 
-from aeexp import results
+from aeexp import store
 from aeexp.config import flatten_dotted
 from aeexp.errors import UserError, clip
 from aeexp.plan import PlannedRun
+from aeexp.vocab import Status
 
 # MLflow's own limits per log_batch call.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
@@ -46,7 +47,7 @@ class MlflowSink:
         return found.experiment_id if found is not None else self.client.create_experiment(name)
 
     def _epoch_metrics(self, run: PlannedRun, now: int) -> list[Any]:
-        path = run.run_dir / results.HISTORY
+        path = run.run_dir / store.HISTORY
         if not path.is_file():
             return []
         metric = self.entities.Metric
@@ -60,7 +61,7 @@ class MlflowSink:
 
     def log(self, run: PlannedRun) -> str:
         """Log one written run directory; return the MLflow run id."""
-        metrics = results.read_metrics(run.run_dir) or {}
+        metrics = store.read_metrics(run.run_dir) or {}
         now = int(time.time() * 1000)
         created = self.client.create_run(
             self._experiment_id(run.config.name),
@@ -82,7 +83,7 @@ class MlflowSink:
         for batch in _chunks(self._epoch_metrics(run, now) + finals, _METRICS_PER_BATCH):
             self.client.log_batch(mlflow_id, metrics=list(batch))
         self.client.log_artifacts(mlflow_id, str(run.run_dir))
-        status = "FINISHED" if metrics.get("status") == "completed" else "FAILED"
+        status = "FINISHED" if metrics.get("status") == Status.COMPLETED else "FAILED"
         self.client.set_terminated(mlflow_id, status=status)
         return mlflow_id
 

@@ -19,10 +19,12 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from aeexp import optimizers, results, tables
+from aeexp import optimizers, store, vocab
+from aeexp.analysis import tables
+from aeexp.analysis.tables import ConfigStats
 from aeexp.config import MAX_SEED, ConfigDumper, check_name
 from aeexp.errors import UserError, shorten
-from aeexp.tables import ConfigStats, Run
+from aeexp.store import Run
 
 _FIXED_SECTIONS = ("data", "model", "loss", "optimizer", "train")
 
@@ -66,7 +68,7 @@ def describe(stat: ConfigStats) -> str:
     """Return a short name for a configuration without its rate, e.g. ``ReLU-ReLU mse (Adam)``."""
     cfg = stat.config
     label = optimizers.OPTIMIZERS[cfg.optimizer.name].label
-    return f"{tables.decoder_label(cfg)} {tables.loss_key(cfg)} ({label})"
+    return f"{vocab.decoder_label(cfg)} {vocab.loss_key(cfg)} ({label})"
 
 
 def searched_rates(choices: Sequence[Choice]) -> str:
@@ -121,14 +123,14 @@ def require_test_set(runs: Sequence[Run], folder: Path) -> None:
 
 def load_tuning_runs(folder: Path, on_test_set: bool = False) -> list[Run]:
     """Read a tuning sweep's runs: all on a training holdout, or (asked for) all on the test set."""
-    runs = tables.load_runs(folder)
+    runs = store.load_runs(folder)
     (require_test_set if on_test_set else require_holdout)(runs, folder)
     return runs
 
 
 def ranked(choice: Choice, metric: str) -> list[ConfigStats]:
     """Return a choice's candidates with a completed run, best first by ``metric``; ties by rate."""
-    sign = -1.0 if tables.higher_is_better(metric) else 1.0
+    sign = -1.0 if vocab.higher_is_better(metric) else 1.0
     scored = [
         tables.ConfigStats(c.runs, _values(c, metric), metric)
         for c in sorted(choice.candidates, key=learning_rate)
@@ -342,5 +344,5 @@ def write_final_sweep(
         width=100,
     )
     modeline = f"{SCHEMA_MODELINE_PREFIX}{_schema_path(out)}"
-    results.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
+    store.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
     return choices

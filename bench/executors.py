@@ -33,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeexp import execute, plan, results  # noqa: E402
+from aeexp import execute, plan, store  # noqa: E402
 from aeexp.executors import JobResult  # noqa: E402
 from aeexp.executors.local import LocalExecutor  # noqa: E402
 from aeexp.executors.ray import RayExecutor  # noqa: E402
@@ -97,8 +97,8 @@ def make(layout: tuple[int, int] | None) -> Any:
 
 
 def numbers(run_dir: Path) -> tuple[dict, str]:
-    metrics = results.read_json(run_dir / results.METRICS)
-    history = (run_dir / results.HISTORY).read_text().splitlines()
+    metrics = store.read_json(run_dir / store.METRICS)
+    history = (run_dir / store.HISTORY).read_text().splitlines()
     kept = {k: v for k, v in metrics.items() if k not in CIRCUMSTANCES}
     return kept, "\n".join(",".join(line.split(",")[:3]) for line in history)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aeexp import config, results, tables
+from aeexp import config, store, vocab
 
 FINISHED_AT = "2026-01-01T00:00:00+00:00"
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "load_average": [1.5, 1.2, 1.0]}
@@ -28,14 +28,14 @@ def fake_run(
     """
     cfg = config.validate({"name": name, "output": {"dir": str(root)}, **raw})
     run_dir = cfg.experiment_dir / cfg.run_id
-    with results.staged_run_dir(run_dir) as staging:
-        results.write_yaml(staging / results.CONFIG, cfg.resolved())
-        results.write_json(
-            staging / results.METRICS,
+    with store.staged_run_dir(run_dir) as staging:
+        store.write_yaml(staging / store.CONFIG, cfg.resolved())
+        store.write_json(
+            staging / store.METRICS,
             {"status": "completed", "finished_at": FINISHED_AT, "train_seconds": 10.0, **metrics},
         )
         if history:
-            (staging / results.HISTORY).write_text("epoch,loss,val_loss,seconds\n1,0.5,0.4,1.0\n")
+            (staging / store.HISTORY).write_text("epoch,loss,val_loss,seconds\n1,0.5,0.4,1.0\n")
     return cfg
 
 
@@ -56,7 +56,7 @@ def cell_raw(decoder: str, loss: str, optimizer: str, seed: int = 0, **params: A
 
 def thesis_cells() -> list[tuple[str, str, float, str]]:
     """Return (decoder, loss, published SSIM, optimizer) for the six cells of the thesis."""
-    return [(d, loss, v, o) for (d, loss), (v, o) in tables.THESIS_SSIM.items()]
+    return [(d, loss, v, o) for (d, loss), (v, o) in vocab.THESIS_SSIM.items()]
 
 
 def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.RunConfig, Path]:

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fakeruns import cell_raw, fake_run, run_dir
 
 import aeexp
-from aeexp import cli, results
+from aeexp import cli, store
 from aeexp.errors import UserError
-from tests.fakeruns import cell_raw, fake_run, run_dir
 
 
 def tiny(mnist_path, tmp_path, **extra):
@@ -32,7 +32,7 @@ def notebook_run(tmp_path_factory, mnist_path):
 
 def test_run_takes_a_mapping_and_dotted_overrides(notebook_run):
     assert notebook_run.trained_now and notebook_run.status == "completed"
-    config = (notebook_run.run_dir / results.CONFIG).read_text()
+    config = (notebook_run.run_dir / store.CONFIG).read_text()
     assert "decoder_activation: relu" in config
     assert list(notebook_run.history.columns) == ["epoch", "loss", "val_loss", "seconds"]
     assert len(notebook_run.history) == 2
@@ -89,7 +89,7 @@ def test_sweep_takes_a_mapping_and_load_runs_reads_it(tmp_path, mnist_path):
 def test_load_runs_skips_a_damaged_run_with_one_warning(tmp_path, capsys):
     good = fake_run(tmp_path, cell_raw("sigmoid", "mse", "adam"), ssim_mean=0.8)
     bad = fake_run(tmp_path, cell_raw("sigmoid", "mse", "adam", seed=1), ssim_mean=0.7)
-    (run_dir(bad) / results.METRICS).write_text("{broken")
+    (run_dir(bad) / store.METRICS).write_text("{broken")
     runs = aeexp.load_runs(tmp_path)
     assert list(runs["run_id"]) == [good.run_id] or list(runs["path"]) == [str(run_dir(good))]
     warning = capsys.readouterr().err.strip().splitlines()
@@ -147,7 +147,7 @@ def test_mlflow_gets_params_epoch_losses_metrics_and_files(notebook_run, tmp_pat
     from aeexp.plan import PlannedRun
     from aeexp.tracking import MlflowSink
 
-    config = aeexp.api.resolve_config(notebook_run.run_dir / results.CONFIG)
+    config = aeexp.api.resolve_config(notebook_run.run_dir / store.CONFIG)
     planned = PlannedRun(config, {})
     assert planned.run_dir == notebook_run.run_dir
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -178,5 +178,5 @@ def test_a_user_error_from_the_api_is_an_exception(tmp_path):
 
 
 def test_metrics_json_names_no_gpu_on_a_cpu_run(notebook_run):
-    metrics = json.loads((notebook_run.run_dir / results.METRICS).read_text())
+    metrics = json.loads((notebook_run.run_dir / store.METRICS).read_text())
     assert "gpus" not in metrics

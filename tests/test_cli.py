@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, results
+from aeexp import cli, store
 from aeexp.errors import UserError
 
 SMALL = [
@@ -223,15 +223,15 @@ def test_run_end_to_end(tmp_path, config_file):
     (run_dir,) = [p for p in (out / "tiny").iterdir() if p.is_dir() and p.name[0] != "."]
     assert str(run_dir) in result.output and "ssim_thesis" in result.output
     for name in (
-        results.CONFIG,
-        results.HISTORY,
-        results.METRICS,
-        results.LOSS_PLOT,
-        results.RECONSTRUCTIONS,
-        results.MODEL,
+        store.CONFIG,
+        store.HISTORY,
+        store.METRICS,
+        store.LOSS_PLOT,
+        store.RECONSTRUCTIONS,
+        store.MODEL,
     ):
         assert (run_dir / name).is_file(), name
-    metrics = json.loads((run_dir / results.METRICS).read_text())
+    metrics = json.loads((run_dir / store.METRICS).read_text())
     assert metrics["status"] == "completed" and metrics["run_id"] == run_dir.name
     assert len(metrics["ssim_thesis_per_digit"]) == 10
     assert np.mean(metrics["ssim_thesis_per_digit"]) == pytest.approx(metrics["ssim_thesis"])
@@ -249,17 +249,17 @@ def test_run_end_to_end(tmp_path, config_file):
         "machine",
     ):
         assert key in metrics
-    history = (run_dir / results.HISTORY).read_text().splitlines()
+    history = (run_dir / store.HISTORY).read_text().splitlines()
     assert history[0] == "epoch,loss,val_loss,seconds" and len(history) == 3
     assert float(history[-1].split(",")[2]) == pytest.approx(metrics["final_val_loss"])
-    model = keras.saving.load_model(run_dir / results.MODEL)
+    model = keras.saving.load_model(run_dir / store.MODEL)
     assert model.output_shape == (None, 784)
 
     again = invoke("run", config_file, "--out", out, "--quiet", *SMALL)
     assert again.exit_code == 0 and "already complete" in again.output
     forced = invoke("run", config_file, "--out", out, "--quiet", "--force", *SMALL)
     assert forced.exit_code == 0
-    assert json.loads((run_dir / results.METRICS).read_text())["ssim_mean"] == pytest.approx(
+    assert json.loads((run_dir / store.METRICS).read_text())["ssim_mean"] == pytest.approx(
         metrics["ssim_mean"], abs=0
     )
     assert sorted(p.name for p in (out / "tiny").iterdir() if p.name[0] != ".") == [

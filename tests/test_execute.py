@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, execute, plan, results
+from aeexp import cli, execute, plan, store
 from aeexp.errors import UserError
 from aeexp.executors import JobResult, one_line
 
@@ -30,10 +30,10 @@ def write_sweep(tmp_path, text, name="s.yaml"):
 def fake_artifacts(cfg, marker="trained"):
     metrics = {"run_id": cfg.run_id, "status": "completed", "by": marker}
     files = {
-        results.CONFIG: results.encode_yaml(cfg.resolved()).encode(),
-        results.METRICS: results.encode_json(metrics).encode(),
+        store.CONFIG: store.encode_yaml(cfg.resolved()).encode(),
+        store.METRICS: store.encode_json(metrics).encode(),
     }
-    return results.RunArtifacts(cfg.run_id, metrics, files)
+    return store.RunArtifacts(cfg.run_id, metrics, files)
 
 
 class FakeExecutor:
@@ -101,7 +101,7 @@ def test_a_crashing_group_is_retrained_run_by_run(tmp_path, no_data):
     assert fake.groups[0] == [r.run_id for r in planned.runs]
     assert sorted(fake.groups[1:]) == sorted([r.run_id] for r in planned.runs)
     assert outcome.problems() == [(bad, "failed")]
-    failed = results.read_json(planned.runs[1].run_dir / results.METRICS)
+    failed = store.read_json(planned.runs[1].run_dir / store.METRICS)
     assert failed["reason"] == "RuntimeError: boom"
     with open(planned.experiment_dir / execute.RUNS_CSV) as handle:
         rows = list(csv.DictReader(handle))
@@ -177,16 +177,16 @@ def test_a_damaged_run_is_moved_aside_and_retrained(tmp_path, no_data):
     planned = three_rates(tmp_path)
     execute.execute(planned, FakeExecutor())
     damaged = planned.runs[0].run_dir
-    (damaged / results.METRICS).write_text("{not json")
-    (planned.runs[1].run_dir / results.METRICS).write_text("")
+    (damaged / store.METRICS).write_text("{not json")
+    (planned.runs[1].run_dir / store.METRICS).write_text("")
     assert [execute.run_status(r) for r in planned.runs] == ["pending", "pending", "completed"]
     fake = FakeExecutor()
     outcome = execute.execute(planned, fake)
     assert sorted(fake.groups[0]) == sorted(r.run_id for r in planned.runs[:2])
     assert len(outcome.moved_aside) == 2
     kept = outcome.moved_aside[0]
-    assert kept.parent == planned.experiment_dir / results.DAMAGED
-    assert (kept / results.METRICS).read_text() in ("{not json", "")
+    assert kept.parent == planned.experiment_dir / store.DAMAGED
+    assert (kept / store.METRICS).read_text() in ("{not json", "")
     assert [execute.run_status(r) for r in planned.runs] == ["completed"] * 3
 
 
@@ -200,7 +200,7 @@ def test_a_user_folder_that_looks_like_staging_is_never_deleted(tmp_path, no_dat
     lookalike = experiment / ".tmp-0123456789-host-notapid"
     lookalike.mkdir()
     # What a killed driver on this host leaves behind: our naming, a dead pid.
-    stale = experiment / results.staging_name("abcdef0123").replace(str(os.getpid()), "999999999")
+    stale = experiment / store.staging_name("abcdef0123").replace(str(os.getpid()), "999999999")
     stale = experiment / stale
     stale.mkdir()
     execute.execute(planned, FakeExecutor())
@@ -211,9 +211,9 @@ def test_a_user_folder_that_looks_like_staging_is_never_deleted(tmp_path, no_dat
 def test_staging_of_a_live_process_is_left_alone(tmp_path):
     experiment = tmp_path / "out" / "x"
     experiment.mkdir(parents=True)
-    live = experiment / results.staging_name("abcdef0123")  # this very process
+    live = experiment / store.staging_name("abcdef0123")  # this very process
     live.mkdir()
-    assert results.remove_stale_staging(experiment) == []
+    assert store.remove_stale_staging(experiment) == []
     assert live.is_dir()
 
 
@@ -222,25 +222,25 @@ def test_paths_outside_the_output_folder_are_refused(tmp_path):
     root.mkdir()
     for path in (tmp_path / "elsewhere", root, root / ".." / "x", root / "a" / ".." / ".."):
         with pytest.raises(UserError, match="outside the output folder"):
-            results.check_inside(root, path)
-    assert results.check_inside(root, root / "a" / "b") == (root / "a" / "b").resolve()
+            store.check_inside(root, path)
+    assert store.check_inside(root, root / "a" / "b") == (root / "a" / "b").resolve()
     link = root / "link"
     link.symlink_to(tmp_path)
     with pytest.raises(UserError, match="outside"):
-        results.check_inside(root, link / "run")
+        store.check_inside(root, link / "run")
 
 
 def test_run_files_share_the_umask_mode_and_metrics_come_last(tmp_path):
     old = os.umask(0o022)
     try:
         run_dir = tmp_path / "out" / "x" / "abcdef0123"
-        files = {results.METRICS: b"{}", results.CONFIG: b"a: 1\n", results.LOSS_PLOT: b"png"}
-        results.write_run_files(run_dir, files, tmp_path / "out")
+        files = {store.METRICS: b"{}", store.CONFIG: b"a: 1\n", store.LOSS_PLOT: b"png"}
+        store.write_run_files(run_dir, files, tmp_path / "out")
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in run_dir.iterdir()}
     assert set(modes.values()) == {0o644}, modes
-    results.write_text_atomic(tmp_path / "out" / "runs.csv", "a\n")
+    store.write_text_atomic(tmp_path / "out" / "runs.csv", "a\n")
     assert (tmp_path / "out" / "runs.csv").stat().st_mode & 0o777 == 0o644
 
 
@@ -294,7 +294,7 @@ def test_a_run_cli_failure_is_recorded_and_exits_1(tmp_path, monkeypatch, no_dat
     assert result.exit_code == 1, result.output
     assert "status failed" in result.output
     (run_dir,) = run_dirs(tmp_path / "out" / "one")
-    assert json.loads((run_dir / results.METRICS).read_text())["reason"] == "RuntimeError: kaput"
+    assert json.loads((run_dir / store.METRICS).read_text())["reason"] == "RuntimeError: kaput"
 
 
 TWELVE = """
@@ -327,7 +327,7 @@ def run_dirs(experiment):
 
 
 def complete_dirs(experiment):
-    return sorted(p for p in experiment.iterdir() if p.is_dir() and results.is_complete(p))
+    return sorted(p for p in experiment.iterdir() if p.is_dir() and store.is_complete(p))
 
 
 @pytest.fixture(scope="module")
@@ -350,7 +350,7 @@ def killed_and_resumed(tmp_path_factory, mnist_path):
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    before = {p.name: (p / results.METRICS).read_text() for p in complete_dirs(experiment)}
+    before = {p.name: (p / store.METRICS).read_text() for p in complete_dirs(experiment)}
     resumed = subprocess.run(sweep_command(path, out), capture_output=True, text=True, timeout=600)
     return path, out, experiment, before, resumed
 
@@ -362,7 +362,7 @@ def test_sigkilled_sweep_resumes_without_loss_or_repeats(killed_and_resumed):
     done = complete_dirs(experiment)
     assert len(done) == 12
     for name, text in before.items():  # Runs finished before the kill were not redone.
-        assert (experiment / name / results.METRICS).read_text() == text
+        assert (experiment / name / store.METRICS).read_text() == text
     assert not [p for p in experiment.iterdir() if p.name.startswith(".tmp-")]
     with open(experiment / execute.RUNS_CSV) as handle:
         rows = list(csv.DictReader(handle))
@@ -402,14 +402,14 @@ def test_table_figures(killed_and_resumed, tmp_path):
 def test_table_mean_and_std_are_over_seeds(killed_and_resumed):
     import numpy as np
 
-    from aeexp import tables
+    from aeexp.analysis import tables
 
     _, _, experiment, _, _ = killed_and_resumed
-    runs = tables.load_runs(experiment)
+    runs = store.load_runs(experiment)
     chosen = tables.cells(runs, "ssim_mean")
     stat = chosen[("ReLU-Sigmoid", "mse")]
     values = [
-        json.loads((r.path / results.METRICS).read_text())["ssim_mean"]
+        json.loads((r.path / store.METRICS).read_text())["ssim_mean"]
         for r in runs
         if r.config.loss.name == "mse" and r.config.model.decoder_activation == "sigmoid"
     ]

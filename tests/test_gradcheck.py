@@ -9,9 +9,13 @@ import pytest
 
 from aeexp import gradcheck as gc
 from aeexp.errors import UserError
+from aeexp.gradcheck import core, thesis
+from aeexp.gradcheck import crossentropy as ce
+from aeexp.gradcheck import entropy as ent
+from aeexp.vocab import EPSILON
 
-tf = gc.tf
-EPS = gc.EPS
+tf = core.tf
+EPS = EPSILON
 
 REQUIRED_IDS = (
     [f"thesis-eq{n}" for n in (44, 45, 57, 58, 65, 71)]
@@ -110,14 +114,14 @@ def fd_verdict(form, eq):
 
 def test_compare_gradient_agrees_for_the_derivative_of_a_sum_of_squares():
     x = np.array([[0.3, -1.2, 2.0], [0.7, -0.1, 1.5]])
-    outcome = gc.compare_gradient(2 * x, lambda v: tf.reduce_sum(v**2), x)
+    outcome = core.compare_gradient(2 * x, lambda v: tf.reduce_sum(v**2), x)
     assert outcome.verdict == "agrees"
     assert outcome.max_abs_error < 1e-14
 
 
 def test_compare_gradient_disagrees_for_a_wrong_formula():
     x = np.array([[0.3, -1.2, 2.0], [0.7, -0.1, 1.5]])
-    outcome = gc.compare_gradient(3 * x, lambda v: tf.reduce_sum(v**2), x)
+    outcome = core.compare_gradient(3 * x, lambda v: tf.reduce_sum(v**2), x)
     assert outcome.verdict == "disagrees"
     # |3x - 2x| / max(|3x|, |2x|) = 1/3 everywhere; the largest abs error is at |x| = 2.
     assert outcome.max_rel_error == pytest.approx(1 / 3)
@@ -126,40 +130,40 @@ def test_compare_gradient_disagrees_for_a_wrong_formula():
 
 def test_a_small_relative_slip_is_still_caught():
     x = np.linspace(0.5, 2.0, 6)
-    outcome = gc.compare_gradient(2 * x * (1 + 1e-5), lambda v: tf.reduce_sum(v**2), x)
+    outcome = core.compare_gradient(2 * x * (1 + 1e-5), lambda v: tf.reduce_sum(v**2), x)
     assert outcome.verdict == "disagrees"
 
 
 def test_compare_only_looks_inside_the_case():
     closed, auto = np.array([1.0, 5.0]), np.array([1.0, 0.0])
-    assert gc.compare(closed, auto, where=np.array([True, False])).verdict == "agrees"
-    assert gc.compare(closed, auto).verdict == "disagrees"
+    assert core.compare(closed, auto, where=np.array([True, False])).verdict == "agrees"
+    assert core.compare(closed, auto).verdict == "disagrees"
     with pytest.raises(ValueError, match="nothing to compare"):
-        gc.compare(closed, auto, where=np.array([False, False]))
+        core.compare(closed, auto, where=np.array([False, False]))
 
 
 def test_a_unit_mask_selects_whole_rows_of_a_weight_gradient():
     auto = np.zeros((2, 3, 4))
     auto[0, 1, 2] = 1.0
     mask = np.ones((2, 3), bool)
-    assert gc.compare(0.0, auto, where=mask).verdict == "disagrees"
+    assert core.compare(0.0, auto, where=mask).verdict == "disagrees"
     mask[0, 1] = False
-    assert gc.compare(0.0, auto, where=mask).verdict == "agrees"
+    assert core.compare(0.0, auto, where=mask).verdict == "agrees"
 
 
 def test_exact_zeros_on_both_sides_agree():
-    assert gc.compare(np.zeros(3), np.zeros(3)).max_rel_error == 0.0
+    assert core.compare(np.zeros(3), np.zeros(3)).max_rel_error == 0.0
 
 
 def test_non_finite_values_never_agree():
-    outcome = gc.compare([1.0, np.nan], [1.0, 1.0])
+    outcome = core.compare([1.0, np.nan], [1.0, 1.0])
     assert not outcome.finite
     assert outcome.verdict == "disagrees"
 
 
 def test_autodiff_gives_one_gradient_per_sample_for_a_vector_objective():
     w = np.array([[1.0, 2.0], [3.0, -1.0]])
-    jac = gc.autodiff(lambda v: tf.reduce_sum(v**2, axis=1), w)
+    jac = core.autodiff(lambda v: tf.reduce_sum(v**2, axis=1), w)
     expected = np.zeros((2, 2, 2))
     expected[0, 0], expected[1, 1] = 2 * w[0], 2 * w[1]
     np.testing.assert_allclose(jac, expected)
@@ -168,7 +172,7 @@ def test_autodiff_gives_one_gradient_per_sample_for_a_vector_objective():
 def test_autodiff_reports_no_gradient_where_the_objective_is_infinite():
     # TensorFlow would say 0 here (the ReLU's select drops the inf); the function has no slope.
     u = np.array([-1.0, 2.0])
-    grad = gc.autodiff(lambda v: tf.reduce_sum(-tf.math.log(tf.maximum(v, 0.0))), u)
+    grad = core.autodiff(lambda v: tf.reduce_sum(-tf.math.log(tf.maximum(v, 0.0))), u)
     assert np.isnan(grad).all()
 
 
@@ -181,9 +185,9 @@ def test_i_divergence_output_delta_on_a_hand_case():
     # By hand: dE_I1/dut = log(ut/x) = [log 2, log 4] on live units, dE_I2/dut = 1 - x/ut =
     # [1/2, 3/4]; a dead unit (ut <= 0, output max(ut, eps) = eps) has slope 0.
     hand = {"E_I1": [np.log(2.0), np.log(4.0), 0.0], "E_I2": [0.5, 0.75, 0.0]}
-    relu = gc.ACTIVATIONS["relu_eps"]
+    relu = thesis.ACTIVATIONS["relu_eps"]
     for loss, expected in hand.items():
-        grad = gc.autodiff(lambda v, e=gc.LOSSES[loss]: tf.reduce_sum(e(relu(v), x)), ut)
+        grad = core.autodiff(lambda v, e=thesis.LOSSES[loss]: tf.reduce_sum(e(relu(v), x)), ut)
         np.testing.assert_allclose(grad[0], expected, rtol=1e-12, atol=1e-15)
         fd = finite_difference(lambda v, e=NP_LOSS[loss]: e(np.maximum(v, EPS), x).sum(), ut)
         np.testing.assert_allclose(fd[0], expected, rtol=1e-6, atol=1e-8)
@@ -193,7 +197,7 @@ def test_the_thesis_closed_forms_evaluate_the_printed_expressions_on_a_hand_net(
     x = np.array([[0.25, 0.5]])
     ut = np.array([[0.5, -0.3]])
     wt = np.array([[0.1, 2.0], [0.2, -3.0]])  # bias column, then one code unit
-    net = gc.Net(
+    net = thesis.Net(
         "relu_eps",
         "relu_eps",
         x,
@@ -204,7 +208,7 @@ def test_the_thesis_closed_forms_evaluate_the_printed_expressions_on_a_hand_net(
         ut,
         np.maximum(ut, EPS),
     )
-    closed = {eq.eq: eq.closed for eq in gc.THESIS_EQUATIONS}
+    closed = {eq.eq: eq.closed for eq in thesis.THESIS_EQUATIONS}
     with np.errstate(invalid="ignore"):  # the printed log is taken at the dead unit too
         np.testing.assert_allclose(closed[44](net)[0, 0], np.log(2.0))
         # Eq. 48 sums over I = {k : ut_k > 0} only: 2.0 * log(0.5 / 0.25).
@@ -218,21 +222,21 @@ def test_the_thesis_closed_forms_evaluate_the_printed_expressions_on_a_hand_net(
 def test_a_sum_over_every_k_instead_of_I_is_caught_on_the_sampled_net():
     primary = check("thesis-eq59").forms[0]
     wrong = dataclasses.replace(primary, closed=lambda n: -(n.x / n.ut - 1) @ n.wt[:, 1:])
-    assert gc.evaluate(wrong, 0).verdict == "disagrees"
-    assert gc.evaluate(primary, 0).verdict == "agrees"
+    assert core.evaluate(wrong, 0).verdict == "disagrees"
+    assert core.evaluate(primary, 0).verdict == "agrees"
 
 
 def test_the_sampled_net_has_every_case_clear_of_the_kink():
-    net = gc.make_net(0, "relu_eps", "relu_eps")
+    net = thesis.make_net(0, "relu_eps", "relu_eps")
     for a in (net.u, net.ut):
-        assert (np.abs(a) > gc.MARGIN).all()
+        assert (np.abs(a) > thesis.MARGIN).all()
         assert ((a > 0).any(axis=1) & (a < 0).any(axis=1)).all()
 
 
 # ------------------------------------------------------------- verdicts against NumPy FD
 
 
-@pytest.mark.parametrize("eq", gc.THESIS_EQUATIONS, ids=lambda eq: f"eq{eq.eq}")
+@pytest.mark.parametrize("eq", thesis.THESIS_EQUATIONS, ids=lambda eq: f"eq{eq.eq}")
 def test_thesis_verdicts_match_numpy_finite_differences(eq, by_id):
     thesis_check = check(f"thesis-eq{eq.eq}")
     primary, other = thesis_check.forms
@@ -258,7 +262,7 @@ def np_total(s, x):
 
 
 def test_entropy_eq3_slip_is_confirmed_by_finite_differences(by_id):
-    s, b = gc.make_scores(0), gc.BETA
+    s, b = ent.make_scores(0), ent.BETA
     fd = finite_difference(lambda x: (b * x * np.exp(-b * x)).sum(), s.x)
     e = np.exp(-b * s.x)
     assert not np.allclose(b * e * (1 - s.x), fd, rtol=1e-5, atol=1e-6)
@@ -271,10 +275,10 @@ def test_entropy_eq3_slip_is_confirmed_by_finite_differences(by_id):
     "check_id, objective", [("entropy-eq13", np_balance), ("entropy-eq14", np_total)]
 )
 def test_entropy_lambda_term_is_off_by_n_per_finite_differences(check_id, objective, by_id):
-    s = gc.make_scores(0)
+    s = ent.make_scores(0)
     n = s.x.shape[1]
     fd = finite_difference(lambda c: objective(s, s.x + c), np.zeros(n))
-    q, b = s.q, gc.BETA
+    q, b = s.q, ent.BETA
     entropy_part = (b**2 * q * (s.mean_xq - s.x)).sum(axis=0) if check_id.endswith("14") else 0
     as_written = entropy_part + s.lam * (b * (q - 1)).sum(axis=0)
     corrected = entropy_part + s.lam * (b * (n * q - 1)).sum(axis=0)
@@ -285,7 +289,7 @@ def test_entropy_lambda_term_is_off_by_n_per_finite_differences(check_id, object
 
 
 def test_entropy_eq12_agrees_with_finite_differences(by_id):
-    s, b = gc.make_scores(0), gc.BETA
+    s, b = ent.make_scores(0), ent.BETA
 
     def entropy(x):
         q = np_q(x, b)
@@ -297,7 +301,7 @@ def test_entropy_eq12_agrees_with_finite_differences(by_id):
 
 
 def test_cross_entropy_weight_gradient_agrees_with_finite_differences(by_id):
-    c = gc.make_classifier(0)
+    c = ce.make_classifier(0)
 
     def total(w):
         f = w @ c.x
@@ -321,7 +325,7 @@ def test_every_required_id_is_present_exactly_once(results):
 def test_verdicts_follow_the_stated_tolerance(results):
     for r in results:
         assert r.verdict in ("agrees", "disagrees")
-        assert (r.verdict == "agrees") == (r.max_rel_error < gc.RTOL), r.id
+        assert (r.verdict == "agrees") == (r.max_rel_error < core.RTOL), r.id
         assert r.max_abs_error >= 0 and r.max_rel_error >= 0
 
 
@@ -375,19 +379,19 @@ def closed_form(check_id, label="as written"):
 
 
 def test_the_known_answer_cases_use_these_constants():
-    assert (gc.BETA, gc.LAMBDA) == (1.5, 0.25)
+    assert (ent.BETA, ent.LAMBDA) == (1.5, 0.25)
 
 
 def uniform_scores(m=3, n=5, value=0.7):
     """Every image scores every neuron alike: q_{m,k} = 1/N everywhere."""
-    return gc.Scores(np.full((m, n), value), gc.BETA, gc.LAMBDA)
+    return ent.Scores(np.full((m, n), value), ent.BETA, ent.LAMBDA)
 
 
 def test_entropy_eq12_is_zero_at_uniform_scores():
     # beta^2 q_k (sum_i X_i q_i - X_k) = beta^2 (1/N) (0.7 - 0.7) = 0: H is at its maximum.
     s = uniform_scores()
     np.testing.assert_allclose(closed_form("entropy-eq12")(s), np.zeros((3, 5)), atol=1e-15)
-    auto = gc.autodiff(lambda x: gc._entropy(s, x), s.x)
+    auto = core.autodiff(lambda x: ent.entropy(s, x), s.x)
     np.testing.assert_allclose(auto, np.zeros((3, 5)), atol=1e-15)
 
 
@@ -401,7 +405,7 @@ def test_entropy_eq13_and_eq14_as_written_at_uniform_scores():
         np.testing.assert_allclose(closed_form(check_id)(s), np.full(5, -0.9), rtol=1e-12)
         corrected = closed_form(check_id, "with (N q_{k,m} - 1) for (q_{k,m} - 1)")(s)
         np.testing.assert_allclose(corrected, np.zeros(5), atol=1e-15)
-    auto = gc.autodiff(lambda c: gc._balance(s, s.x + c), np.zeros(5))
+    auto = core.autodiff(lambda c: ent.balance(s, s.x + c), np.zeros(5))
     np.testing.assert_allclose(auto, np.zeros(5), atol=1e-14)
 
 
@@ -414,7 +418,7 @@ def test_entropy_eq5_at_uniform_scores():
 def zero_score_classifier():
     """Three classes, two features, two samples (classes 1 and 0), weights all zero: f = 0."""
     x = np.array([[1.0, 0.0], [0.0, 2.0]])
-    return gc.Classifier(np.zeros((3, 2)), x, np.array([1, 0]), 0.5)
+    return ce.Classifier(np.zeros((3, 2)), x, np.array([1, 0]), 0.5)
 
 
 def test_softmax_gradient_at_zero_scores_is_one_over_c_minus_delta():
@@ -423,7 +427,7 @@ def test_softmax_gradient_at_zero_scores_is_one_over_c_minus_delta():
     expected = np.array([[1 / 3, -2 / 3], [-2 / 3, 1 / 3], [1 / 3, 1 / 3]])
     for form in check("crossentropy-softmax").forms:
         np.testing.assert_allclose(form.closed(c), expected, rtol=1e-12)
-    np.testing.assert_allclose(gc.autodiff(lambda f: gc._nll(c, f), c.f), expected, rtol=1e-12)
+    np.testing.assert_allclose(core.autodiff(lambda f: ce.nll(c, f), c.f), expected, rtol=1e-12)
 
 
 def test_cross_entropy_weight_gradient_at_zero_weights():
@@ -436,7 +440,7 @@ def test_cross_entropy_weight_gradient_at_zero_weights():
 def hand_net(dec, ut, x):
     """A one-sample net with the given decoder total inputs; the encoder is not used."""
     act = NP_ACT[dec]
-    return gc.Net(
+    return thesis.Net(
         "relu_eps",
         dec,
         x,
@@ -456,12 +460,14 @@ def test_sigmoid_unit_at_zero_for_eqs_65_and_71():
     net = hand_net("sigmoid", np.zeros((1, 2)), x)
     eq65 = np.log(2.0) / 4 * np.array([[1.0, -1.0]])
     eq71 = np.array([[0.125, -0.25]])
-    closed = {eq.eq: eq.closed for eq in gc.THESIS_EQUATIONS}
+    closed = {eq.eq: eq.closed for eq in thesis.THESIS_EQUATIONS}
     np.testing.assert_allclose(closed[65](net), eq65, rtol=1e-12)
     np.testing.assert_allclose(closed[71](net), eq71, rtol=1e-12)
-    sigmoid = gc.ACTIVATIONS["sigmoid"]
+    sigmoid = thesis.ACTIVATIONS["sigmoid"]
     for loss, expected in (("E_I1", eq65), ("E_I2", eq71)):
-        auto = gc.autodiff(lambda u, e=gc.LOSSES[loss]: tf.reduce_sum(e(sigmoid(u), x)), net.ut)
+        auto = core.autodiff(
+            lambda u, e=thesis.LOSSES[loss]: tf.reduce_sum(e(sigmoid(u), x)), net.ut
+        )
         np.testing.assert_allclose(auto, expected, rtol=1e-12)
 
 
@@ -470,7 +476,7 @@ def test_relu_units_for_eqs_44_and_45_split_live_from_dead():
     # Dead unit ut = -0.3: the output is the floor eps, slope 0, and eq. 45 gives 0.
     x = np.array([[0.25, 0.5]])
     net = hand_net("relu_eps", np.array([[0.5, -0.3]]), x)
-    eqs = {eq.eq: eq for eq in gc.THESIS_EQUATIONS}
+    eqs = {eq.eq: eq for eq in thesis.THESIS_EQUATIONS}
     with np.errstate(invalid="ignore"):  # eq. 44's log is evaluated at the dead unit too
         assert eqs[44].closed(net)[0, 0] == pytest.approx(np.log(2.0), rel=1e-12)
     assert eqs[45].closed(net) == 0.0
@@ -478,6 +484,6 @@ def test_relu_units_for_eqs_44_and_45_split_live_from_dead():
     dead = check("thesis-eq45").forms[0].where(net)
     np.testing.assert_array_equal(live, [[True, False]])
     np.testing.assert_array_equal(dead, [[False, True]])
-    relu = gc.ACTIVATIONS["relu_eps"]
-    auto = gc.autodiff(lambda u: tf.reduce_sum(gc.e_i1(relu(u), x)), net.ut)
+    relu = thesis.ACTIVATIONS["relu_eps"]
+    auto = core.autodiff(lambda u: tf.reduce_sum(thesis.e_i1(relu(u), x)), net.ut)
     np.testing.assert_allclose(auto, [[np.log(2.0), 0.0]], rtol=1e-12, atol=1e-15)

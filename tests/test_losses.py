@@ -156,3 +156,14 @@ def test_check_params_fills_in_defaults():
     assert losses.check_params("beta", {"beta": 0.5}) == {"beta": 0.5, "order": "data_first"}
     assert losses.check_params("mse", {}) == {}
     assert losses.LOSSES["beta"].parameters == ("beta", "order")
+
+
+def test_a_loss_parameter_is_declared_only_in_its_registry_entry():
+    from aeexp import config, schema
+
+    assert set(config.LossConfig.model_fields) == {"name", *losses.all_params()}
+    branches = {b["properties"]["name"]["const"]: b for b in schema.loss_schema()["oneOf"]}
+    for name, spec in losses.LOSSES.items():
+        assert set(branches[name]["properties"]) == {"name", *spec.parameters}
+        assert set(branches[name]["required"]) >= spec.required
+    assert losses.describe("beta", beta=0.5, order="recon_first") == "beta-divergence d_0.5(y|x)"

@@ -14,12 +14,15 @@ def keras22_steps(name, grads, p0, params):
     p = p0.astype(np.float64).copy()
     m = np.zeros_like(p)
     v = np.zeros_like(p)
+    vhat = np.zeros_like(p)
     m_schedule = 1.0
     for iteration, g in enumerate(grads):
         lr = lr0 / (1 + decay * iteration)
         t = iteration + 1
         if name == "sgd":
-            p -= lr * g
+            momentum = params["momentum"]
+            m = momentum * m - lr * g  # the velocity
+            p += momentum * m - lr * g if params["nesterov"] else m
         elif name == "adagrad":
             v += g**2
             p -= lr * g / (np.sqrt(v) + EPS)
@@ -37,7 +40,11 @@ def keras22_steps(name, grads, p0, params):
             lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g**2
-            p -= lr_t * m / (np.sqrt(v) + EPS)
+            if params["amsgrad"]:
+                vhat = np.maximum(vhat, v)
+                p -= lr_t * m / (np.sqrt(vhat) + EPS)
+            else:
+                p -= lr_t * m / (np.sqrt(v) + EPS)
         elif name == "adamax":
             b1, b2 = params["beta_1"], params["beta_2"]
             m = b1 * m + (1 - b1) * g
@@ -84,6 +91,12 @@ CASES = [
     ("adadelta", {"learning_rate": 0.95, "decay": 1e-4}),
     ("adam", {"learning_rate": 5e-4, "decay": 1e-5}),
     ("adamax", {"learning_rate": 0.05}),
+    ("sgd", {"momentum": 0.9}),
+    ("sgd", {"momentum": 0.9, "nesterov": True, "learning_rate": 0.05}),
+    ("adam", {"amsgrad": True}),
+    ("adam", {"amsgrad": True, "learning_rate": 0.01, "decay": 1e-3}),
+    # An extension: Keras 2.2's Nadam refused decay; aeexp decays its rate like the others.
+    ("nadam", {"decay": 1e-2}),
 ]
 
 
@@ -119,10 +132,16 @@ def test_keras_2_2_defaults_from_thesis():
     assert optimizers.resolved_params("nadam", {})["schedule_decay"] == 0.004
 
 
+def test_nadam_decay_is_a_documented_extension():
+    assert "decay" in optimizers.accepted_keys("nadam")
+    assert "decay" in optimizers.EXTENSIONS["nadam"]
+
+
 def test_adagrad_accumulator_starts_at_zero():
     import keras
 
     variable = keras.Variable(np.ones(3, "float32"))
     optimizer = optimizers.build("adagrad")
     optimizer.build([variable])
-    assert np.all(optimizer._accumulators[0].numpy() == 0.0)
+    (accumulator,) = [v for v in optimizer.variables if v.path.endswith("accumulator")]
+    assert np.all(accumulator.numpy() == 0.0)

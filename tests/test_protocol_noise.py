@@ -96,12 +96,12 @@ def test_meter_reads_the_saved_model_and_its_first_pick_is_the_recorded_ssim(tin
     import keras
     import matplotlib.pyplot as plt
 
-    from aeexp import results
+    from aeexp import store
     from aeexp.analysis import protocol
-    from aeexp.tables import load_runs
+    from aeexp.store import load_runs
 
     cfg, run_dir = tiny_run
-    metrics = results.read_json(run_dir / results.METRICS)
+    metrics = store.read_json(run_dir / store.METRICS)
     meter = protocol.Meter(occurrences=3)
     measured = meter.model(cfg, run_dir)
     assert measured.values["gray"][0] == pytest.approx(metrics["ssim_thesis"], abs=1e-6)
@@ -111,7 +111,7 @@ def test_meter_reads_the_saved_model_and_its_first_pick_is_the_recorded_ssim(tin
     with np.load(cfg.data.path) as archive:
         x = archive["x_test"][:600].astype("float32") / 255.0
         labels = archive["y_test"][:600]
-    model = keras.saving.load_model(run_dir / results.MODEL, compile=False)
+    model = keras.saving.load_model(run_dir / store.MODEL, compile=False)
     picks = scan(labels.tolist(), 2)
     y = np.asarray(model(x[picks].reshape(-1, 784), training=False)).reshape(-1, 28, 28)
 
@@ -140,7 +140,7 @@ def test_a_run_without_a_saved_model_has_no_protocol_noise(tmp_path):
     from fakeruns import cell_raw, fake_run, run_dir
 
     from aeexp.analysis import protocol
-    from aeexp.tables import load_runs
+    from aeexp.store import load_runs
 
     cfg = fake_run(tmp_path, cell_raw("relu", "mse", "adam"), ssim_thesis=0.8)
     noise = protocol.Meter().noise(load_runs(run_dir(cfg).parent), "gray")

@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, plan, results
+from aeexp import api, cli, execute, plan, store
 from aeexp.errors import UserError
 from aeexp.executors import make_executor
 from aeexp.executors import ray as ray_executor
@@ -25,8 +25,8 @@ grid:
 
 def numbers(run_dir):
     """Return what a run computed: its metrics but the circumstances, and its loss history."""
-    metrics = json.loads((run_dir / results.METRICS).read_text())
-    history = [line.split(",")[:3] for line in (run_dir / results.HISTORY).read_text().split()]
+    metrics = json.loads((run_dir / store.METRICS).read_text())
+    history = [line.split(",")[:3] for line in (run_dir / store.HISTORY).read_text().split()]
     return {k: v for k, v in metrics.items() if k not in CIRCUMSTANCES}, history
 
 
@@ -77,10 +77,9 @@ def test_ray_trains_a_sweep_bit_for_bit_as_the_local_executor(tmp_path, mnist_pa
         outs[name] = planned
     for local, remote in zip(outs["local"].runs, outs["ray"].runs, strict=True):
         assert numbers(local.run_dir) == numbers(remote.run_dir)
-        assert (remote.run_dir / results.MODEL).stat().st_size > 100_000
+        assert (remote.run_dir / store.MODEL).stat().st_size > 100_000
     groups = {
-        json.loads((r.run_dir / results.METRICS).read_text())["group_size"]
-        for r in outs["ray"].runs
+        json.loads((r.run_dir / store.METRICS).read_text())["group_size"] for r in outs["ray"].runs
     }
     assert groups == {1}  # two workers: each seed's pair split in two, none idle
 

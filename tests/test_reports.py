@@ -6,9 +6,11 @@ import yaml
 from click.testing import CliRunner
 from fakeruns import fake_run
 
-from aeexp import report, results, tables
+from aeexp import store
+from aeexp.analysis import tables
 from aeexp.cli import main
 from aeexp.errors import UserError
+from aeexp.studies import beta as report
 
 
 def beta_raw(beta, order, decoder, lr, seed=0, holdout=None):
@@ -72,7 +74,7 @@ def test_beta_report_answers_with_numbers(tmp_path):
                     ssim_mean=0.7,
                     ssim_thesis=0.7,
                 )
-    path = report.write_beta_report(study / "fake", tune / "fake", tmp_path / "out")
+    path = report.write_report(study / "fake", tune / "fake", tmp_path / "out")
     text = path.read_text()
     assert "best beta(2,data_first)" in text and "larger than the seed spread" in text
     assert (tmp_path / "out" / "figures" / "ssim_mean_vs_beta_relu.png").is_file()
@@ -173,7 +175,7 @@ def make_study(tmp_path, study_seeds=3, diverge=(), missing_images=(), reference
             score = 0.6 + 0.1 * beta + 0.001 * seed
             cfg = fake_run(study, cfg_raw, ssim_mean=score, ssim_thesis=score)
             if (beta, seed) not in missing_images:
-                (cfg.experiment_dir / cfg.run_id / results.RECONSTRUCTIONS).write_bytes(b"png")
+                (cfg.experiment_dir / cfg.run_id / store.RECONSTRUCTIONS).write_bytes(b"png")
     for seed in range(study_seeds):
         raw = {
             "loss": {"name": "mse"},
@@ -193,7 +195,7 @@ def test_beta_report_refuses_tuning_runs_without_a_holdout(tmp_path):
     tune = tmp_path / "tune-on-test"
     fake_run(tune, beta_raw(1.0, "data_first", "relu", 0.001), ssim_mean=0.5)
     with pytest.raises(UserError, match="no data.holdout"):
-        report.write_beta_report(study, tune / "fake", tmp_path / "out")
+        report.write_report(study, tune / "fake", tmp_path / "out")
 
 
 def test_beta_report_examples_come_from_a_completed_seed_that_wrote_them(tmp_path):
@@ -205,7 +207,7 @@ def test_beta_report_examples_come_from_a_completed_seed_that_wrote_them(tmp_pat
     figures = tmp_path / "out" / "figures"
     figures.mkdir(parents=True)
     (figures / "reconstructions_worst_beta.png").write_bytes(b"stale")
-    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    text = report.write_report(study, tune, tmp_path / "out").read_text()
     assert "β = 2, d_β(x|y), data first, ReLU-ReLU (Adam lr=0.003) (seed 2):" in text
     assert (figures / "reconstructions_best_beta.png").read_bytes() == b"png"
     assert "reconstructions_worst_beta.png" not in text
@@ -215,7 +217,7 @@ def test_beta_report_examples_come_from_a_completed_seed_that_wrote_them(tmp_pat
 
 def test_beta_report_counts_seeds_and_divergences_honestly(tmp_path):
     study, tune = make_study(tmp_path, diverge={(2.0, 0), (2.0, 1)})
-    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    text = report.write_report(study, tune, tmp_path / "out").read_text()
     assert "1-3 completed seeds (of 3) per configuration" in text
     assert "9 in the study (2 diverged or failed)" in text
     assert "7 epochs, batch 256, Adam with its learning rate" in text
@@ -224,7 +226,7 @@ def test_beta_report_counts_seeds_and_divergences_honestly(tmp_path):
 
 def test_beta_report_never_prints_nan_for_a_reference_without_seeds(tmp_path):
     study, tune = make_study(tmp_path, reference_diverged={"mse"})
-    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    text = report.write_report(study, tune, tmp_path / "out").read_text()
     assert "nan" not in text.lower()
     assert "n/a (0 of 3 completed)" in text
     assert "MSE has no completed seed to compare with" in text
@@ -232,7 +234,7 @@ def test_beta_report_never_prints_nan_for_a_reference_without_seeds(tmp_path):
 
 def test_beta_report_says_how_sure_the_overall_answer_is(tmp_path):
     study, tune = make_study(tmp_path)
-    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    text = report.write_report(study, tune, tmp_path / "out").read_text()
     answer = text.split("## Answer", 1)[1].split("Per decoder and order", 1)[0]
     assert "against the runner-up, β = 0" in answer
     assert "the gap 0.2000 is larger than the seed spread (0.0010; Welch p = " in answer
@@ -242,7 +244,7 @@ def test_beta_report_says_how_sure_the_overall_answer_is(tmp_path):
 
 def test_beta_report_explains_adam_and_flags_rates_at_the_grid_edge(tmp_path):
     study, tune = make_study(tmp_path)
-    text = report.write_beta_report(study, tune, tmp_path / "out").read_text()
+    text = report.write_report(study, tune, tmp_path / "out").read_text()
     assert "## Why Adam" in text and "y^(β-2)" in text and "Keras 2.2 and Keras 3" in text
     assert "Learning rates searched: 0.001, 0.003, each scored on the last 100" in text
     # Both configurations chose 0.003, the highest rate searched.
@@ -333,3 +335,11 @@ def test_select_top_k_by_both_variants_writes_the_union_over_new_seeds(tmp_path)
     planned = plan_sweep(out)
     assert len(planned.runs) == 12 and {r.config.seed for r in planned.runs} == {1, 2, 3, 4}
     assert {r.config.optimizer.params["decay"] for r in planned.runs} == {1e-5}
+
+
+def test_beta_ranking_as_data(tmp_path):
+    study, _ = make_study(tmp_path, diverge=[(2.0, 1)])
+    ranking = report.beta_ranking(store.load_runs(study), "ssim_mean")
+    assert [s.config.loss.beta for s in ranking] == [2.0, 0.0]
+    assert [s.n for s in ranking] == [2, 3]  # the diverged seed is counted out, not as a zero
+    assert ranking[0].mean == pytest.approx(0.8 + 0.001)  # seeds 0 and 2: 0.8 and 0.802

@@ -7,7 +7,8 @@ import fakeruns
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, results, tables
+from aeexp import cli, store, vocab
+from aeexp.analysis import figures, tables
 from aeexp.errors import UserError
 
 # Two optimizers for one cell (ReLU-Sigmoid, MSE): Adam has the better SSIM and PSNR *and* the
@@ -39,17 +40,18 @@ def table(*args):
 
 
 def test_every_table_metric_has_a_direction():
-    assert set(cli.TABLE_METRICS) <= set(tables.HIGHER_IS_BETTER)
-    assert not tables.higher_is_better("mse") and not tables.higher_is_better("final_val_loss")
-    assert tables.higher_is_better("ssim_thesis") and tables.higher_is_better("psnr_mean")
+    directed = {m.name for m in vocab.METRICS.values() if m.higher_is_better is not None}
+    assert set(vocab.TABLE_METRICS) <= directed
+    assert not vocab.higher_is_better("mse") and not vocab.higher_is_better("final_val_loss")
+    assert vocab.higher_is_better("ssim_thesis") and vocab.higher_is_better("psnr_mean")
     with pytest.raises(ValueError, match="direction"):
-        tables.higher_is_better("ssim_std")
+        vocab.higher_is_better("ssim_std")
 
 
 @pytest.mark.parametrize("metric", ["ssim_thesis", "psnr_mean", "mse", "final_val_loss"])
 @pytest.mark.parametrize("by", ["best", "optimizer"])
 def test_cells_pick_the_best_in_the_metrics_direction(experiment, metric, by):
-    runs = tables.load_runs(experiment)
+    runs = store.load_runs(experiment)
     chosen = tables.cells(runs, metric, by)
     if by == "best":
         (stat,) = chosen.values()
@@ -63,12 +65,12 @@ def test_by_optimizer_picks_the_lowest_error_among_learning_rates(tmp_path):
     fake_run(tmp_path, "adam", learning_rate=0.001, mse=0.03)
     fake_run(tmp_path, "adam", learning_rate=0.003, mse=0.01)
     fake_run(tmp_path, "adam", learning_rate=0.01, mse=0.02)
-    (stat,) = tables.cells(tables.load_runs(tmp_path / "fake"), "mse", by="optimizer").values()
+    (stat,) = tables.cells(store.load_runs(tmp_path / "fake"), "mse", by="optimizer").values()
     assert stat.config.optimizer.params["learning_rate"] == 0.003
 
 
 def test_best_reads_the_direction_from_the_stats_or_the_argument(experiment):
-    stats = tables.config_stats(tables.load_runs(experiment), "mse")
+    stats = tables.config_stats(store.load_runs(experiment), "mse")
     assert tables.best(stats).config.optimizer.name == "adam"
     assert tables.best(stats, "ssim_thesis").config.optimizer.name == "adagrad"  # Says "higher".
     unlabelled = [tables.ConfigStats(s.runs, s.values) for s in stats]
@@ -90,7 +92,7 @@ def test_figures_show_each_cells_best_history(experiment, tmp_path, monkeypatch)
     panels = []
     monkeypatch.setattr(plots, "grouped_bars", lambda *args: None)
     monkeypatch.setattr(plots, "history_grid", lambda found, path: panels.extend(found))
-    tables.write_figures(experiment, "mse", tmp_path / "figures")
+    figures.write_figures(experiment, "mse", tmp_path / "figures")
     (panel,) = panels
     assert "Adam (seed 0)" in panel[0]
 
@@ -112,7 +114,7 @@ def test_compare_is_refused_for_metrics_the_thesis_did_not_publish(experiment, m
     assert line.startswith("aeexp: error: --compare thesis needs --metric ssim_thesis"), line
     assert metric in line
     with pytest.raises(UserError, match="--compare thesis"):
-        tables.long_rows(tables.load_runs(experiment), metric, compare=True)
+        tables.long_rows(store.load_runs(experiment), metric, compare=True)
 
 
 def csv_rows(result):
@@ -132,17 +134,17 @@ def test_csv_has_the_thesis_columns_only_with_compare(experiment):
 # ------------------------------------------------------------- damaged run directories (issue 15)
 
 DAMAGES = {
-    "metrics missing": (results.METRICS, None),
-    "metrics empty": (results.METRICS, ""),
-    "metrics not json": (results.METRICS, "{not json"),
-    "metrics not an object": (results.METRICS, "[1, 2]"),
-    "metrics not utf-8": (results.METRICS, b"\xff\xfe\x00"),
-    "config missing": (results.CONFIG, None),
-    "config empty": (results.CONFIG, ""),
-    "config not yaml": (results.CONFIG, "loss: [unclosed\n"),
-    "config not a mapping": (results.CONFIG, "- a\n- b\n"),
-    "config invalid": (results.CONFIG, "loss:\n  name: no_such_loss\n"),
-    "config unknown key": (results.CONFIG, "colour: red\n"),
+    "metrics missing": (store.METRICS, None),
+    "metrics empty": (store.METRICS, ""),
+    "metrics not json": (store.METRICS, "{not json"),
+    "metrics not an object": (store.METRICS, "[1, 2]"),
+    "metrics not utf-8": (store.METRICS, b"\xff\xfe\x00"),
+    "config missing": (store.CONFIG, None),
+    "config empty": (store.CONFIG, ""),
+    "config not yaml": (store.CONFIG, "loss: [unclosed\n"),
+    "config not a mapping": (store.CONFIG, "- a\n- b\n"),
+    "config invalid": (store.CONFIG, "loss:\n  name: no_such_loss\n"),
+    "config unknown key": (store.CONFIG, "colour: red\n"),
 }
 
 
@@ -158,11 +160,11 @@ def damage(run_dir, name, content):
 
 @pytest.mark.parametrize("case", sorted(DAMAGES))
 def test_load_runs_skips_a_damaged_run_with_one_warning_line(experiment, case, capsys):
-    good = tables.load_runs(experiment)
+    good = store.load_runs(experiment)
     victim = sorted(p for p in experiment.iterdir() if p.is_dir())[0]
     damage(victim, *DAMAGES[case])
     capsys.readouterr()
-    runs = tables.load_runs(experiment)
+    runs = store.load_runs(experiment)
     assert len(runs) == len(good) - 1 and victim not in {r.path for r in runs}
     out, err = capsys.readouterr()
     assert out == ""
@@ -172,7 +174,7 @@ def test_load_runs_skips_a_damaged_run_with_one_warning_line(experiment, case, c
 
 def test_table_command_reports_around_a_damaged_run(experiment):
     victim = sorted(p for p in experiment.iterdir() if p.is_dir())[0]
-    (victim / results.METRICS).write_text("")
+    (victim / store.METRICS).write_text("")
     result = table(experiment)
     assert result.exit_code == 0, result.output
     assert result.stderr.count("\n") == 1 and "metrics.json is empty" in result.stderr
@@ -185,10 +187,10 @@ def test_load_runs_ignores_staging_folders_and_says_when_nothing_is_left(tmp_pat
     cfg = fake_run(tmp_path, cell_raw("relu", "mse", "adam"), ssim_thesis=0.8)
     staging = cfg.experiment_dir / ".tmp-abc-1"
     staging.mkdir()
-    (staging / results.CONFIG).write_text("broken: [")
-    assert len(tables.load_runs(tmp_path)) == 1
+    (staging / store.CONFIG).write_text("broken: [")
+    assert len(store.load_runs(tmp_path)) == 1
     assert capsys.readouterr().err == ""
-    (cfg.experiment_dir / cfg.run_id / results.METRICS).write_text("garbage")
+    (cfg.experiment_dir / cfg.run_id / store.METRICS).write_text("garbage")
     with pytest.raises(UserError, match="no complete runs"):
-        tables.load_runs(tmp_path)
+        store.load_runs(tmp_path)
     assert capsys.readouterr().err.count("\n") == 1

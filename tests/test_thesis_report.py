@@ -2,13 +2,15 @@
 
 import filecmp
 import re
+from pathlib import Path
 
 import pytest
 from fakeruns import MACHINE, cell_raw, fake_run, thesis_cells
 
-from aeexp import report, tables
+from aeexp import store
 from aeexp.analysis import cells as cells_lib
-from aeexp.analysis import protocol
+from aeexp.analysis import figures, protocol, tables
+from aeexp.studies import thesis as report
 
 # Per cell: (gray offset, viridis offset) of our runs from the published value.
 OFFSETS = {
@@ -54,7 +56,7 @@ def write_sweeps(tmp_path, seeds=3, tuned_seeds=(1, 2, 3), diverge=(), machine=M
 
 def write(tmp_path, out="out", **kwargs):
     defaults, tuned, reruns = write_sweeps(tmp_path / "runs", **kwargs)
-    path = report.write_thesis_report(defaults, tuned, tmp_path / out, reruns)
+    path = report.write_report(defaults, tuned, tmp_path / out, reruns)
     return path.read_text()
 
 
@@ -101,9 +103,9 @@ def test_tuned_statistic_never_reuses_the_selecting_seed(tmp_path):
     # The reruns include seed 0 again: it must not enter the tuned estimate.
     defaults, tuned, reruns = write_sweeps(tmp_path / "runs", tuned_seeds=(0, 1, 2))
     cells = cells_lib.build_cells(
-        tables.load_runs(defaults),
-        tables.load_runs(tuned),
-        tables.load_runs(reruns),
+        store.load_runs(defaults),
+        store.load_runs(tuned),
+        store.load_runs(reruns),
         protocol.Meter(),
     )
     for cell in cells:
@@ -113,7 +115,7 @@ def test_tuned_statistic_never_reuses_the_selecting_seed(tmp_path):
 
 def test_without_reruns_the_tuned_statistic_is_missing_and_said_so(tmp_path):
     defaults, tuned, _ = write_sweeps(tmp_path / "runs")
-    text = report.write_thesis_report(defaults, tuned, tmp_path / "out").read_text()
+    text = report.write_report(defaults, tuned, tmp_path / "out").read_text()
     assert "no rerun of the tuned grid over seeds was given" in text
     assert "| tuned | no completed run |" in text
 
@@ -124,9 +126,7 @@ def test_report_counts_its_grid_and_cites_only_repository_files(tmp_path):
     assert "THESIS.md" not in text and "[docs/protocol.md](../../docs/protocol.md)" in text
     assert "2-3 completed seeds (of 3)" in text
     assert "nan" not in text.lower().replace("nadam", "")
-    from pathlib import Path
-
-    assert (Path(report.__file__).parents[1] / report.PROTOCOL_PAGE).is_file()
+    assert (Path(report.__file__).parents[2] / report.PROTOCOL_PAGE).is_file()
 
 
 def test_report_has_intervals_holm_and_the_figures(tmp_path):
@@ -147,8 +147,8 @@ def test_bars_mark_the_published_value(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(plots, "grouped_bars", lambda *args: calls.append(args))
     defaults, _, _ = write_sweeps(tmp_path / "runs")
-    tables.write_figures(defaults, "ssim_thesis", tmp_path / "f")
-    tables.write_figures(defaults, "ssim_mean", tmp_path / "f")
+    figures.write_figures(defaults, "ssim_thesis", tmp_path / "f")
+    figures.write_figures(defaults, "ssim_mean", tmp_path / "f")
     gray, full = calls
     groups, markers = gray[0], gray[5]
     assert markers[groups.index("ReLU-Sigmoid\nE_I1")] == 0.632
@@ -157,9 +157,9 @@ def test_bars_mark_the_published_value(tmp_path, monkeypatch):
 
 def test_regenerating_the_report_is_byte_identical(tmp_path):
     defaults, tuned, reruns = write_sweeps(tmp_path / "runs")
-    first = report.write_thesis_report(defaults, tuned, tmp_path / "a", reruns).parent
-    second = report.write_thesis_report(defaults, tuned, tmp_path / "b", reruns).parent
-    report.write_thesis_report(defaults, tuned, first, reruns)  # over itself, too
+    first = report.write_report(defaults, tuned, tmp_path / "a", reruns).parent
+    second = report.write_report(defaults, tuned, tmp_path / "b", reruns).parent
+    report.write_report(defaults, tuned, first, reruns)  # over itself, too
     names = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     _, mismatch, errors = filecmp.cmpfiles(first, second, [str(n) for n in names], shallow=False)
@@ -177,3 +177,33 @@ def test_report_cli_takes_the_reruns(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "REPORT.md").is_file()
     assert "seeds 1-3" in (tmp_path / "out" / "REPORT.md").read_text()
+
+
+GOLDEN = Path(__file__).parent / "golden" / "thesis-report.md"
+
+
+def test_each_cells_verdict_as_data(tmp_path):
+    defaults, tuned, reruns = write_sweeps(tmp_path / "runs")
+    cells = cells_lib.build_cells(
+        store.load_runs(defaults), store.load_runs(tuned), store.load_runs(reruns), protocol.Meter()
+    )
+    verdicts = {
+        (c.decoder, c.loss): (c.verdict[0], c.verdict[1].statistic, c.verdict[1].variant)
+        for c in cells
+    }
+    gray = (cells_lib.REPRODUCED_GRAY, "tuned", "gray")
+    assert verdicts == {
+        ("relu", "mse"): gray,
+        ("relu", "i_div1"): (cells_lib.NOT_REPRODUCED, "defaults", "gray"),
+        ("relu", "i_div2"): gray,
+        ("sigmoid", "mse"): gray,
+        ("sigmoid", "i_div1"): (cells_lib.REPRODUCED_VIRIDIS, "tuned", "viridis"),
+        ("sigmoid", "i_div2"): gray,
+    }
+
+
+def test_the_prose_matches_the_one_golden_file(tmp_path):
+    """The report's wording, checked once; regenerate the golden file on purpose only."""
+    defaults, tuned, reruns = write_sweeps(tmp_path / "runs")
+    text = report.write_report(defaults, tuned, tmp_path / "out", reruns).read_text()
+    assert text == GOLDEN.read_text()

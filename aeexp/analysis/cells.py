@@ -29,12 +29,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aeexp import optimizers, tables
-from aeexp.analysis import stats
+from aeexp import optimizers, vocab
+from aeexp.analysis import stats, tables
 from aeexp.analysis.protocol import VARIANTS, Meter, ProtocolNoise
-from aeexp.tables import ConfigStats, Run
+from aeexp.analysis.tables import ConfigStats
+from aeexp.store import Run
+from aeexp.vocab import DECODERS, is_completed
 
-DECODERS = {"relu": "ReLU-ReLU", "sigmoid": "ReLU-Sigmoid"}
 STATISTICS = {"tuned": "tuned", "defaults": "defaults"}  # the order the verdict tries them
 REPRODUCED_GRAY = "reproduced under gray"
 REPRODUCED_VIRIDIS = "reproduced under viridis only"
@@ -118,7 +119,7 @@ class Cell:
     @property
     def label(self) -> str:
         """Return e.g. ``ReLU-Sigmoid E_I1``."""
-        return f"{DECODERS[self.decoder]} {tables.loss_header(self.loss)}"
+        return f"{DECODERS[self.decoder]} {vocab.loss_header(self.loss)}"
 
     @property
     def optimizer_label(self) -> str:
@@ -163,7 +164,7 @@ def select(runs: Sequence[Run], decoder: str, loss: str, optimizer: str | None =
         r
         for r in runs
         if r.config.model.decoder_activation == decoder
-        and tables.loss_key(r.config) == loss
+        and vocab.loss_key(r.config) == loss
         and (optimizer is None or r.config.optimizer.name == optimizer)
     ]
 
@@ -172,7 +173,7 @@ def _completed_seeds(stat: ConfigStats) -> tuple[int, ...]:
     return tuple(
         r.config.seed
         for r in stat.runs
-        if r.metrics.get("status") == "completed" and r.metrics.get(stat.metric) is not None
+        if is_completed(r.metrics) and r.metrics.get(stat.metric) is not None
     )
 
 
@@ -194,7 +195,7 @@ def build_cells(
 ) -> list[Cell]:
     """Return every thesis cell with its estimates under both protocol variants."""
     cells = []
-    for (decoder, loss), (published, optimizer) in tables.THESIS_SSIM.items():
+    for (decoder, loss), (published, optimizer) in vocab.THESIS_SSIM.items():
         estimates = []
         grid = select(tuned, decoder, loss, optimizer)
         for variant, metric in VARIANTS.items():

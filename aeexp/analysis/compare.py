@@ -16,20 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeexp import config as config_lib
+from aeexp import vocab
 from aeexp.analysis import stats
 from aeexp.errors import UserError, clip, valid_and_closest
+from aeexp.vocab import Status
 
 if TYPE_CHECKING:
     import pandas
-
-DEFAULT_METRICS = (
-    "ssim_thesis",
-    "ssim_thesis_viridis",
-    "ssim_mean",
-    "psnr_mean",
-    "mse",
-    "final_val_loss",
-)
 
 
 @dataclass(frozen=True)
@@ -41,7 +34,7 @@ class Side:
 
     def values(self, metric: str) -> list[float]:
         """Return ``metric`` over the side's completed runs."""
-        done = self.runs[self.runs["status"] == "completed"]
+        done = self.runs[self.runs["status"] == Status.COMPLETED]
         if metric not in done:
             return []
         return [float(v) for v in done[metric].dropna()]
@@ -169,7 +162,7 @@ class Comparison:
 
     def render(self) -> str:
         """Return the comparison as Markdown tables."""
-        from aeexp.tables import to_markdown
+        from aeexp.analysis.tables import to_markdown
 
         labels = [
             f"{chr(65 + i)}: {clip(s.label, 60)} ({len(s.runs)} runs)"
@@ -215,7 +208,7 @@ def _difference(difference: float, p_value: float) -> str:
 
 
 def compare(
-    *specs: str, root: str | Path | None = None, metrics: Sequence[str] = DEFAULT_METRICS
+    *specs: str, root: str | Path | None = None, metrics: Sequence[str] = vocab.COMPARE_METRICS
 ) -> Comparison:
     """Compare two or more sides (folders or ``key=value`` filters over ``root``'s runs)."""
     if len(specs) < 2:

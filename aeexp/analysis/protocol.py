@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from aeexp import data as data_lib
-from aeexp import evaluate, results
+from aeexp import evaluate, store
 from aeexp.config import RunConfig
+from aeexp.vocab import is_completed
 
 # How many alternative picks per model: k = 1..OCCURRENCES (the MNIST test set has them all).
 OCCURRENCES = 50
@@ -102,7 +103,7 @@ class Meter:
         return self._models[run_dir]
 
     def _measure(self, cfg: RunConfig, run_dir: Path) -> ModelNoise | None:
-        path = run_dir / results.MODEL
+        path = run_dir / store.MODEL
         if not path.is_file():
             return None
         key = (cfg.data.path, cfg.data.train_limit, cfg.data.test_limit, cfg.data.holdout)
@@ -129,8 +130,7 @@ class Meter:
         measured = [
             m
             for r in runs
-            if r.metrics.get("status") == "completed"
-            and (m := self.model(r.config, r.path)) is not None
+            if is_completed(r.metrics) and (m := self.model(r.config, r.path)) is not None
         ]
         return ProtocolNoise(tuple(measured), variant)
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from aeexp.config import DataConfig, RunConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, unknown_name_message
-from aeexp.results import RunArtifacts
+from aeexp.store import RunArtifacts
 
 
 @dataclass(frozen=True)

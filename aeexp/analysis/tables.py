@@ -1,4 +1,8 @@
-"""SSIM tables in the thesis's layout, read from run directories, side by side with the thesis."""
+"""SSIM tables in the thesis's layout, side by side with the thesis: cells, statistics, renderers.
+
+The renderers take runs (:func:`aeexp.store.load_runs`); :func:`render` reads a folder for the
+command line.
+"""
 
 from __future__ import annotations
 
@@ -8,61 +12,24 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import click
 import numpy as np
 
-from aeexp import config as config_lib
-from aeexp import losses, optimizers, results
+from aeexp import optimizers, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError
-
-# Published values, thesis section 3.1: (decoder activation, loss) -> (SSIM, optimizer).
-THESIS_SSIM: dict[tuple[str, str], tuple[float, str]] = {
-    ("relu", "mse"): (0.795, "adagrad"),
-    ("relu", "i_div1"): (0.526, "adamax"),
-    ("relu", "i_div2"): (0.751, "adadelta"),
-    ("sigmoid", "mse"): (0.855, "adam"),
-    ("sigmoid", "i_div1"): (0.632, "adamax"),
-    ("sigmoid", "i_div2"): (0.880, "nadam"),
-}
-THESIS_LOSSES = ("mse", "i_div1", "i_div2")
-LOSS_HEADERS = {"mse": "MSE", "i_div1": "E_I1", "i_div2": "E_I2"}
-# The only metric the thesis published: SSIM over its ten-image protocol, grey colour map.
-THESIS_METRIC = "ssim_thesis"
-# The metrics a figure may mark the published value on: the protocol under either colormap.
-PUBLISHED_COMPARABLE = ("ssim_thesis", "ssim_thesis_viridis")
-
-# Whether a larger value is better, per metric a table can rank by. "Best" always asks here,
-# so an error (MSE, a loss) is minimised and a similarity (SSIM, PSNR) maximised.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "ssim_thesis": True,
-    "ssim_thesis_viridis": True,
-    "ssim_mean": True,
-    "ssim_median": True,
-    "psnr_mean": True,
-    "mse": False,
-    "final_val_loss": False,
-    "final_loss": False,
-}
-
-
-def higher_is_better(metric: str) -> bool:
-    """Return whether a larger ``metric`` is better; unknown metrics have no direction."""
-    try:
-        return HIGHER_IS_BETTER[metric]
-    except KeyError:
-        raise ValueError(f"{metric!r} has no known direction (higher or lower is better)") from None
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished run as tables see it: its config, metrics and directory."""
-
-    config: RunConfig
-    metrics: dict[str, Any]
-    path: Path
+from aeexp.store import Run
+from aeexp.vocab import (
+    DECODERS,
+    THESIS_LOSSES,
+    THESIS_METRIC,
+    THESIS_SSIM,
+    decoder_label,
+    higher_is_better,
+    is_completed,
+    loss_header,
+    loss_key,
+)
 
 
 @dataclass(frozen=True)
@@ -103,85 +70,6 @@ class ConfigStats:
         return spec.label + suffix
 
 
-def loss_key(cfg: RunConfig) -> str:
-    """Return the column a run belongs to: the loss name, with beta's parameters."""
-    params = cfg.loss.params()
-    return cfg.loss.name if not params else f"beta({params['beta']:g},{params['order']})"
-
-
-def loss_header(key: str) -> str:
-    """Return a column header for a loss key."""
-    return LOSS_HEADERS.get(key, key)
-
-
-def decoder_label(cfg: RunConfig) -> str:
-    """Return the thesis's name for the activation pair, e.g. ``ReLU-Sigmoid``."""
-    names = {"relu": "ReLU", "sigmoid": "Sigmoid"}
-    enc, dec = cfg.model.encoder_activation, cfg.model.decoder_activation
-    return f"{names.get(enc, enc)}-{names.get(dec, dec)}"
-
-
-def _read_run(run_dir: Path) -> Run:
-    """Read one run directory, or raise ValueError saying what is damaged."""
-    config_path, metrics_path = run_dir / results.CONFIG, run_dir / results.METRICS
-    for path in (config_path, metrics_path):
-        if not path.is_file():
-            raise ValueError(f"no {path.name}")
-        if path.stat().st_size == 0:
-            raise ValueError(f"{path.name} is empty")
-    try:
-        raw = config_lib.read_yaml(config_path)
-        cfg = config_lib.validate(raw, results.CONFIG)
-    except (UserError, ValueError) as error:  # ValueError: bytes that are not UTF-8 text
-        raise ValueError(str(error).replace(str(config_path), results.CONFIG)) from None
-    try:
-        metrics = results.read_json(metrics_path)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"{results.METRICS} is not valid JSON ({error})") from None
-    if not isinstance(metrics, dict):
-        raise ValueError(f"{results.METRICS} holds a {type(metrics).__name__}, not an object")
-    return Run(cfg, metrics, run_dir)
-
-
-def _run_dirs(folder: Path) -> list[Path]:
-    """Return every directory under ``folder`` holding a config.yaml or a metrics.json.
-
-    Hidden directories (a sweep's staging folders) and everything under them are left out.
-    """
-    found = set()
-    for name in (results.CONFIG, results.METRICS):
-        for path in folder.rglob(name):
-            relative = path.parent.relative_to(folder).parts
-            if not any(part.startswith(".") for part in relative):
-                found.add(path.parent)
-    return sorted(found)
-
-
-def warn_skipped(run_dir: Path, reason: str) -> None:
-    """Say on one stderr line that a damaged run directory is left out, and why."""
-    click.echo(f"aeexp: warning: skipping {run_dir}: {' '.join(reason.split())}", err=True)
-
-
-def load_runs(folder: str | Path) -> list[Run]:
-    """Read every complete run directory under ``folder`` (an experiment or a parent of several).
-
-    A run directory whose config.yaml or metrics.json is missing, empty, unreadable or
-    invalid is damaged data, not a reason to stop: it is skipped with one warning line.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder")
-    found = []
-    for run_dir in _run_dirs(folder):
-        try:
-            found.append(_read_run(run_dir))
-        except ValueError as error:
-            warn_skipped(run_dir, str(error))
-    if not found:
-        raise UserError(f"{folder}: no complete runs found")
-    return found
-
-
 def _without_seed(cfg: RunConfig) -> str:
     return cfg.model_copy(update={"seed": 0}).run_id
 
@@ -197,7 +85,7 @@ def config_stats(runs: Iterable[Run], metric: str) -> list[ConfigStats]:
         values = tuple(
             float(r.metrics[metric])
             for r in members
-            if r.metrics.get("status") == "completed" and r.metrics.get(metric) is not None
+            if is_completed(r.metrics) and r.metrics.get(metric) is not None
         )
         stats.append(ConfigStats(tuple(members), values, metric))
     return stats
@@ -227,8 +115,9 @@ def cells(runs: Sequence[Run], metric: str, by: str = "best") -> dict[tuple[str,
     return {key: stat for key, stat in chosen.items() if stat is not None}
 
 
-def _row_order(rows: Iterable[str]) -> list[str]:
-    preferred = ["ReLU-ReLU", "ReLU-Sigmoid"]
+def row_order(rows: Iterable[str]) -> list[str]:
+    """Return table rows in the thesis's order (ReLU-ReLU, ReLU-Sigmoid), then the others."""
+    preferred = list(DECODERS.values())
     return sorted(
         set(rows),
         key=lambda r: (
@@ -238,7 +127,8 @@ def _row_order(rows: Iterable[str]) -> list[str]:
     )
 
 
-def _column_order(columns: Iterable[str]) -> list[str]:
+def column_order(columns: Iterable[str]) -> list[str]:
+    """Return loss columns in the thesis's order (MSE, E_I1, E_I2), then the others by name."""
     columns = set(columns)
     return [c for c in THESIS_LOSSES if c in columns] + sorted(columns - set(THESIS_LOSSES))
 
@@ -265,9 +155,10 @@ def ci_half_width(stat: ConfigStats) -> float:
     return stats.t_interval(stat.values).half_width if stat.n else 0.0
 
 
-def _thesis_row_key(row: str) -> str | None:
+def thesis_row_key(row: str) -> str | None:
+    """Return the decoder activation of a thesis row (``relu`` for ReLU-ReLU), else None."""
     base = row.split(" / ")[0]
-    return {"ReLU-ReLU": "relu", "ReLU-Sigmoid": "sigmoid"}.get(base)
+    return {label: decoder for decoder, label in DECODERS.items()}.get(base)
 
 
 def check_comparable(metric: str) -> None:
@@ -290,8 +181,8 @@ def layout(
     if compare:
         check_comparable(metric)
     chosen = cells(runs, metric, by)
-    rows = _row_order(r for r, _ in chosen)
-    columns = _column_order(c for _, c in chosen)
+    rows = row_order(r for r, _ in chosen)
+    columns = column_order(c for _, c in chosen)
     header = ["decoder"]
     for column in columns:
         header.append(loss_header(column))
@@ -310,7 +201,7 @@ def layout(
 
 
 def _comparison(row: str, column: str, stat: ConfigStats | None) -> list[str]:
-    published = THESIS_SSIM.get((_thesis_row_key(row) or "", column))
+    published = THESIS_SSIM.get((thesis_row_key(row) or "", column))
     if published is None:
         return ["", ""]
     value, optimizer = published
@@ -338,7 +229,7 @@ def long_rows(
             "n": stat.n,
         }
         if compare:
-            published = THESIS_SSIM.get((_thesis_row_key(row) or "", column))
+            published = THESIS_SSIM.get((thesis_row_key(row) or "", column))
             line["thesis"] = published[0] if published else ""
             line["difference"] = stat.mean - published[0] if published else ""
         rows.append(line)
@@ -389,77 +280,8 @@ def render(
     """Return the table for the runs under ``folder`` in the requested format."""
     if compare:
         check_comparable(metric)  # Before reading any run: the mistake is in the command.
-    runs = load_runs(folder)
+    runs = store.load_runs(folder)
     if fmt == "csv":
         return to_csv(long_rows(runs, metric, by, compare))
     header, body = layout(runs, metric, by, compare)
     return to_latex(header, body) if fmt == "latex" else to_markdown(header, body)
-
-
-def loss_title(cfg: RunConfig) -> str:
-    """Return the plot title for a run's loss."""
-    return losses.describe(cfg.loss.name, **cfg.loss.params())
-
-
-def _history(run: Run) -> tuple[list[float], list[float]]:
-    with open(run.path / results.HISTORY) as handle:
-        rows = list(csv.DictReader(handle))
-    return [float(r["loss"]) for r in rows], [float(r["val_loss"]) for r in rows]
-
-
-def write_figures(folder: str | Path, metric: str, out: str | Path) -> list[Path]:
-    """Write the sweep's charts: metric bars per loss, decoder and optimizer; best histories."""
-    from aeexp import plots
-
-    runs, out = load_runs(folder), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    per_optimizer = cells(runs, metric, by="optimizer")
-    groups = [
-        (r, c)
-        for r in _row_order({k[0].split(" / ")[0] for k in per_optimizer})
-        for c in _column_order({k[1] for k in per_optimizer})
-    ]
-    names = sorted({key[0].split(" / ")[1] for key in per_optimizer})
-    series = {
-        name: [
-            (s.mean, ci_half_width(s))
-            if (s := per_optimizer.get((f"{r} / {name}", c)))
-            else (0.0, 0.0)
-            for r, c in groups
-        ]
-        for name in names
-    }
-    bars = out / f"{metric}_bars.png"
-    # The thesis published its ten-image SSIM; either colormap variant is compared with it.
-    published = (
-        [THESIS_SSIM.get((_thesis_row_key(r) or "", c), (None,))[0] for r, c in groups]
-        if metric in PUBLISHED_COMPARABLE
-        else None
-    )
-    plots.grouped_bars(
-        [f"{r}\n{loss_header(c)}" for r, c in groups],
-        series,
-        metric,
-        f"{metric}: mean and 95% t interval over seeds"
-        + ("; black line: published" if published else ""),
-        bars,
-        published,
-    )
-    panels = []
-    chosen = cells(runs, metric)
-    for row, column in [
-        (r, c)
-        for r in _row_order({k[0] for k in chosen})
-        for c in _column_order({k[1] for k in chosen})
-        if (r, c) in chosen
-    ]:
-        stat = chosen[(row, column)]
-        best_run = next((r for r in stat.runs if (r.path / results.HISTORY).is_file()), None)
-        if best_run is not None:
-            seed = best_run.config.seed
-            title = f"{row}, {loss_header(column)}, {stat.optimizer_label} (seed {seed})"
-            panels.append((title, *_history(best_run)))
-    histories = out / f"{metric}_best_loss_histories.png"
-    if panels:
-        plots.history_grid(panels, histories)
-    return [bars, histories] if panels else [bars]

@@ -1,4 +1,4 @@
-"""Run directories: their layout, atomic writes, locks, and what is already done.
+"""Run directories: their layout, atomic writes, locks, what is done, and reading them back.
 
 A run directory is complete or absent. Its files are written into a staging folder
 ``.tmp-<run-id>-<host>-<pid>`` beside it, flushed to disk, and renamed into place in one
@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 from filelock import FileLock, Timeout
 
-from aeexp.config import ConfigDumper
+from aeexp import config as config_lib
+from aeexp.config import ConfigDumper, RunConfig
 from aeexp.errors import UserError
 
 CONFIG = "config.yaml"
@@ -38,7 +40,6 @@ METRICS = "metrics.json"
 LOSS_PLOT = "loss_history.png"
 RECONSTRUCTIONS = "reconstructions.png"
 MODEL = "model.keras"
-RUN_FILES = (CONFIG, HISTORY, METRICS, LOSS_PLOT, RECONSTRUCTIONS, MODEL)
 
 LOCKS = ".locks"
 DAMAGED = ".damaged"
@@ -288,3 +289,76 @@ def write_run_files(run_dir: Path, files: Mapping[str, bytes], root: Path | None
             with os_errors(staging / name):
                 (staging / name).parent.mkdir(exist_ok=True)
                 _write_new(staging / name, files[name])
+
+
+# --- Reading run directories back ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run as tables see it: its config, metrics and directory."""
+
+    config: RunConfig
+    metrics: dict[str, Any]
+    path: Path
+
+
+def _read_run(run_dir: Path) -> Run:
+    """Read one run directory, or raise ValueError saying what is damaged."""
+    config_path, metrics_path = run_dir / CONFIG, run_dir / METRICS
+    for path in (config_path, metrics_path):
+        if not path.is_file():
+            raise ValueError(f"no {path.name}")
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path.name} is empty")
+    try:
+        raw = config_lib.read_yaml(config_path)
+        cfg = config_lib.validate(raw, CONFIG)
+    except (UserError, ValueError) as error:  # ValueError: bytes that are not UTF-8 text
+        raise ValueError(str(error).replace(str(config_path), CONFIG)) from None
+    try:
+        metrics = read_json(metrics_path)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{METRICS} is not valid JSON ({error})") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{METRICS} holds a {type(metrics).__name__}, not an object")
+    return Run(cfg, metrics, run_dir)
+
+
+def _run_dirs(folder: Path) -> list[Path]:
+    """Return every directory under ``folder`` holding a config.yaml or a metrics.json.
+
+    Hidden directories (a sweep's staging folders) and everything under them are left out.
+    """
+    found = set()
+    for name in (CONFIG, METRICS):
+        for path in folder.rglob(name):
+            relative = path.parent.relative_to(folder).parts
+            if not any(part.startswith(".") for part in relative):
+                found.add(path.parent)
+    return sorted(found)
+
+
+def warn_skipped(run_dir: Path, reason: str) -> None:
+    """Say on one stderr line that a damaged run directory is left out, and why."""
+    click.echo(f"aeexp: warning: skipping {run_dir}: {' '.join(reason.split())}", err=True)
+
+
+def load_runs(folder: str | Path) -> list[Run]:
+    """Read every complete run directory under ``folder`` (an experiment or a parent of several).
+
+    A run directory whose config.yaml or metrics.json is missing, empty, unreadable or
+    invalid is damaged data, not a reason to stop: it is skipped with one warning line.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder")
+    found = []
+    for run_dir in _run_dirs(folder):
+        try:
+            found.append(_read_run(run_dir))
+        except ValueError as error:
+            warn_skipped(run_dir, str(error))
+    if not found:
+        raise UserError(f"{folder}: no complete runs found")
+    return found

@@ -1,0 +1,75 @@
+"""The sweep's charts: a metric's bars per loss, decoder and optimizer; each cell's best history."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from aeexp import store
+from aeexp.analysis.tables import cells, ci_half_width, column_order, row_order, thesis_row_key
+from aeexp.store import Run
+from aeexp.vocab import PUBLISHED_COMPARABLE, THESIS_SSIM, loss_header
+
+
+def _history(run: Run) -> tuple[list[float], list[float]]:
+    with open(run.path / store.HISTORY) as handle:
+        rows = list(csv.DictReader(handle))
+    return [float(r["loss"]) for r in rows], [float(r["val_loss"]) for r in rows]
+
+
+def write_figures(folder: str | Path, metric: str, out: str | Path) -> list[Path]:
+    """Write the sweep's charts: metric bars per loss, decoder and optimizer; best histories."""
+    from aeexp import plots
+
+    runs, out = store.load_runs(folder), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    per_optimizer = cells(runs, metric, by="optimizer")
+    groups = [
+        (r, c)
+        for r in row_order({k[0].split(" / ")[0] for k in per_optimizer})
+        for c in column_order({k[1] for k in per_optimizer})
+    ]
+    names = sorted({key[0].split(" / ")[1] for key in per_optimizer})
+    series = {
+        name: [
+            (s.mean, ci_half_width(s))
+            if (s := per_optimizer.get((f"{r} / {name}", c)))
+            else (0.0, 0.0)
+            for r, c in groups
+        ]
+        for name in names
+    }
+    bars = out / f"{metric}_bars.png"
+    # The thesis published its ten-image SSIM; either colormap variant is compared with it.
+    published = (
+        [THESIS_SSIM.get((thesis_row_key(r) or "", c), (None,))[0] for r, c in groups]
+        if metric in PUBLISHED_COMPARABLE
+        else None
+    )
+    plots.grouped_bars(
+        [f"{r}\n{loss_header(c)}" for r, c in groups],
+        series,
+        metric,
+        f"{metric}: mean and 95% t interval over seeds"
+        + ("; black line: published" if published else ""),
+        bars,
+        published,
+    )
+    panels = []
+    chosen = cells(runs, metric)
+    for row, column in [
+        (r, c)
+        for r in row_order({k[0] for k in chosen})
+        for c in column_order({k[1] for k in chosen})
+        if (r, c) in chosen
+    ]:
+        stat = chosen[(row, column)]
+        best_run = next((r for r in stat.runs if (r.path / store.HISTORY).is_file()), None)
+        if best_run is not None:
+            seed = best_run.config.seed
+            title = f"{row}, {loss_header(column)}, {stat.optimizer_label} (seed {seed})"
+            panels.append((title, *_history(best_run)))
+    histories = out / f"{metric}_best_loss_histories.png"
+    if panels:
+        plots.history_grid(panels, histories)
+    return [bars, histories] if panels else [bars]

@@ -1,0 +1,1 @@
+"""The studies' reports, each assembled from run directories: the thesis reproduction, beta."""

@@ -1,0 +1,167 @@
+"""The words every module shares, each defined once: metrics, labels, loss keys, run statuses.
+
+Nothing here imports the rest of aeexp (nor TensorFlow), so the CLI, the config schema and
+the analysis can all derive their lists from this module and stay light.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aeexp.config import RunConfig
+
+# Keras's fuzz factor: the divergences' clipping floor the thesis trained with, the epsilon
+# default of every Keras 2.2 optimizer, and the thesis's ReLU floor max(u, eps).
+EPSILON = 1e-7
+
+
+# --- Metrics ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number a run records in metrics.json, and where the commands offer it."""
+
+    name: str
+    label: str
+    higher_is_better: bool | None  # None: not a score (a spread, an epoch, a duration)
+    table: bool = False  # ``aeexp table --metric`` may show it
+    compare: bool = False  # ``aeexp compare`` shows it by default
+    select: int | None = None  # position among ``aeexp select --metric``'s choices
+
+
+# In runs.csv's column order. Adding a metric here offers it wherever its flags say.
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("ssim_thesis", "SSIM, thesis protocol", True, table=True, compare=True, select=2),
+        Metric(
+            "ssim_thesis_viridis",
+            "SSIM, thesis protocol on viridis images",
+            True,
+            table=True,
+            compare=True,
+            select=3,
+        ),
+        Metric(
+            "ssim_mean", "SSIM, mean over the test set", True, table=True, compare=True, select=0
+        ),
+        Metric("ssim_std", "SSIM, standard deviation over the test set", None),
+        Metric("ssim_median", "SSIM, median over the test set", True, table=True, select=1),
+        Metric(
+            "psnr_mean",
+            "PSNR (dB), mean over the test set",
+            True,
+            table=True,
+            compare=True,
+            select=4,
+        ),
+        Metric("mse", "MSE over the test set", False, table=True, compare=True),
+        Metric("final_loss", "final training loss", False),
+        Metric("final_val_loss", "final validation loss", False, table=True, compare=True),
+        Metric("diverged_epoch", "epoch the run diverged at", None),
+        Metric("train_seconds", "training time (s)", None),
+    )
+}
+SUMMARY_METRICS = tuple(METRICS)  # runs.csv's metric columns
+TABLE_METRICS = tuple(m.name for m in METRICS.values() if m.table)
+COMPARE_METRICS = tuple(m.name for m in METRICS.values() if m.compare)
+SELECT_METRICS = tuple(
+    m.name
+    for m in sorted((m for m in METRICS.values() if m.select is not None), key=lambda m: m.select)
+)
+
+
+def higher_is_better(metric: str) -> bool:
+    """Return whether a larger ``metric`` is better; a metric with no direction raises."""
+    direction = METRICS[metric].higher_is_better if metric in METRICS else None
+    if direction is None:
+        raise ValueError(f"{metric!r} has no known direction (higher or lower is better)")
+    return direction
+
+
+# --- Run status -------------------------------------------------------------------------------
+
+
+class Status(enum.StrEnum):
+    """What became of a run. Members are strings, so they compare and serialise as such."""
+
+    PENDING = "pending"  # no readable metrics.json: not trained yet, or damaged
+    COMPLETED = "completed"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+
+def status_of(metrics: Mapping[str, Any] | None) -> str:
+    """Return a run's status from its metrics.json, or ``pending`` without one.
+
+    The one rule for a metrics.json with no ``status``: it is ``completed``. Every writer
+    records a status (diverged and failed runs always say so), so only a finished run can
+    lack one. Readers ask here instead of testing the field themselves.
+    """
+    if metrics is None:
+        return Status.PENDING
+    return str(metrics.get("status", Status.COMPLETED))
+
+
+def is_completed(metrics: Mapping[str, Any] | None) -> bool:
+    """Return whether a run finished training (see :func:`status_of`)."""
+    return status_of(metrics) == Status.COMPLETED
+
+
+# --- Labels and keys --------------------------------------------------------------------------
+
+ACTIVATION_LABELS = {"relu": "ReLU", "sigmoid": "Sigmoid"}
+
+
+def activation_pair(encoder: str, decoder: str) -> str:
+    """Return the thesis's name for an activation pair, e.g. ``ReLU-Sigmoid``."""
+    return f"{ACTIVATION_LABELS.get(encoder, encoder)}-{ACTIVATION_LABELS.get(decoder, decoder)}"
+
+
+def decoder_label(cfg: RunConfig) -> str:
+    """Return a run's activation pair, e.g. ``ReLU-Sigmoid``: a table's row."""
+    return activation_pair(cfg.model.encoder_activation, cfg.model.decoder_activation)
+
+
+# The thesis's two rows: a ReLU encoder with either decoder activation, keyed by the latter.
+DECODERS = {decoder: activation_pair("relu", decoder) for decoder in ("relu", "sigmoid")}
+
+
+def beta_loss_key(beta: float, order: str) -> str:
+    """Return the key of one beta-divergence, e.g. ``beta(0.5,data_first)``."""
+    return f"beta({beta:g},{order})"
+
+
+def loss_key(cfg: RunConfig) -> str:
+    """Return the column a run belongs to: the loss name, with the beta-divergence's parameters."""
+    params = cfg.loss.params()
+    return cfg.loss.name if not params else beta_loss_key(params["beta"], params["order"])
+
+
+# --- The thesis's published numbers -----------------------------------------------------------
+
+# Thesis section 3.1: (decoder activation, loss) -> (SSIM, optimizer).
+THESIS_SSIM: dict[tuple[str, str], tuple[float, str]] = {
+    ("relu", "mse"): (0.795, "adagrad"),
+    ("relu", "i_div1"): (0.526, "adamax"),
+    ("relu", "i_div2"): (0.751, "adadelta"),
+    ("sigmoid", "mse"): (0.855, "adam"),
+    ("sigmoid", "i_div1"): (0.632, "adamax"),
+    ("sigmoid", "i_div2"): (0.880, "nadam"),
+}
+THESIS_LOSSES = ("mse", "i_div1", "i_div2")
+LOSS_HEADERS = {"mse": "MSE", "i_div1": "E_I1", "i_div2": "E_I2"}
+# The only metric the thesis published: SSIM over its ten-image protocol, grey colour map.
+THESIS_METRIC = "ssim_thesis"
+# The metrics a figure may mark the published value on: the protocol under either colormap.
+PUBLISHED_COMPARABLE = ("ssim_thesis", "ssim_thesis_viridis")
+
+
+def loss_header(key: str) -> str:
+    """Return a column header for a loss key: the thesis's symbol, or the key itself."""
+    return LOSS_HEADERS.get(key, key)
