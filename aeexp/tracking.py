@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -30,6 +31,19 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def artifact_root(uri: str) -> str | None:
+    """Return where a local store keeps artifacts: beside its database file.
+
+    MLflow would otherwise put them in ./mlruns under whatever folder aeexp runs in. A
+    server (http, databricks, ...) decides for itself.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    database = Path(uri[len(prefix) :]).resolve()
+    return (database.parent / f"{database.stem}-artifacts").as_uri()
+
+
 class MlflowSink:
     """Logs each run to an MLflow tracking URI, one MLflow experiment per aeexp name."""
 
@@ -41,10 +55,13 @@ class MlflowSink:
         self.entities = mlflow.entities
         self.client = mlflow.MlflowClient(tracking_uri=uri)
         self.uri = uri
+        self.artifact_root = artifact_root(uri)
 
     def _experiment_id(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
-        return found.experiment_id if found is not None else self.client.create_experiment(name)
+        if found is not None:
+            return found.experiment_id
+        return self.client.create_experiment(name, artifact_location=self.artifact_root)
 
     def _epoch_metrics(self, run: PlannedRun, now: int) -> list[Any]:
         path = run.run_dir / store.HISTORY

@@ -1,6 +1,7 @@
 """The notebook surface: aeexp.run, aeexp.sweep, aeexp.load_runs, TensorBoard and MLflow."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,6 +162,8 @@ def test_mlflow_gets_params_epoch_losses_metrics_and_files(notebook_run, tmp_pat
     assert [m.step for m in steps] == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(mlflow_id)}
     assert {"metrics.json", "model.keras", "tensorboard"} <= artifacts
+    # A local store keeps its artifacts beside its database, not in the working folder.
+    assert (tmp_path / "mlflow-artifacts").is_dir() and not Path("mlruns").exists()
 
 
 def test_env_lists_the_devices_and_says_when_there_is_no_gpu():
