@@ -32,9 +32,11 @@ def import_tensorflow():
     if "tensorflow" not in sys.modules:
         with _stderr_silenced():
             import tensorflow
+
+            # Listing the GPUs loads CUDA, whose absence TensorFlow reports on fd 2 too.
+            _grow_gpu_memory(tensorflow)
         # Python-side warnings (retracing notices) are for TF developers, not our users.
         tensorflow.get_logger().setLevel("ERROR")
-        _grow_gpu_memory(tensorflow)
     return sys.modules["tensorflow"]
 
 

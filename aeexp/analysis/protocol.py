@@ -137,8 +137,9 @@ class Meter:
 
 def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     """Return a saved model's reconstructions of ``images`` (float32, as the run evaluated)."""
-    import keras
+    from aeexp.backend import import_keras
 
+    keras = import_keras()  # quietly: TensorFlow's start-up notices are not for a report
     from aeexp import keras2  # noqa: F401  (registers the Keras 2.2 optimizer classes)
 
     # compile=False: the Keras 2.2 optimizer's state is not needed to reconstruct.
