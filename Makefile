@@ -23,7 +23,7 @@ run:  ## Train one config (CONFIG=..., default a thesis cell; ARGS='--set k=v ..
 test:  ## Run the default (fast) test suite.
 	$(PYTHON) -m pytest
 
-test-all:  ## Run every test, the slow ones too.
+test-all:  ## Run every test, the slow ones too (what CI runs).
 	$(PYTHON) -m pytest -m ''
 
 lint:  ## ruff: lint and format check.

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from aeexp import execute, results
+from aeexp import execute, store
 
 GRID = """
 name: shared
@@ -68,7 +68,7 @@ def test_ctrl_c_stops_a_ray_sweep_with_one_line_and_nothing_half_written(tmp_pat
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         done = (
-            [p for p in experiment.glob("*") if results.is_complete(p)]
+            [p for p in experiment.glob("*") if store.is_complete(p)]
             if experiment.is_dir()
             else []
         )
@@ -82,7 +82,7 @@ def test_ctrl_c_stops_a_ray_sweep_with_one_line_and_nothing_half_written(tmp_pat
     assert "Traceback" not in stderr
     assert not [p for p in experiment.iterdir() if p.name.startswith(".tmp-")]
     finished = [p for p in experiment.iterdir() if p.is_dir() and p.name[0] != "."]
-    assert all(results.is_complete(p) for p in finished)
+    assert all(store.is_complete(p) for p in finished)
     resumed = subprocess.run(sweep(path, out), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0
     assert trained_now(resumed.stdout) == 6 - len(finished)
