@@ -484,6 +484,8 @@ def table(
     from aeexp.analysis import figures as figures_lib
     from aeexp.analysis import tables
 
+    if figures is not None:  # a folder that cannot be written fails before the table prints
+        figures_lib.check_destination(figures)
     click.echo(tables.render(folder, metric, fmt, by, compare is not None))
     if figures is not None:
         for path in figures_lib.write_figures(folder, metric, figures):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
@@ -13,9 +16,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(figure: plt.Figure, path: Path) -> None:
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
+def _save(figure: plt.Figure, path: Path | BinaryIO) -> None:
+    """Write a PNG to a file object, or to a path atomically (flushed, the umask's mode)."""
+    from aeexp import store
+
+    try:
+        if isinstance(path, str | PathLike):
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+            store.write_bytes_atomic(Path(path), buffer.getvalue())
+        else:
+            figure.savefig(path, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(figure)
 
 
 def loss_history(loss: Sequence[float], val_loss: Sequence[float], title: str, path: Path) -> None:

@@ -68,9 +68,7 @@ def test_ctrl_c_stops_a_ray_sweep_with_one_line_and_nothing_half_written(tmp_pat
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         done = (
-            [p for p in experiment.glob("*") if store.is_complete(p)]
-            if experiment.is_dir()
-            else []
+            [p for p in experiment.glob("*") if store.is_complete(p)] if experiment.is_dir() else []
         )
         if done:
             break

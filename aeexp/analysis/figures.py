@@ -17,12 +17,17 @@ def _history(run: Run) -> tuple[list[float], list[float]]:
     return [float(r["loss"]) for r in rows], [float(r["val_loss"]) for r in rows]
 
 
+def check_destination(out: str | Path) -> None:
+    """Raise a one-line UserError now if the figures' folder cannot be created or written."""
+    store.ensure_writable(Path(out))
+
+
 def write_figures(folder: str | Path, metric: str, out: str | Path) -> list[Path]:
     """Write the sweep's charts: metric bars per loss, decoder and optimizer; best histories."""
     from aeexp import plots
 
     runs, out = store.load_runs(folder), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    store.ensure_writable(out)
     per_optimizer = cells(runs, metric, by="optimizer")
     groups = [
         (r, c)
