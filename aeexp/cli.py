@@ -481,6 +481,7 @@ def table(
     by mean over seeds (highest, or lowest for mse and final_val_loss):
     mean +- std (n seeds) and its optimizer.
     """
+    from aeexp import store
     from aeexp.analysis import figures as figures_lib
     from aeexp.analysis import tables
 
@@ -488,7 +489,8 @@ def table(
         figures_lib.check_destination(figures)
     click.echo(tables.render(folder, metric, fmt, by, compare is not None))
     if figures is not None:
-        for path in figures_lib.write_figures(folder, metric, figures):
+        runs = store.load_runs(folder)
+        for path in figures_lib.write_figures(runs, metric, figures):
             click.echo(f"wrote {path}", err=True)
 
 

@@ -92,7 +92,7 @@ def test_figures_show_each_cells_best_history(experiment, tmp_path, monkeypatch)
     panels = []
     monkeypatch.setattr(plots, "grouped_bars", lambda *args: None)
     monkeypatch.setattr(plots, "history_grid", lambda found, path: panels.extend(found))
-    figures.write_figures(experiment, "mse", tmp_path / "figures")
+    figures.write_figures(store.load_runs(experiment), "mse", tmp_path / "figures")
     (panel,) = panels
     assert "Adam (seed 0)" in panel[0]
 

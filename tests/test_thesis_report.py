@@ -147,8 +147,9 @@ def test_bars_mark_the_published_value(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(plots, "grouped_bars", lambda *args: calls.append(args))
     defaults, _, _ = write_sweeps(tmp_path / "runs")
-    figures.write_figures(defaults, "ssim_thesis", tmp_path / "f")
-    figures.write_figures(defaults, "ssim_mean", tmp_path / "f")
+    runs = store.load_runs(defaults)
+    figures.write_figures(runs, "ssim_thesis", tmp_path / "f")
+    figures.write_figures(runs, "ssim_mean", tmp_path / "f")
     gray, full = calls
     groups, markers = gray[0], gray[5]
     assert markers[groups.index("ReLU-Sigmoid\nE_I1")] == 0.632

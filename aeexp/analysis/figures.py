@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 from aeexp import store
@@ -22,11 +23,11 @@ def check_destination(out: str | Path) -> None:
     store.ensure_writable(Path(out))
 
 
-def write_figures(folder: str | Path, metric: str, out: str | Path) -> list[Path]:
-    """Write the sweep's charts: metric bars per loss, decoder and optimizer; best histories."""
+def write_figures(runs: Sequence[store.Run], metric: str, out: str | Path) -> list[Path]:
+    """Write the runs' charts: metric bars per loss, decoder and optimizer; best histories."""
     from aeexp import plots
 
-    runs, out = store.load_runs(folder), Path(out)
+    out = Path(out)
     store.ensure_writable(out)
     per_optimizer = cells(runs, metric, by="optimizer")
     groups = [

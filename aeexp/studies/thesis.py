@@ -349,7 +349,7 @@ def write_report(
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for metric in ("ssim_thesis", "ssim_thesis_viridis", "ssim_mean"):
-        figures_lib.write_figures(defaults_dir, metric, figures)
+        figures_lib.write_figures(defaults, metric, figures)
         header, body = tables.layout(defaults, metric, by="optimizer", style="ci")
         store.write_text_atomic(
             out_dir / f"{metric}_by_optimizer.md", tables.to_markdown(header, body) + "\n"
