@@ -352,7 +352,7 @@ def gradcheck(fmt: str) -> None:
 @click.option(
     "--max-runs",
     type=click.IntRange(min=1),
-    default=10_000,
+    default=vocab.DEFAULT_MAX_RUNS,
     show_default=True,
     help="Refuse a grid of more points than this (counted before it is expanded).",
 )

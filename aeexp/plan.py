@@ -18,9 +18,8 @@ from aeexp import config as config_lib
 from aeexp import optimizers
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, clip, is_finite_number, shorten, valid_and_closest
+from aeexp.vocab import DEFAULT_MAX_RUNS
 
-# Grid points a sweep may expand to unless --max-runs raises it: 50x the largest study.
-DEFAULT_MAX_RUNS = 10_000
 _SWEEP_KEYS = {"name", "base", "config", "grid"}
 
 

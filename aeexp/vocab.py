@@ -165,3 +165,7 @@ PUBLISHED_COMPARABLE = ("ssim_thesis", "ssim_thesis_viridis")
 def loss_header(key: str) -> str:
     """Return a column header for a loss key: the thesis's symbol, or the key itself."""
     return LOSS_HEADERS.get(key, key)
+
+
+# Grid points a sweep may expand to unless --max-runs raises it: 50x the largest study.
+DEFAULT_MAX_RUNS = 10_000
