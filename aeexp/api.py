@@ -13,17 +13,27 @@ Mistakes raise :class:`aeexp.errors.UserError`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tqdm import tqdm
+
 from aeexp import config as config_lib
 from aeexp import execute, store
 from aeexp.config import RunConfig
 from aeexp.executors import Executor, make_executor
-from aeexp.plan import DEFAULT_MAX_RUNS, PlannedRun, SweepPlan, plan_run, plan_sweep
-from aeexp.vocab import Status, status_of
+from aeexp.plan import (
+    DEFAULT_MAX_RUNS,
+    PlannedRun,
+    SweepPlan,
+    describe_point,
+    plan_run,
+    plan_sweep,
+)
+from aeexp.vocab import Status, is_completed, status_of
 
 if TYPE_CHECKING:
     import pandas
@@ -67,6 +77,19 @@ class RunResult:
         if not path.is_file():  # a failed run has none
             return pandas.DataFrame(columns=["epoch", "loss", "val_loss", "seconds"])
         return pandas.read_csv(path)
+
+    @property
+    def headline(self) -> str:
+        """Return the metrics a user looks at first, on one line."""
+        metrics = self.metrics
+        if not is_completed(metrics):
+            return f"status {metrics.get('status')} at epoch {metrics.get('diverged_epoch')}"
+        return (
+            f"ssim_thesis {metrics['ssim_thesis']:.3f}  "
+            f"ssim_mean {metrics['ssim_mean']:.3f} +- {metrics['ssim_std']:.3f}  "
+            f"psnr {metrics['psnr_mean']:.2f} dB  mse {metrics['mse']:.5f}  "
+            f"val_loss {metrics['final_val_loss']:.5g}"
+        )
 
 
 def _options(executor: str | ExecutorOptions, **given: Any) -> ExecutorOptions:
@@ -192,15 +215,33 @@ def train_plan(
     max_group: int = 30,
     rerun_failed: bool = False,
     executor: ExecutorOptions = ExecutorOptions(),
-    on_runs_done: Callable[[int], None] | None = None,
-    on_waiting: Callable[[int], None] | None = None,
     sinks: Sequence[Callable[[PlannedRun], None]] = (),
 ) -> execute.Outcome:
-    """Train the runs of a plan that are pending (and failed ones, with ``rerun_failed``)."""
+    """Train the runs of a plan that are pending (and failed ones, with ``rerun_failed``).
+
+    With ``executor.progress`` a bar counts the runs done. Runs another aeexp is training
+    are waited for, and said so on stderr.
+    """
     redo = redo_statuses(rerun_failed)
-    return execute.execute(
-        planned, executor.make(), max_group, redo, on_runs_done, on_waiting, sinks
-    )
+    with tqdm(
+        total=len(planned.runs),
+        initial=len(planned.runs) - len(execute.to_do(planned, redo)),
+        desc=planned.name,
+        unit="run",
+        disable=not executor.progress,
+        dynamic_ncols=True,
+    ) as bar:
+        return execute.execute(
+            planned,
+            executor.make(),
+            max_group,
+            redo,
+            on_runs_done=bar.update,
+            on_waiting=lambda n: bar.write(
+                f"aeexp: waiting for {n} run(s) another aeexp is training", file=sys.stderr
+            ),
+            sinks=sinks,
+        )
 
 
 def redo_statuses(rerun_failed: bool = False) -> frozenset[str]:
@@ -208,14 +249,30 @@ def redo_statuses(rerun_failed: bool = False) -> frozenset[str]:
     return frozenset({Status.PENDING, Status.FAILED} if rerun_failed else {Status.PENDING})
 
 
-def statuses(planned: SweepPlan) -> dict[str, str]:
-    """Return each planned run's status now, by run id, in the plan's order."""
-    return execute.plan_statuses(planned)
+def describe_plan(planned: SweepPlan) -> str:
+    """Return each run's id, status and grid point, then how many are done and to train."""
+    statuses = execute.plan_statuses(planned)
+    lines = [f"{r.run_id}  {statuses[r.run_id]:9}  {describe_point(r.point)}" for r in planned.runs]
+    done = sum(status != Status.PENDING for status in statuses.values())
+    lines.append(
+        f"{len(planned.runs)} runs: {done} done, {len(planned.runs) - done} to train "
+        f"-> {planned.experiment_dir}"
+    )
+    return "\n".join(lines)
 
 
-def already_done(planned: SweepPlan, rerun_failed: bool = False) -> int:
-    """Return how many of a plan's runs a sweep would leave as they are."""
-    return len(planned.runs) - len(execute.to_do(planned, redo_statuses(rerun_failed)))
+def environment() -> list[str]:
+    """Return the versions that decide a run's numbers, then the devices TensorFlow sees."""
+    from aeexp import backend, runner
+
+    lines = [f"{key}: {value}" for key, value in runner.library_versions().items()]
+    found = backend.devices()
+    for device in found:
+        model = f" ({device['model']})" if "model" in device else ""
+        lines.append(f"device: {device['type']} {device['name']}{model}")
+    if not any(d["type"] == "GPU" for d in found):
+        lines.append("gpu: none visible to TensorFlow; training runs on the CPU")
+    return lines
 
 
 def tracking_sinks(mlflow: str | None) -> list[Callable[[PlannedRun], None]]:

@@ -53,6 +53,13 @@ class Outcome:
         """Return (run id, status) of the runs that diverged or failed."""
         return [(i, s) for i, s in self.statuses().items() if s in (Status.DIVERGED, Status.FAILED)]
 
+    def summary(self) -> str:
+        """Return where runs.csv is and how many runs trained now or were complete already."""
+        return (
+            f"{self.experiment_dir / RUNS_CSV}: {len(self.plan.runs)} runs "
+            f"({len(self.trained)} trained now, {self.already} already complete)"
+        )
+
 
 def run_status(run: PlannedRun) -> str:
     """Return ``completed``, ``diverged``, ``failed`` or ``pending`` (absent or damaged)."""

@@ -346,3 +346,13 @@ def write_final_sweep(
     modeline = f"{SCHEMA_MODELINE_PREFIX}{_schema_path(out)}"
     store.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
     return choices
+
+
+def describe_selection(
+    choices: Sequence[Choice], metrics: Sequence[str], top: int, on_test_set: bool
+) -> str:
+    """Return what a written selection holds, e.g. ``6 configurations at their top 3``."""
+    what = "their best learning rate" if top == 1 and len(metrics) == 1 else f"their top {top}"
+    what += "" if len(metrics) == 1 else f" by each of {', '.join(metrics)}"
+    where = " (selected on the test set)" if on_test_set else ""
+    return f"{len(choices)} configurations at {what}{where}"

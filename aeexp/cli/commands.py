@@ -1,0 +1,365 @@
+"""The commands: each parses its arguments, makes one library call, prints and exits.
+
+Library modules are imported inside the commands, so ``--help`` never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aeexp import vocab
+from aeexp.cli.errors import OneLineErrorGroup
+from aeexp.cli.options import EXECUTOR, FILE, FOLDER, OUT, TRACKING, Decorator, overrides
+
+
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aeexp")
+def main() -> None:
+    """Reproduce 'Autoencoder with New Loss Functions' (Haruguchi, 2019) and go beyond it.
+
+    Train the thesis's 784-32-784 MNIST autoencoder with MSE, I-divergence,
+    Itakura-Saito and beta-divergence losses, judge it by SSIM (the thesis's
+    ten-image protocol and the whole test set), and sweep grids of configs.
+    """
+
+
+@main.command()
+@click.argument("config", type=FILE)
+@overrides("Override a config key, e.g. --set train.epochs=5 (repeatable).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the seed.")
+@OUT
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True, help="Train again even if this run is complete.")
+@EXECUTOR
+@TRACKING
+def run(config: str, quiet: bool, **options: Any) -> None:
+    """Train and evaluate one configuration from a YAML CONFIG file.
+
+    Writes <out>/<name>/<run-id>/ with config.yaml, history.csv, metrics.json,
+    loss_history.png, reconstructions.png and model.keras. A run that is already
+    complete is not redone unless --force. Exits 1 if the run diverged or failed.
+    """
+    from aeexp import api
+
+    result = api.run(config, progress=not quiet, **options)
+    done = "" if result.trained_now else ": already complete (use --force to train again)"
+    click.echo(f"{result.run_dir}{done}")
+    click.echo(result.headline)
+    if result.status != vocab.Status.COMPLETED:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("sweep_file", metavar="SWEEP", type=FILE)
+@overrides("Override a key of the base config for every run (repeatable).")
+@OUT
+@click.option("--dry-run", is_flag=True, help="List the runs and which are done; train nothing.")
+@click.option(
+    "--max-group",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Most runs trained together in one lock-step group.",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=vocab.DEFAULT_MAX_RUNS,
+    show_default=True,
+    help="Refuse a grid of more points than this (counted before it is expanded).",
+)
+@click.option("--rerun-failed", is_flag=True, help="Train runs that failed before again.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@EXECUTOR
+@TRACKING
+def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
+    """Train every point of a grid in SWEEP, skipping runs already complete.
+
+    Runs that share data, epochs, batch size and seed train together in
+    lock-step groups, here or on a Ray cluster (--executor ray). Interrupted at
+    any moment, the same command resumes: complete runs are kept and never
+    redone. Two sweeps on one output folder never train a run twice. Writes
+    <out>/<name>/runs.csv. Exits 1 at the end if any run diverged or failed.
+    """
+    from aeexp import api
+
+    if dry_run:
+        planned = api.plan(sweep_file, options["overrides"], options["out"], options["max_runs"])
+        click.echo(api.describe_plan(planned))
+        return
+    outcome = api.sweep(sweep_file, progress=not quiet, **options)
+    click.echo(outcome.summary())
+    for path in outcome.moved_aside:
+        click.echo(f"aeexp: a damaged run directory was kept at {path}", err=True)
+    bad = outcome.problems()
+    if bad:
+        names = ", ".join(f"{run_id} ({status})" for run_id, status in bad)
+        click.echo(f"aeexp: {len(bad)} run(s) diverged or failed: {names}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("sides", nargs=-1, required=True, metavar="SIDE SIDE [SIDE ...]")
+@click.option(
+    "--root", type=FOLDER, default=None, help="The folder whose runs key=value filters select from."
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="A metric to compare (repeatable; default: the SSIMs, PSNR, MSE, validation loss).",
+)
+def compare(sides: tuple[str, ...], root: Path | None, metrics: tuple[str, ...]) -> None:
+    """Put groups of runs side by side: what differs in their configs, and every metric.
+
+    Each SIDE is a folder (a run, a sweep, a tree of them) or a filter over the
+    runs under --root, e.g. loss.name=mse,model.decoder_activation=sigmoid. Each
+    metric shows each side's mean, 95% t interval, standard deviation and count
+    over its completed runs, and each side's difference from the first with
+    Welch's test (Holm-corrected over the table) when both have two runs or more.
+    """
+    from aeexp.analysis.compare import compare
+
+    click.echo(compare(*sides, root=root, metrics=metrics or vocab.COMPARE_METRICS).render())
+
+
+@main.command()
+@click.argument("folder", type=FOLDER)
+@click.option(
+    "--metric",
+    type=click.Choice(vocab.TABLE_METRICS),
+    default="ssim_thesis",
+    show_default=True,
+    help="What each cell shows.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "csv", "latex"]),
+    default="md",
+    show_default=True,
+    help="Output format (csv is one row per cell).",
+)
+@click.option(
+    "--compare",
+    type=click.Choice(["thesis"]),
+    default=None,
+    help="Add the thesis's published value and the difference per cell (ssim_thesis only).",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["best", "optimizer"]),
+    default="best",
+    show_default=True,
+    help="Best optimizer per cell, or every optimizer.",
+)
+@click.option(
+    "--figures",
+    type=str,
+    default=None,
+    metavar="DIR",
+    help="Also write the metric's bar chart and each cell's best loss history to DIR.",
+)
+def table(
+    folder: Path, metric: str, fmt: str, compare: str | None, by: str, figures: str | None
+) -> None:
+    """Print the SSIM table of the runs under FOLDER in the thesis's layout.
+
+    Rows are decoder activations (ReLU-ReLU, ReLU-Sigmoid), columns losses
+    (MSE, E_I1, E_I2, then any others). Each cell is the best configuration
+    by mean over seeds (highest, or lowest for mse and final_val_loss):
+    mean +- std (n seeds) and its optimizer.
+    """
+    from aeexp import store
+    from aeexp.analysis import figures as figures_lib
+    from aeexp.analysis import tables
+
+    if figures is not None:  # a folder that cannot be written fails before the table prints
+        figures_lib.check_destination(figures)
+    click.echo(tables.render(folder, metric, fmt, by, compare is not None))
+    if figures is not None:
+        for path in figures_lib.write_figures(store.load_runs(folder), metric, figures):
+            click.echo(f"wrote {path}", err=True)
+
+
+@main.command()
+@click.argument("tune_dir", type=FOLDER)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    default=("ssim_mean",),
+    show_default=True,
+    type=click.Choice(vocab.SELECT_METRICS),
+    help="What the best learning rate maximises (repeatable with --top: the union is kept).",
+)
+@click.option("--seeds", default="0-4", show_default=True, help="Seeds of the final sweep.")
+@click.option("--name", required=True, help="Name of the final sweep (its output folder).")
+@click.option(
+    "--out",
+    "out_file",
+    required=True,
+    type=FILE,
+    help="Where to write the final sweep file.",
+)
+@click.option(
+    "--tune-sweep",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The tuning sweep's file: its leading comments (why this optimizer) head the output.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Keep each configuration's best K learning rates per --metric, not only the best.",
+)
+@click.option(
+    "--on-test-set",
+    is_flag=True,
+    help="Select from runs scored on the TEST SET (as the thesis tuned); refused otherwise. "
+    "--seeds must then avoid the selecting runs' seeds.",
+)
+def select(
+    tune_dir: Path, metrics: tuple[str, ...], seeds: str, out_file: str, **options: Any
+) -> None:
+    """Write a sweep of every configuration in TUNE_DIR at its best learning rate(s).
+
+    TUNE_DIR holds a tuning sweep evaluated on a training holdout
+    (data.holdout), so the choice never sees the test set; runs without one are
+    refused, as is a configuration with no completed run at any rate. The
+    written sweep drops the holdout and trains each chosen configuration over
+    --seeds. --on-test-set is the one exception, for re-measuring a selection
+    made on the test set (the thesis's tuning): it must be given by name.
+    """
+    from aeexp import tuning
+
+    seed_list = tuning.parse_seeds(seeds)
+    choices = tuning.write_final_sweep(tune_dir, metrics, seed_list, out=Path(out_file), **options)
+    summary = tuning.describe_selection(choices, metrics, options["top"], options["on_test_set"])
+    click.echo(f"{out_file}: {summary}")
+
+
+@main.group()
+def report() -> None:
+    """Write a study's REPORT.md, tables and figures from its run directories."""
+
+
+def report_out(default: str) -> Decorator:
+    """Return the --out option of a report, defaulting to the study's committed folder."""
+    return click.option(
+        "--out",
+        type=str,
+        default=default,
+        show_default=True,
+        help="Folder for REPORT.md, its tables and figures.",
+    )
+
+
+@report.command("thesis")
+@click.argument("defaults_dir", type=FOLDER)
+@click.argument("tuned_dir", type=FOLDER)
+@click.option(
+    "--tuned-seeds",
+    "tuned_seeds_dir",
+    type=FOLDER,
+    default=None,
+    help="The reruns of the tuned grid's best points over other seeds (aeexp select "
+    "--on-test-set), so the tuned column is a mean over seeds.",
+)
+@report_out("results/thesis")
+def report_thesis(
+    defaults_dir: Path, tuned_dir: Path, tuned_seeds_dir: Path | None, out: str
+) -> None:
+    """Report the thesis reproduction from the thesis-optimizers and thesis-tuned sweeps.
+
+    DEFAULTS_DIR holds the thesis-optimizers sweep (Keras 2.2 defaults, several
+    seeds), TUNED_DIR the thesis-tuned sweep (the author's learning-rate grids),
+    --tuned-seeds the reruns of its best points over other seeds. Each cell's
+    verdict weighs the seed spread and the ten-image protocol's own spread,
+    measured on the saved models.
+    """
+    from aeexp.studies import thesis
+
+    click.echo(thesis.write_report(defaults_dir, tuned_dir, Path(out), tuned_seeds_dir))
+
+
+@report.command("beta")
+@click.argument("study_dir", type=FOLDER)
+@click.argument("tune_dir", type=FOLDER)
+@report_out("results/beta")
+def report_beta(study_dir: Path, tune_dir: Path, out: str) -> None:
+    """Report the beta-divergence study from the beta sweep and its tuning sweep."""
+    from aeexp.studies import beta
+
+    click.echo(beta.write_report(study_dir, tune_dir, Path(out)))
+
+
+@main.command()
+@click.option(
+    "--kind",
+    type=click.Choice(["run", "sweep"]),
+    default="run",
+    show_default=True,
+    help="The run config's schema, or the sweep file's.",
+)
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a run config (or a sweep file) for YAML editors.
+
+    The configs under configs/ point at the copies in aeexp/schemas/ with a
+    '# yaml-language-server: $schema=...' first line, so editors with the YAML
+    language server complete keys and flag mistakes as you type.
+    """
+    from aeexp import schema as schema_lib
+
+    click.echo(schema_lib.render(kind), nl=False)
+
+
+@main.command()
+def env() -> None:
+    """Show the versions that decide a run's numbers and the devices TensorFlow sees."""
+    from aeexp import api
+
+    click.echo("\n".join(api.environment()))
+
+
+@main.command()
+@click.option(
+    "--path",
+    type=str,
+    default=None,
+    help="A .npz file or IDX folder (default: $AEEXP_DATA, else Keras's cache).",
+)
+def data(path: str | None) -> None:
+    """Show which MNIST source a run would use, its shapes and sha256."""
+    from aeexp import data as data_lib
+
+    click.echo("\n".join(f"{key}: {value}" for key, value in data_lib.summary(path).items()))
+
+
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "md"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+def gradcheck(fmt: str) -> None:
+    """Check the documents' hand-derived gradients against automatic differentiation.
+
+    Evaluates every closed-form gradient of the thesis (eqs. 44-76) and of the
+    entropy-loss and cross-entropy documents as written, in float64, against
+    TensorFlow's autodiff of the function it claims to differentiate, and gives
+    the largest absolute and relative error and a verdict. Exits 0 whatever
+    the verdicts.
+    """
+    from aeexp import gradcheck as gradcheck_lib
+
+    click.echo(gradcheck_lib.render(gradcheck_lib.run_checks(), fmt))

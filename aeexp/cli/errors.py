@@ -1,0 +1,93 @@
+"""The command line's one error policy: a mistake is one line and exit code 2.
+
+A usage error prints one line naming the command, a UserError its message; Ctrl-C exits
+130 with one line; anything else is a bug and shows a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from aeexp.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _subcommand_path(ctx: click.Context | None) -> str:
+    """Return e.g. ``run`` or ``report thesis``: the command names after the program's."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
+class OneLineError(click.ClickException):
+    """A user mistake click shows as ``aeexp: error: ...`` on one line, exit code 2."""
+
+    exit_code = EXIT_USER_ERROR
+
+    def show(self, file: Any = None) -> None:
+        """Print the message alone: no usage block, no hint, whatever the message held."""
+        click.echo(f"aeexp: error: {' '.join(self.message.split())}", err=True)
+
+
+def _one_line(error: click.UsageError, ctx: click.Context) -> OneLineError:
+    """Turn a click usage error into one line that still names the command and the option."""
+    where = _subcommand_path(error.ctx or ctx)  # Click leaves ctx unset on some parse errors.
+    return OneLineError(f"{where}: {error.format_message()}" if where else error.format_message())
+
+
+@contextmanager
+def one_error_policy(ctx: click.Context) -> Iterator[None]:
+    """Apply the policy to parsing and running alike."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # A bare ``aeexp`` or ``aeexp report`` asks for help: click prints it.
+    except click.UsageError as error:
+        raise _one_line(error, ctx) from None
+    except UserError as error:
+        click.echo(f"aeexp: error: {error}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        click.echo("aeexp: interrupted; complete runs are kept, rerun to resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+class OneLineErrorCommand(click.Command):
+    """A command whose parse errors (bad option, missing argument) print one line, exit 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse as click does; report a mistake on one line naming this command."""
+        with one_error_policy(ctx):
+            return super().parse_args(ctx, args)
+
+
+class OneLineErrorGroup(click.Group):
+    """The root group: every command's usage errors print one line and exit 2.
+
+    Each command parses its own arguments in ``parse_args``; commands and subgroups made with
+    ``@main.command()`` and ``@main.group()`` get these classes, so all of them answer alike.
+    ``invoke`` covers what is left (an unknown command name, errors raised while running), and
+    click's --help, --version and exit handling stay untouched.
+    """
+
+    command_class = OneLineErrorCommand
+    group_class = type  # Click's convention: subgroups are of this same class.
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse the group's own options; report a mistake on one line."""
+        with one_error_policy(ctx):
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Resolve and run the subcommand, reporting mistakes on one line."""
+        with one_error_policy(ctx):
+            return super().invoke(ctx)
