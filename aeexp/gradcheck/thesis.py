@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from aeexp.gradcheck.core import Array, Check, Form, tf
-from aeexp.vocab import EPSILON
+from aeexp.vocab import DECODERS, EPSILON
 
 MARGIN = 0.05  # pre-activations stay this far from a ReLU kink, so every case is clear-cut
 BATCH, INPUTS, HIDDEN = 3, 6, 4  # thesis autoencoder: M samples, D units, J code units
@@ -363,7 +363,7 @@ def _thesis_form(eq: ThesisEq, enc: str, dec: str, label: str, reading: str) -> 
 
 def thesis_check(eq: ThesisEq) -> Check:
     """Build the check of one thesis equation, under both readings of its activations."""
-    net = "ReLU-ReLU" if eq.decoder == "relu" else "ReLU-Sigmoid"
+    net = DECODERS[eq.decoder]
     readings = _READINGS[eq.decoder, eq.loss]
     return Check(
         id=f"thesis-eq{eq.eq}",

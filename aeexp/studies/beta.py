@@ -275,6 +275,19 @@ def study_intro(runs: Sequence[Run], tune_runs: Sequence[Run]) -> str:
     )
 
 
+def _curves_name(metric: str, decoder: str) -> str:
+    """Return the file name of one decoder's metric-against-beta figure."""
+    return f"{metric}_vs_beta_{decoder}.png"
+
+
+def _curves_images(metric: str) -> str:
+    """Return the Markdown images of ``metric`` against beta, one per decoder."""
+    return " ".join(
+        f"![{label}](figures/{_curves_name(metric, decoder)})"
+        for decoder, label in DECODERS.items()
+    )
+
+
 def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
     """Write the beta-divergence study's REPORT.md, tables and figures into ``out_dir``."""
     store.ensure_writable(out_dir)  # before any work: the mistake may be in the command
@@ -285,7 +298,7 @@ def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
     figures.mkdir(parents=True, exist_ok=True)
     for metric in ("ssim_mean", "ssim_thesis"):
         for decoder in DECODERS:
-            _curves(runs, metric, decoder, figures / f"{metric}_vs_beta_{decoder}.png")
+            _curves(runs, metric, decoder, figures / _curves_name(metric, decoder))
     examples = [
         *_reconstruction_lines("Best", ranking[0], figures),
         *_reconstruction_lines("Worst", ranking[-1], figures),
@@ -329,15 +342,13 @@ def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
             "",
             beta_table(runs, "ssim_mean"),
             "",
-            "![ReLU-ReLU](figures/ssim_mean_vs_beta_relu.png)"
-            " ![ReLU-Sigmoid](figures/ssim_mean_vs_beta_sigmoid.png)",
+            _curves_images("ssim_mean"),
             "",
             "## SSIM under the thesis's protocol (mean [95% t interval] (n) over seeds)",
             "",
             beta_table(runs, "ssim_thesis"),
             "",
-            "![ReLU-ReLU](figures/ssim_thesis_vs_beta_relu.png)"
-            " ![ReLU-Sigmoid](figures/ssim_thesis_vs_beta_sigmoid.png)",
+            _curves_images("ssim_thesis"),
             "",
             "## Reconstructions at the best and the worst β (first completed seed; originals "
             "above)",
