@@ -203,7 +203,7 @@ def test_planning_and_the_driver_import_no_tensorflow():
     ],
 )
 def test_select_seeds_are_a_bounded_non_empty_list(seeds, message):
-    from aeexp.tuning import parse_seeds
+    from aeexp.analysis.selection import parse_seeds
 
     with pytest.raises(UserError, match=message):
         parse_seeds(seeds)

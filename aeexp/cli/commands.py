@@ -237,11 +237,13 @@ def select(
     --seeds. --on-test-set is the one exception, for re-measuring a selection
     made on the test set (the thesis's tuning): it must be given by name.
     """
-    from aeexp import tuning
+    from aeexp.analysis import selection
 
-    seed_list = tuning.parse_seeds(seeds)
-    choices = tuning.write_final_sweep(tune_dir, metrics, seed_list, out=Path(out_file), **options)
-    summary = tuning.describe_selection(choices, metrics, options["top"], options["on_test_set"])
+    seed_list = selection.parse_seeds(seeds)
+    choices = selection.write_final_sweep(
+        tune_dir, metrics, seed_list, out=Path(out_file), **options
+    )
+    summary = selection.describe_selection(choices, metrics, options["top"], options["on_test_set"])
     click.echo(f"{out_file}: {summary}")
 
 

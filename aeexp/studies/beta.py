@@ -1,7 +1,7 @@
 """The beta-divergence study's report: which beta suits an autoencoder, and how sure that is.
 
 Report assembly only: the statistics are in :mod:`aeexp.analysis`, the learning-rate
-selection in :mod:`aeexp.tuning`.
+selection in :mod:`aeexp.analysis.selection`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import optimizers, plots, store, tuning, vocab
+from aeexp import optimizers, plots, store, vocab
+from aeexp.analysis import selection, tables
 from aeexp.analysis import stats as stats_lib
-from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.errors import UserError
 from aeexp.store import Run
@@ -195,13 +195,15 @@ def _score(stat: ConfigStats) -> str:
     return "/".join(sorted(statuses))
 
 
-def tuning_table(choices: Sequence[tuning.Choice], metric: str) -> str:
+def tuning_table(choices: Sequence[selection.Choice], metric: str) -> str:
     """Return the holdout score of every learning rate and the chosen one per configuration."""
     rows = []
     for choice in choices:
         cfg = choice.winner.config
-        rate = tuning.learning_rate(choice.winner)
-        scores = ", ".join(f"{tuning.learning_rate(c):g}: {_score(c)}" for c in choice.candidates)
+        rate = selection.learning_rate(choice.winner)
+        scores = ", ".join(
+            f"{selection.learning_rate(c):g}: {_score(c)}" for c in choice.candidates
+        )
         edge = "lowest" if rate == choice.grid[0] else "highest" if rate == choice.grid[-1] else ""
         rows.append(
             [
@@ -217,15 +219,16 @@ def tuning_table(choices: Sequence[tuning.Choice], metric: str) -> str:
     return tables.to_markdown(header, rows)
 
 
-def tuning_summary(choices: Sequence[tuning.Choice], tune_runs: Sequence[Run]) -> list[str]:
+def tuning_summary(choices: Sequence[selection.Choice], tune_runs: Sequence[Run]) -> list[str]:
     """Return the grid searched, the holdout, and a caveat for choices at the grid's edge."""
     lines = [
-        f"Learning rates searched: {tuning.searched_rates(choices)}, each scored on the last "
-        f"{tuning.holdout_sizes(tune_runs)} training images ({common.seed_list(tune_runs)}); each "
-        "configuration takes the rate with the best holdout score.",
+        f"Learning rates searched: {selection.searched_rates(choices)}, each scored on the "
+        f"last {selection.holdout_sizes(tune_runs)} training images "
+        f"({common.seed_list(tune_runs)}); each configuration takes the rate with the best "
+        "holdout score.",
         "",
     ]
-    edges, named = tuning.edge_choices(choices)
+    edges, named = selection.edge_choices(choices)
     if edges:
         lines.append(
             f"**Caveat:** {edges} of {len(choices)} configurations chose the lowest or "
@@ -241,7 +244,7 @@ def why_optimizer(runs: Sequence[Run]) -> list[str]:
     """Return the "Why Adam" section when the study used Adam alone, else nothing."""
     if {r.config.optimizer.name for r in runs} != {"adam"}:
         return []
-    return ["## Why Adam", "", tuning.WHY_ADAM, ""]
+    return ["## Why Adam", "", selection.WHY_ADAM, ""]
 
 
 def _reconstruction_lines(label: str, stat: ConfigStats, figures: Path) -> list[str]:
@@ -261,7 +264,7 @@ def _reconstruction_lines(label: str, stat: ConfigStats, figures: Path) -> list[
 def study_intro(runs: Sequence[Run], tune_runs: Sequence[Run]) -> str:
     """Return the study's opening paragraph, its settings read from the run configs."""
     stats = tables.config_stats(runs, "ssim_mean")
-    holdouts = tuning.holdout_sizes(tune_runs)
+    holdouts = selection.holdout_sizes(tune_runs)
     return (
         "The thesis closes by asking which member of the beta-divergence family works best "
         "as an autoencoder's loss. This study trains the thesis's 784-32-784 autoencoder with "
@@ -291,8 +294,8 @@ def _curves_images(metric: str) -> str:
 def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
     """Write the beta-divergence study's REPORT.md, tables and figures into ``out_dir``."""
     store.ensure_writable(out_dir)  # before any work: the mistake may be in the command
-    runs, tune_runs = store.load_runs(study_dir), tuning.load_tuning_runs(tune_dir)
-    choices = tuning.best_learning_rates(tune_runs, "ssim_mean")
+    runs, tune_runs = store.load_runs(study_dir), selection.load_tuning_runs(tune_dir)
+    choices = selection.best_learning_rates(tune_runs, "ssim_mean")
     ranking = beta_ranking(runs, "ssim_mean")
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
