@@ -1,11 +1,12 @@
 """A faulty machine: a full disk mid-run, outputs under a file: one line, exit 2, no debris."""
 
 import errno
+import os
 
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, store
+from aeexp import cli
 from tests.fakeruns import cell_raw, fake_run
 
 
@@ -22,16 +23,18 @@ def test_a_full_disk_while_a_run_is_written_leaves_nothing_behind(tmp_path, monk
 
     config = tmp_path / "c.yaml"
     config.write_text("name: full\n")
-    written = []
-    real_write = store._write_new
+    synced = []
+    real_fsync = os.fsync
 
-    def fill_up(path, data):
-        if len(written) == 1:  # the second file of the run finds the disk full
+    def fill_up(fd):
+        # The disk fills after the first file is flushed: ext4 and XFS report a full disk
+        # at fsync, when delayed allocation finally asks for the blocks.
+        if synced:
             raise OSError(errno.ENOSPC, "No space left on device")
-        written.append(path)
-        real_write(path, data)
+        synced.append(fd)
+        real_fsync(fd)
 
-    monkeypatch.setattr(store, "_write_new", fill_up)
+    monkeypatch.setattr(os, "fsync", fill_up)
     monkeypatch.setattr("aeexp.execute.load_dataset", lambda cfg: _NoData())
     monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
     result = CliRunner().invoke(cli.main, ["run", str(config), "--out", str(tmp_path / "out")])
