@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, execute, plan, store
+from aeexp import api, cli, execute, plan, store
 from aeexp.errors import UserError
 from aeexp.executors import JobResult, one_line
 
@@ -171,6 +172,19 @@ def test_cli_sweep_failure_exits_1_naming_the_run(tmp_path, monkeypatch, no_data
     assert result.exit_code == 1
     assert f"{bad} (failed)" in result.output
     assert "3 runs (3 trained now, 0 already complete)" in result.output
+
+
+def test_progress_counts_runs_from_those_already_complete(tmp_path, monkeypatch, no_data, capsys):
+    monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
+    planned = three_rates(tmp_path, "bar")
+    quiet = api.sweep(tmp_path / "s.yaml", out=str(tmp_path / "out"))
+    assert len(quiet.trained) == 3 and capsys.readouterr().err == ""
+    shutil.rmtree(planned.runs[2].run_dir)
+    shown = api.sweep(tmp_path / "s.yaml", out=str(tmp_path / "out"), progress=True)
+    assert shown.trained == [planned.runs[2].run_id]
+    bar = capsys.readouterr().err
+    assert "bar:  67%" in bar and "2/3" in bar and "3/3" in bar
+    assert shown.summary().endswith("3 runs (1 trained now, 2 already complete)")
 
 
 def test_a_damaged_run_is_moved_aside_and_retrained(tmp_path, no_data):
