@@ -13,7 +13,7 @@ import click
 
 from aeexp import vocab
 from aeexp.cli.errors import OneLineErrorGroup
-from aeexp.cli.options import EXECUTOR, FILE, FOLDER, OUT, TRACKING, Decorator, overrides
+from aeexp.cli.options import EXECUTOR, FILE, FOLDER, OUT, TRACKING, overrides, report_out
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -250,17 +250,6 @@ def select(
 @main.group()
 def report() -> None:
     """Write a study's REPORT.md, tables and figures from its run directories."""
-
-
-def report_out(default: str) -> Decorator:
-    """Return the --out option of a report, defaulting to the study's committed folder."""
-    return click.option(
-        "--out",
-        type=str,
-        default=default,
-        show_default=True,
-        help="Folder for REPORT.md, its tables and figures.",
-    )
 
 
 @report.command("thesis")

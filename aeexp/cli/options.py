@@ -30,6 +30,17 @@ def overrides(help_text: str) -> Decorator:
     return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help_text)
 
 
+def report_out(default: str) -> Decorator:
+    """Return the --out option of a report, defaulting to the study's committed folder."""
+    return click.option(
+        "--out",
+        type=str,
+        default=default,
+        show_default=True,
+        help="Folder for REPORT.md, its tables and figures.",
+    )
+
+
 OUT = click.option("--out", type=str, default=None, help="Output folder (default: output.dir).")
 
 EXECUTOR = stacked(
