@@ -33,7 +33,7 @@ from aeexp.plan import (
     plan_run,
     plan_sweep,
 )
-from aeexp.vocab import Status, is_completed, status_of
+from aeexp.vocab import DEFAULT_MAX_GROUP, Status, is_completed, status_of
 
 if TYPE_CHECKING:
     import pandas
@@ -186,7 +186,7 @@ def sweep(
     overrides: Iterable[str] = (),
     out: str | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
-    max_group: int = 30,
+    max_group: int = DEFAULT_MAX_GROUP,
     rerun_failed: bool = False,
     executor: str | ExecutorOptions = "local",
     address: str | None = None,
@@ -212,7 +212,7 @@ def sweep(
 
 def train_plan(
     planned: SweepPlan,
-    max_group: int = 30,
+    max_group: int = DEFAULT_MAX_GROUP,
     rerun_failed: bool = False,
     executor: ExecutorOptions = ExecutorOptions(),
     sinks: Sequence[Callable[[PlannedRun], None]] = (),

@@ -25,7 +25,7 @@ from aeexp.config import RunConfig
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.plan import PlannedRun, SweepPlan, compact, group_runs
-from aeexp.vocab import SUMMARY_METRICS, Status, loss_key, status_of
+from aeexp.vocab import DEFAULT_MAX_GROUP, SUMMARY_METRICS, Status, loss_key, status_of
 
 RUNS_CSV = "runs.csv"
 DESCRIPTIVE_COLUMNS = ("loss", "decoder_activation", "optimizer", "learning_rate", "seed")
@@ -318,7 +318,7 @@ def _claim_batch(
 def execute(
     plan: SweepPlan,
     executor: Executor,
-    max_group: int = 30,
+    max_group: int = DEFAULT_MAX_GROUP,
     redo: frozenset[str] = frozenset({Status.PENDING}),
     on_runs_done: Callable[[int], None] | None = None,
     on_waiting: Callable[[int], None] | None = None,

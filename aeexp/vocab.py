@@ -169,3 +169,5 @@ def loss_header(key: str) -> str:
 
 # Grid points a sweep may expand to unless --max-runs raises it: 50x the largest study.
 DEFAULT_MAX_RUNS = 10_000
+# Runs trained in lock-step at once; a 30-member group peaks near 2.2 GB (bench/README.md).
+DEFAULT_MAX_GROUP = 30

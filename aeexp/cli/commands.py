@@ -61,7 +61,7 @@ def run(config: str, quiet: bool, **options: Any) -> None:
 @click.option(
     "--max-group",
     type=click.IntRange(min=1),
-    default=30,
+    default=vocab.DEFAULT_MAX_GROUP,
     show_default=True,
     help="Most runs trained together in one lock-step group.",
 )
