@@ -20,13 +20,13 @@ import os
 import re
 import shutil
 import socket
+import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import yaml
 from filelock import FileLock, Timeout
 
@@ -341,7 +341,7 @@ def _run_dirs(folder: Path) -> list[Path]:
 
 def warn_skipped(run_dir: Path, reason: str) -> None:
     """Say on one stderr line that a damaged run directory is left out, and why."""
-    click.echo(f"aeexp: warning: skipping {run_dir}: {' '.join(reason.split())}", err=True)
+    print(f"aeexp: warning: skipping {run_dir}: {' '.join(reason.split())}", file=sys.stderr)
 
 
 def load_runs(folder: str | Path) -> list[Run]:

@@ -9,12 +9,11 @@ never the run.
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-
-import click
 
 from aeexp import store
 from aeexp.config import flatten_dotted
@@ -110,4 +109,4 @@ class MlflowSink:
             self.log(run)
         except Exception as error:  # the run directory is written; tracking is a copy
             message = " ".join(str(error).split())
-            click.echo(f"aeexp: warning: MLflow at {self.uri}: {clip(message, 200)}", err=True)
+            print(f"aeexp: warning: MLflow at {self.uri}: {clip(message, 200)}", file=sys.stderr)
