@@ -5,7 +5,9 @@ in arithmetic. Here an epoch is one ``tf.function`` call: it shuffles, runs ever
 step in a single XLA-compiled loop (no per-step launch), then computes the validation loss
 in compiled 1,000-row chunks. Each step updates every member of the group on the same
 minibatch. Members are independent (own model, optimizer, loss), so a member trained in a
-group ends where it would have ended trained alone.
+group ends where it would have ended trained alone, bit for bit: its weights, and its losses
+too, since each member's losses are accumulated as its own scalars (a vector over the group
+once rounded a member's last bit by the group's width).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class History:
 EpochCallback = Callable[[int, Sequence[History]], None]
 
 
-def _train_step(members: Sequence[Member], batch: tf.Tensor) -> tf.Tensor:
+def _train_step(members: Sequence[Member], batch: tf.Tensor) -> list[tf.Tensor]:
     """Update every member on one minibatch; return each member's mean batch loss."""
     losses = []
     for member in members:
@@ -59,12 +61,12 @@ def _train_step(members: Sequence[Member], batch: tf.Tensor) -> tf.Tensor:
             zip(tape.gradient(loss, variables), variables, strict=True)
         )
         losses.append(loss)
-    return tf.stack(losses)
+    return losses
 
 
-def _validation_sums(members: Sequence[Member], rows: tf.Tensor) -> tf.Tensor:
-    """Return each member's summed per-sample loss over ``rows``."""
-    return tf.stack([tf.reduce_sum(m.loss(rows, m.model(rows))) for m in members])
+def _validation_sums(members: Sequence[Member], rows: tf.Tensor) -> list[tf.Tensor]:
+    """Return each member's summed per-sample loss over ``rows``, one scalar per member."""
+    return [tf.reduce_sum(m.loss(rows, m.model(rows))) for m in members]
 
 
 class GroupTrainer:
@@ -98,12 +100,14 @@ class GroupTrainer:
 
         @tf.function(jit_compile=self.xla)
         def steps(batches: tf.Tensor, last: tf.Tensor) -> tf.Tensor:
-            totals = tf.zeros([len(members)])
+            totals = [tf.zeros([]) for _ in members]
             for i in tf.range(full):
-                totals += _train_step(members, batches[i]) * size
+                step = _train_step(members, batches[i])
+                totals = [t + s * size for t, s in zip(totals, step, strict=True)]
             if rest:
-                totals += _train_step(members, last) * rest
-            return totals / n
+                step = _train_step(members, last)
+                totals = [t + s * rest for t, s in zip(totals, step, strict=True)]
+            return tf.stack([t / n for t in totals])
 
         chunk_sums = tf.function(lambda rows: _validation_sums(members, rows), jit_compile=self.xla)
         n_val = int(x_val.shape[0])
@@ -111,12 +115,14 @@ class GroupTrainer:
 
         def validate() -> tf.Tensor:
             # A graph loop of compiled calls: inside one XLA program, chunking saved no memory.
-            totals = tf.zeros([len(members)])
+            totals = [tf.zeros([]) for _ in members]
             for i in tf.range(chunks):
-                totals += chunk_sums(x_val[i * VALIDATION_CHUNK : (i + 1) * VALIDATION_CHUNK])
+                sums = chunk_sums(x_val[i * VALIDATION_CHUNK : (i + 1) * VALIDATION_CHUNK])
+                totals = [t + s for t, s in zip(totals, sums, strict=True)]
             if last_chunk:
-                totals += chunk_sums(x_val[chunks * VALIDATION_CHUNK :])
-            return totals / n_val
+                sums = chunk_sums(x_val[chunks * VALIDATION_CHUNK :])
+                totals = [t + s for t, s in zip(totals, sums, strict=True)]
+            return tf.stack([t / n_val for t in totals])
 
         @tf.function
         def epoch(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -156,6 +162,22 @@ class GroupTrainer:
             if on_epoch is not None:
                 on_epoch(epoch + 1, histories)
         return histories
+
+
+def reconstruct(model: Any, images: np.ndarray) -> np.ndarray:
+    """Return ``model``'s float32 reconstructions of ``images`` through the compiled path.
+
+    Not an eager call: eager matrix products (oneDNN) split their work by the thread count,
+    so the same model gave other bits on a 1-thread Ray worker than in a 2-thread driver.
+    The XLA program is the one the validation loss runs, whatever the thread count.
+    """
+    forward = tf.function(lambda rows: model(rows, training=False), jit_compile=True)
+    x = tf.constant(images, dtype=tf.float32)
+    parts = [
+        forward(x[start : start + VALIDATION_CHUNK]).numpy()
+        for start in range(0, int(x.shape[0]), VALIDATION_CHUNK)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(images.shape, np.float32)
 
 
 def enable_determinism() -> None:

@@ -203,7 +203,7 @@ def _artifacts(
     reconstructed = None
     if metrics["status"] == Status.COMPLETED:
         eval_started = time.perf_counter()
-        reconstructed = np.asarray(member.model(dataset.x_eval, training=False))
+        reconstructed = engine.reconstruct(member.model, dataset.x_eval)
         metrics |= evaluate.evaluate(dataset.x_eval, reconstructed, dataset.eval_labels)
         metrics["eval_seconds"] = round(time.perf_counter() - eval_started, 3)
     metrics |= shared

@@ -111,9 +111,8 @@ class Meter:
             self._data[key] = _evaluation_images(cfg)
         images, labels = self._data[key]
         ks = list(range(1, self.occurrences + 1))
-        chosen = sorted({i for k in ks for i in evaluate.thesis_digit_indices(labels, k)})
-        reconstructed = np.zeros_like(images)
-        reconstructed[chosen] = predict(path, images[chosen])
+        # Every image, chunked as the run was evaluated, so occurrence 1 is the run's own bits.
+        reconstructed = predict(path, images)
         values = {
             variant: tuple(
                 float(v)
@@ -142,6 +141,8 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     keras = import_keras()  # quietly: TensorFlow's start-up notices are not for a report
     from aeexp import keras2  # noqa: F401  (registers the Keras 2.2 optimizer classes)
 
+    from aeexp import engine
+
     # compile=False: the Keras 2.2 optimizer's state is not needed to reconstruct.
     model = keras.saving.load_model(model_path, compile=False)
-    return np.asarray(model(images, training=False))
+    return engine.reconstruct(model, images)
