@@ -139,9 +139,7 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     from aeexp.backend import import_keras
 
     keras = import_keras()  # quietly: TensorFlow's start-up notices are not for a report
-    from aeexp import keras2  # noqa: F401  (registers the Keras 2.2 optimizer classes)
-
-    from aeexp import engine
+    from aeexp import engine, keras2  # noqa: F401  (keras2 registers the Keras 2.2 optimizers)
 
     # compile=False: the Keras 2.2 optimizer's state is not needed to reconstruct.
     model = keras.saving.load_model(model_path, compile=False)
