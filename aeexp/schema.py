@@ -5,46 +5,71 @@ sections written out from their registries: each loss and each optimizer is one 
 naming exactly the keywords it takes, with their ranges and Keras 2.2 defaults, so an
 editor completes and checks them as strictly as ``aeexp`` does. Committed copies ship in
 ``aeexp/schemas/``; configs point at them with a ``yaml-language-server`` modeline.
+
+The dialect is draft-04 on purpose: aeexp's validator is strict, so ``epochs: 5.0`` is refused,
+and only draft-04 says so too ("integer": a number without a fraction or exponent part).
+Draft-06 and later count 5.0 as an integer. Hence ``enum`` of one name rather than ``const``,
+and ``exclusiveMinimum`` as a flag on ``minimum``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from aeexp import losses, optimizers
 from aeexp.config import NAME_MAX_LENGTH, RunConfig
 
-DRAFT = "http://json-schema.org/draft-07/schema#"
+DRAFT = "http://json-schema.org/draft-04/schema#"
 RUN_SCHEMA_FILE = "run-config.schema.json"
 SWEEP_SCHEMA_FILE = "sweep.schema.json"
+# "$" also matches before a final newline in Python's re (jsonschema's), not in JavaScript's:
+# "no character follows" ends a pattern at the very end in both, as aeexp's checks do.
+_END = r"(?![\s\S])"
+# aeexp refuses a path holding NUL (no file has such a name).
+_NO_NUL = {"pattern": rf"^[^\x00]*{_END}"}
 # The loss and optimizer used when a config names none.
 _DEFAULT_LOSS = RunConfig.model_fields["loss"].default.name
 _DEFAULT_OPTIMIZER = RunConfig.model_fields["optimizer"].default.name
 
 
 def _keyword(key: str, default: Any) -> dict[str, Any]:
+    """Return one optimizer keyword's schema: its type and the range check_value enforces."""
     if key in optimizers.BOOLEAN_KEYWORDS:
         return {"type": "boolean", "default": default}
     low, high, low_inclusive = optimizers.KEYWORD_RANGES[key]
-    schema: dict[str, Any] = {"type": "number", "default": default}
-    schema["minimum" if low_inclusive else "exclusiveMinimum"] = low
-    if not math.isinf(high):
-        schema["maximum"] = high
+    schema: dict[str, Any] = {"type": "number", "default": default, "minimum": low}
+    if not low_inclusive:
+        schema["exclusiveMinimum"] = True  # draft-04: a flag on minimum
+    # check_value refuses infinities: the largest float is the bound YAML's .inf exceeds.
+    schema["maximum"] = sys.float_info.max if math.isinf(high) else high
     return schema
+
+
+def _finite(schema: dict[str, Any]) -> dict[str, Any]:
+    """Bound an unbounded number by the largest float, as aeexp refuses YAML's .inf."""
+    if schema.get("type") != "number":
+        return schema
+    return {"minimum": -sys.float_info.max, "maximum": sys.float_info.max, **schema}
 
 
 def _branch(name: str, default: str, properties: dict[str, Any], title: str) -> dict[str, Any]:
     """Return one registry entry's branch: its name, keywords, nothing else."""
-    return {
+    branch = {
         "title": title,
         "type": "object",
-        "properties": {"name": {"const": name}, **properties},
-        "required": [] if name == default else ["name"],
+        "properties": {"name": {"enum": [name]}, **properties},
         "additionalProperties": False,
     }
+    return branch | _required([] if name == default else ["name"])
+
+
+def _required(keys: list[str]) -> dict[str, Any]:
+    """Return a ``required`` clause, or none: draft-04 refuses an empty list."""
+    return {"required": keys} if keys else {}
 
 
 def optimizer_schema() -> dict[str, Any]:
@@ -55,30 +80,38 @@ def optimizer_schema() -> dict[str, Any]:
         properties = {key: _keyword(key, value) for key, value in defaults.items()}
         for alias, key in optimizers.ALIASES.items():
             properties[alias] = {**properties[key], "description": f"alias of {key}"}
-        branches.append(_branch(name, _DEFAULT_OPTIMIZER, properties, spec.label))
+        branch = _branch(name, _DEFAULT_OPTIMIZER, properties, spec.label)
+        branches.append(branch | _not_both_alias_and_keyword())
     return {"description": "An optimizer and its keywords (Keras 2.2 defaults).", "oneOf": branches}
+
+
+def _not_both_alias_and_keyword() -> dict[str, Any]:
+    """Return the clause refusing a keyword given with its alias (lr with learning_rate)."""
+    pairs = [{"required": [alias, key]} for alias, key in optimizers.ALIASES.items()]
+    return {"not": {"anyOf": pairs}} if pairs else {}
 
 
 def loss_schema() -> dict[str, Any]:
     """Return the loss section: one branch per loss with the parameters it takes."""
     branches = []
     for name, spec in losses.LOSSES.items():
-        declared = {p.name: p.schema for p in spec.params}
+        declared = {p.name: _finite(p.schema) for p in spec.params}
         properties = {key: declared[key] for key in spec.parameters}
         branch = _branch(name, _DEFAULT_LOSS, properties, spec.label)
-        branch["required"] = branch["required"] + sorted(spec.required)
-        branches.append(branch)
+        branches.append(branch | _required(branch.get("required", []) + sorted(spec.required)))
     return {"description": "A reconstruction loss and its parameters.", "oneOf": branches}
 
 
 def run_config_schema() -> dict[str, Any]:
     """Return the JSON Schema (draft-07) of a run config file."""
-    schema = RunConfig.model_json_schema()
-    defs = schema.pop("$defs")
+    schema = RunConfig.model_json_schema(ref_template="#/definitions/{model}")
+    defs = schema.pop("$defs")  # pydantic's name for them whatever the template
     for section in ("loss", "optimizer"):
         defs.pop(schema["properties"][section]["$ref"].rsplit("/", 1)[1])
+    defs["DataConfig"]["properties"]["path"]["anyOf"][0] |= _NO_NUL
+    defs["OutputConfig"]["properties"]["dir"] |= _NO_NUL
     schema["properties"]["name"] |= {
-        "pattern": rf"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{{0,{NAME_MAX_LENGTH - 1}}}$",
+        "pattern": rf"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{{0,{NAME_MAX_LENGTH - 1}}}{_END}",
         "description": "one plain folder name under output.dir (default: the file's name)",
     }
     schema["properties"]["loss"] = loss_schema()
@@ -88,7 +121,7 @@ def run_config_schema() -> dict[str, Any]:
         "title": "aeexp run config",
         **schema,
         "additionalProperties": False,
-        "$defs": defs,
+        "definitions": defs,
     }
 
 
