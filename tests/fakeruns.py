@@ -77,3 +77,16 @@ def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.Run
     planned = plan_run(cfg)
     execute(planned, LocalExecutor())
     return cfg, planned.runs[0].run_dir
+
+
+def beta_raw(
+    beta: float, order: str, decoder: str, lr: float, seed: int = 0, holdout: int | None = None
+) -> dict:
+    """Return the raw config of a beta-divergence study run (Adam at learning rate ``lr``)."""
+    return {
+        "loss": {"name": "beta", "beta": beta, "order": order},
+        "model": {"decoder_activation": decoder},
+        "seed": seed,
+        "optimizer": {"name": "adam", "learning_rate": lr},
+        "data": {"holdout": holdout},
+    }

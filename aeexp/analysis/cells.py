@@ -34,7 +34,7 @@ from aeexp.analysis import stats, tables
 from aeexp.analysis.protocol import VARIANTS, Meter, ProtocolNoise
 from aeexp.analysis.tables import ConfigStats
 from aeexp.store import Run
-from aeexp.vocab import DECODERS, is_completed
+from aeexp.vocab import DECODERS
 
 STATISTICS = {"tuned": "tuned", "defaults": "defaults"}  # the order the verdict tries them
 REPRODUCED_GRAY = "reproduced under gray"
@@ -170,10 +170,9 @@ def select(runs: Sequence[Run], decoder: str, loss: str, optimizer: str | None =
 
 
 def _completed_seeds(stat: ConfigStats) -> tuple[int, ...]:
+    # The same test as config_stats's, so the seeds named are the seeds averaged.
     return tuple(
-        r.config.seed
-        for r in stat.runs
-        if is_completed(r.metrics) and r.metrics.get(stat.metric) is not None
+        r.config.seed for r in stat.runs if tables.metric_value(r, stat.metric or "") is not None
     )
 
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from aeexp import config as config_lib
-from aeexp import vocab
-from aeexp.analysis import stats
-from aeexp.errors import UserError, clip, valid_and_closest
+from aeexp import paths, vocab
+from aeexp.analysis import stats, tables
+from aeexp.errors import UserError, clip, unknown_name_message, valid_and_closest
 from aeexp.vocab import Status
 
 if TYPE_CHECKING:
@@ -33,42 +35,106 @@ class Side:
     runs: pandas.DataFrame
 
     def values(self, metric: str) -> list[float]:
-        """Return ``metric`` over the side's completed runs."""
+        """Return ``metric`` over the side's completed runs; a value not a number is missing."""
         done = self.runs[self.runs["status"] == Status.COMPLETED]
-        if metric not in done:
-            return []
-        return [float(v) for v in done[metric].dropna()]
+        found = (
+            tables.recorded_number(row["path"], metric, _recorded(row, metric))
+            for _, row in done.iterrows()
+        )
+        return [v for v in found if v is not None]
+
+
+def _is_blank(value: Any) -> bool:
+    """Return whether a DataFrame cell is the NaN pandas fills in for a run without the key."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _recorded(row: pandas.Series, metric: str) -> Any:
+    """Return what a run recorded as ``metric``: None if nothing, a mapping gathered back.
+
+    The DataFrame spreads a mapping over dotted columns (``ssim_mean.gray``); gathering it
+    lets the one number rule see, and warn about, what the run really holds.
+    """
+    value = row.get(metric)
+    if not _is_blank(value):
+        return value
+    prefix = f"{metric}."
+    nested = {
+        key.removeprefix(prefix): inner
+        for key, inner in row.items()
+        if isinstance(key, str) and key.startswith(prefix) and not _is_blank(inner)
+    }
+    return nested or None
+
+
+def check_metrics(metrics: Sequence[str]) -> None:
+    """Raise UserError for a name that is not a metric (a typo, or a column like ``status``)."""
+    for metric in metrics:
+        if metric not in vocab.METRICS:
+            raise UserError(f"compare: {unknown_name_message('metric', metric, vocab.METRICS)}")
+
+
+def _top_level_parts(spec: str) -> list[str]:
+    """Split ``spec`` at the commas outside brackets, so a YAML list stays one condition."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(spec):
+        depth += (char in "[{") - (char in "]}")
+        if char == "," and depth <= 0:
+            parts.append(spec[start:index])
+            start = index + 1
+    return [*parts, spec[start:]]
 
 
 def _parse_filter(spec: str) -> dict[str, Any]:
+    """Return a filter's conditions, each a key and one scalar value (parsed as YAML)."""
     conditions = {}
-    for part in spec.split(","):
+    for part in _top_level_parts(spec):
         key, sep, text = part.partition("=")
         if not sep or not key.strip():
             raise UserError(f"compare: {clip(spec, 80)!r} is neither a folder nor key=value")
-        conditions[key.strip()] = config_lib.parse_override(f"{key}={text}")[1]
+        try:
+            value = config_lib.load_yaml(text)
+        except yaml.YAMLError:
+            raise UserError(f"compare: {clip(part, 80)!r}: the value is not valid YAML") from None
+        if isinstance(value, list | dict):
+            # A run's value is one value; "any of" would be several sides, so say so.
+            raise UserError(
+                f"compare: {clip(part, 80)!r}: a filter value must be a single value, not a "
+                f"{'list' if isinstance(value, list) else 'mapping'}; give each value its own side"
+            )
+        conditions[key.strip()] = value
     return conditions
 
 
 def _filtered(spec: str, pool: pandas.DataFrame) -> pandas.DataFrame:
-    mask = True
+    """Return the runs of ``pool`` that meet every condition of the filter ``spec``."""
+    mask = [True] * len(pool)
     for key, value in _parse_filter(spec).items():
         if key not in pool:
             raise UserError(
                 f"compare: {clip(key, 80)}: unknown column{valid_and_closest(key, pool)}"
             )
-        mask = mask & (pool[key] == value)
-    chosen = pool[mask] if mask is not True else pool
+        # Cell by cell in Python: a cell may hold a list (an odd metrics.json), which
+        # pandas's vectorised == would try to align with instead of compare.
+        mask = [m and _equals(cell, value) for m, cell in zip(mask, pool[key], strict=True)]
+    chosen = pool[mask]
     if chosen.empty:
         raise UserError(f"compare: no run under the root matches {clip(spec, 120)}")
     return chosen
+
+
+def _equals(cell: Any, value: Any) -> bool:
+    """Return whether a DataFrame cell equals a filter's scalar value (a list never does)."""
+    if isinstance(cell, list | dict):
+        return False
+    return bool(cell == value)
 
 
 def load_side(spec: str, root: Path | None, pool_cache: dict) -> Side:
     """Return the runs one side names: a folder, or a filter over the runs under ``root``."""
     from aeexp.api import load_runs
 
-    if Path(spec).exists():
+    if paths.is_folder(spec):  # a filter too long for a path name is no folder, not a fault
         return Side(spec, load_runs(spec))
     if "=" not in spec:
         raise UserError(f"compare: {clip(spec, 120)}: no such folder (or give key=value)")
@@ -213,6 +279,7 @@ def compare(
     """Compare two or more sides (folders or ``key=value`` filters over ``root``'s runs)."""
     if len(specs) < 2:
         raise UserError("compare: give at least two sides (folders or key=value filters)")
+    check_metrics(metrics)  # before any run is read: the mistake is in the command
     cache: dict = {}
     sides = [load_side(spec, Path(root) if root else None, cache) for spec in specs]
     return Comparison(sides, differing_keys(sides), metric_rows(sides, metrics))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,10 +11,16 @@ from aeexp.store import Run
 from aeexp.vocab import PUBLISHED_COMPARABLE, THESIS_SSIM, loss_header
 
 
-def _history(run: Run) -> tuple[list[float], list[float]]:
-    with open(run.path / store.HISTORY) as handle:
-        rows = list(csv.DictReader(handle))
-    return [float(r["loss"]) for r in rows], [float(r["val_loss"]) for r in rows]
+def _history(run: Run) -> tuple[list[float], list[float]] | None:
+    """Return a run's loss histories, or None with a warning if its history.csv is unusable."""
+    try:
+        rows = store.read_history(run.path)
+        if not rows:
+            raise ValueError(f"{store.HISTORY} has no epochs")
+    except ValueError as error:
+        store.warn_skipped(run.path, f"{error}; its loss history is not drawn")
+        return None
+    return [row["loss"] for row in rows], [row["val_loss"] for row in rows]
 
 
 def check_destination(out: str | Path) -> None:
@@ -70,11 +75,14 @@ def write_figures(runs: Sequence[store.Run], metric: str, out: str | Path) -> li
         if (r, c) in chosen
     ]:
         stat = chosen[(row, column)]
-        best_run = next((r for r in stat.runs if (r.path / store.HISTORY).is_file()), None)
-        if best_run is not None:
+        # The first seed with a readable history; a damaged one is warned about and passed.
+        with_history = (r for r in stat.runs if (r.path / store.HISTORY).is_file())
+        found = next(((r, h) for r in with_history if (h := _history(r)) is not None), None)
+        if found is not None:
+            best_run, history = found
             seed = best_run.config.seed
             title = f"{row}, {loss_header(column)}, {stat.optimizer_label} (seed {seed})"
-            panels.append((title, *_history(best_run)))
+            panels.append((title, *history))
     histories = out / f"{metric}_best_loss_histories.png"
     if panels:
         plots.history_grid(panels, histories)

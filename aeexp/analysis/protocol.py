@@ -12,6 +12,8 @@ are easier or harder than typical ones.
 from __future__ import annotations
 
 import math
+import stat
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from aeexp import data as data_lib
-from aeexp import evaluate, store
+from aeexp import evaluate, paths, readers, store
 from aeexp.config import RunConfig
+from aeexp.errors import clip
 from aeexp.vocab import is_completed
 
 # How many alternative picks per model: k = 1..OCCURRENCES (the MNIST test set has them all).
@@ -112,7 +115,12 @@ class Meter:
         images, labels = self._data[key]
         ks = list(range(1, self.occurrences + 1))
         # Every image, chunked as the run was evaluated, so occurrence 1 is the run's own bits.
-        reconstructed = predict(path, images)
+        try:
+            reconstructed = predict(path, images)
+        except UnusableModel as error:
+            # One damaged file among many runs: the report goes on without its protocol noise.
+            store.warn_skipped(run_dir, f"{error}; its protocol noise is not measured")
+            return None
         values = {
             variant: tuple(
                 float(v)
@@ -134,13 +142,47 @@ class Meter:
         return ProtocolNoise(tuple(measured), variant)
 
 
+class UnusableModel(ValueError):
+    """A saved model that cannot be loaded, or does not map the images to their own shape."""
+
+
 def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
-    """Return a saved model's reconstructions of ``images`` (float32, as the run evaluated)."""
+    """Return a saved model's reconstructions of ``images`` (float32, as the run evaluated).
+
+    Raises UnusableModel, with a one-line reason, for a file Keras cannot load or a model
+    that is not an autoencoder of these images.
+    """
     from aeexp.backend import import_keras
 
     keras = import_keras()  # quietly: TensorFlow's start-up notices are not for a report
-    from aeexp import engine, keras2  # noqa: F401  (keras2 registers the Keras 2.2 optimizers)
+    # keras2 registers the Keras 2.2 optimizer classes a saved model may name.
+    from aeexp import engine, keras2  # noqa: F401
 
-    # compile=False: the Keras 2.2 optimizer's state is not needed to reconstruct.
-    model = keras.saving.load_model(model_path, compile=False)
-    return engine.reconstruct(model, images)
+    found = paths.status(model_path)
+    if found is None or not stat.S_ISREG(found.st_mode):
+        raise UnusableModel(f"{store.MODEL} is not a regular file")
+    if found.st_size > readers.MAX_MODEL_BYTES:  # Keras would unpack whatever it holds
+        raise UnusableModel(f"{store.MODEL} is larger than {readers.MAX_MODEL_BYTES >> 20} MiB")
+    if not zipfile.is_zipfile(model_path):  # else Keras says "File not found" of a junk file
+        raise UnusableModel(f"{store.MODEL} is not a .keras (zip) archive")
+    try:
+        # compile=False: the Keras 2.2 optimizer's state is not needed to reconstruct.
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as error:  # a damaged file surfaces as any of Keras's, zip's or h5's errors
+        raise UnusableModel(f"{store.MODEL} cannot be loaded ({_reason(error)})") from None
+    try:
+        reconstructed = engine.reconstruct(model, images)
+    except (ValueError, TypeError) as error:  # e.g. a model whose input is not 784 pixels
+        raise UnusableModel(
+            f"{store.MODEL} cannot reconstruct the images ({_reason(error)})"
+        ) from None
+    if reconstructed.shape != images.shape:
+        raise UnusableModel(
+            f"{store.MODEL} maps images of shape {images.shape} to {reconstructed.shape}"
+        )
+    return reconstructed
+
+
+def _reason(error: Exception) -> str:
+    """Return an error's type and message, on one short line."""
+    return clip(f"{type(error).__name__}: {error}", 200)

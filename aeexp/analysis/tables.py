@@ -7,8 +7,11 @@ command line.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
+import numbers
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,7 @@ import numpy as np
 
 from aeexp import optimizers, store
 from aeexp.config import RunConfig
-from aeexp.errors import UserError
+from aeexp.errors import UserError, shorten
 from aeexp.store import Run
 from aeexp.vocab import (
     DECODERS,
@@ -74,6 +77,46 @@ def _without_seed(cfg: RunConfig) -> str:
     return cfg.model_copy(update={"seed": 0}).run_id
 
 
+def as_number(value: object) -> float | None:
+    """Return ``value`` as a float if it is a finite real number (not a bool), else None."""
+    # numbers.Real also admits NumPy's scalars, which a DataFrame hands back.
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
+@functools.cache
+def _warn_not_a_number(run_dir: str, metric: str, shown: str) -> None:
+    """Say once per run and key that a recorded value is not a number (reports re-read runs)."""
+    print(
+        f"aeexp: warning: {run_dir}: {store.METRICS} has {metric} = {shown}, not a finite "
+        "number; counted as missing",
+        file=sys.stderr,
+    )
+
+
+def recorded_number(run_dir: Path | str, metric: str, value: object) -> float | None:
+    """Return a recorded metric as a float; None if absent, None with a warning if not a number.
+
+    The one rule for a metric value read back from a run: a hand-edited or foreign
+    ``metrics.json`` may hold any JSON there, and one odd run must not stop a table.
+    """
+    if value is None:
+        return None
+    number = as_number(value)
+    if number is None:
+        _warn_not_a_number(str(run_dir), shorten(metric), shorten(value))
+    return number
+
+
+def metric_value(run: Run, metric: str) -> float | None:
+    """Return ``metric`` of a completed run, or None (not completed, absent or not a number)."""
+    if not is_completed(run.metrics):
+        return None
+    return recorded_number(run.path, metric, run.metrics.get(metric))
+
+
 def config_stats(runs: Iterable[Run], metric: str) -> list[ConfigStats]:
     """Group runs that differ only in seed and collect ``metric`` over their seeds."""
     grouped: dict[str, list[Run]] = {}
@@ -82,11 +125,8 @@ def config_stats(runs: Iterable[Run], metric: str) -> list[ConfigStats]:
     stats = []
     for members in grouped.values():
         members.sort(key=lambda r: r.config.seed)
-        values = tuple(
-            float(r.metrics[metric])
-            for r in members
-            if is_completed(r.metrics) and r.metrics.get(metric) is not None
-        )
+        found = (metric_value(r, metric) for r in members)
+        values = tuple(v for v in found if v is not None)
         stats.append(ConfigStats(tuple(members), values, metric))
     return stats
 

@@ -36,6 +36,19 @@ def _study_stats(runs: Sequence[Run], metric: str) -> dict[tuple[str, str, str],
     return chosen
 
 
+def study_decoders(runs: Sequence[Run]) -> list[str]:
+    """Return the decoder activations to report: the thesis's two, then any other the runs used."""
+    # The thesis's two always get their columns (empty ones say "n/a"); another activation is
+    # valid config, so its runs are reported under their own name rather than dropped.
+    others = {r.config.model.decoder_activation for r in runs} - set(DECODERS)
+    return [*DECODERS, *sorted(others)]
+
+
+def decoder_name(decoder: str) -> str:
+    """Return a decoder's column label, e.g. ``ReLU-Sigmoid`` (a ReLU encoder, as the study's)."""
+    return DECODERS.get(decoder) or vocab.activation_pair("relu", decoder)
+
+
 def _betas(runs: Sequence[Run]) -> list[float]:
     return sorted({b for b in map(_beta_of, runs) if b is not None})
 
@@ -43,8 +56,8 @@ def _betas(runs: Sequence[Run]) -> list[float]:
 def beta_table(runs: Sequence[Run], metric: str) -> str:
     """Return rows of beta (plus MSE and BCE), columns of order x decoder: mean [95% CI] (n)."""
     stats = _study_stats(runs, metric)
-    columns = [(d, o) for d in DECODERS for o in ORDERS]
-    header = ["β"] + [f"{DECODERS[d]}, {o}" for d, o in columns]
+    columns = [(d, o) for d in study_decoders(runs) for o in ORDERS]
+    header = ["β"] + [f"{decoder_name(d)}, {o}" for d, o in columns]
     body = []
     for beta in _betas(runs):
         row = [f"{beta:g}"]
@@ -79,7 +92,7 @@ def _curves(runs: Sequence[Run], metric: str, decoder: str, path: Path) -> None:
         curves,
         "β",
         metric,
-        f"{metric} against β, {DECODERS[decoder]} (mean and 95% t interval over seeds)",
+        f"{metric} against β, {decoder_name(decoder)} (mean and 95% t interval over seeds)",
         path,
         references,
     )
@@ -133,7 +146,7 @@ def beta_verdicts(
     """Return one sentence per decoder and order: the best beta and how sure that is."""
     stats = _study_stats(runs, metric)
     lines = []
-    for decoder in DECODERS:
+    for decoder in study_decoders(runs):
         for order in ORDERS:
             ranked = _ranked(stats, decoder, order)
             if len(ranked) < 2:
@@ -147,7 +160,7 @@ def beta_verdicts(
                 else "; MSE has no completed seed to compare with"
             )
             lines.append(
-                f"- **{DECODERS[decoder]}, {ORDERS[order]}**: best {best_key} with "
+                f"- **{decoder_name(decoder)}, {ORDERS[order]}**: best {best_key} with "
                 f"{common.fmt(top)}; runner-up {second_key} with {common.fmt(runner_up)}. "
                 f"{_capitalised(how_sure(top, runner_up, tests))}{versus_mse}."
             )
@@ -166,7 +179,7 @@ def _describe(stat: ConfigStats) -> str:
     cfg = stat.config
     label = optimizers.OPTIMIZERS[cfg.optimizer.name].label
     return (
-        f"β = {cfg.loss.beta:g}, {ORDERS[cfg.loss.order]}, {DECODERS[cfg.model.decoder_activation]}"
+        f"β = {cfg.loss.beta:g}, {ORDERS[cfg.loss.order]}, {vocab.decoder_label(cfg)}"
         f" ({label} lr={cfg.optimizer.params['learning_rate']:g})"
     )
 
@@ -207,7 +220,7 @@ def tuning_table(choices: Sequence[selection.Choice], metric: str) -> str:
         edge = "lowest" if rate == choice.grid[0] else "highest" if rate == choice.grid[-1] else ""
         rows.append(
             [
-                DECODERS[cfg.model.decoder_activation],
+                vocab.decoder_label(cfg),
                 vocab.loss_key(cfg),
                 f"{rate:g}",
                 edge,
@@ -269,7 +282,7 @@ def study_intro(runs: Sequence[Run], tune_runs: Sequence[Run]) -> str:
         "The thesis closes by asking which member of the beta-divergence family works best "
         "as an autoencoder's loss. This study trains the thesis's 784-32-784 autoencoder with "
         "d_β for β in {" + ", ".join(f"{b:g}" for b in _betas(runs)) + "}, both argument "
-        "orders and both decoder activations, with MSE and binary cross-entropy as "
+        f"orders and {_decoders_text(runs)}, with MSE and binary cross-entropy as "
         f"references, {common.seeds_text(stats)} per configuration, {common.training_text(runs)}, "
         f"{optimizer_text(runs)} with its learning rate tuned per configuration on a holdout "
         f"of the training set (the last {holdouts} training images; never the test set). "
@@ -278,16 +291,24 @@ def study_intro(runs: Sequence[Run], tune_runs: Sequence[Run]) -> str:
     )
 
 
+def _decoders_text(runs: Sequence[Run]) -> str:
+    """Return ``both decoder activations``, or how many and which when the runs used more."""
+    decoders = study_decoders(runs)
+    if len(decoders) == len(DECODERS):
+        return "both decoder activations"
+    return f"{len(decoders)} decoder activations ({', '.join(decoders)})"
+
+
 def _curves_name(metric: str, decoder: str) -> str:
     """Return the file name of one decoder's metric-against-beta figure."""
     return f"{metric}_vs_beta_{decoder}.png"
 
 
-def _curves_images(metric: str) -> str:
+def _curves_images(metric: str, decoders: Sequence[str]) -> str:
     """Return the Markdown images of ``metric`` against beta, one per decoder."""
     return " ".join(
-        f"![{label}](figures/{_curves_name(metric, decoder)})"
-        for decoder, label in DECODERS.items()
+        f"![{decoder_name(decoder)}](figures/{_curves_name(metric, decoder)})"
+        for decoder in decoders
     )
 
 
@@ -299,8 +320,9 @@ def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
     ranking = beta_ranking(runs, "ssim_mean")
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
+    decoders = study_decoders(runs)
     for metric in ("ssim_mean", "ssim_thesis"):
-        for decoder in DECODERS:
+        for decoder in decoders:
             _curves(runs, metric, decoder, figures / _curves_name(metric, decoder))
     examples = [
         *_reconstruction_lines("Best", ranking[0], figures),
@@ -345,13 +367,13 @@ def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
             "",
             beta_table(runs, "ssim_mean"),
             "",
-            _curves_images("ssim_mean"),
+            _curves_images("ssim_mean", decoders),
             "",
             "## SSIM under the thesis's protocol (mean [95% t interval] (n) over seeds)",
             "",
             beta_table(runs, "ssim_thesis"),
             "",
-            _curves_images("ssim_thesis"),
+            _curves_images("ssim_thesis", decoders),
             "",
             "## Reconstructions at the best and the worst β (first completed seed; originals "
             "above)",

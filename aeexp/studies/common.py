@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aeexp import host, store, vocab
@@ -19,9 +20,94 @@ from aeexp.store import Run
 MACHINE_KEY = "machine"
 
 
+@dataclass(frozen=True)
+class Metadata:
+    """What a run's metrics.json says about how it ran; None (or empty) where it is unusable."""
+
+    finished_at: dt.datetime | None  # time-zone aware
+    train_seconds: float | None
+    machine: bool  # whether it recorded a machine at all
+    cpu_model: str | None
+    cpu_count: int | None
+    load_average: float | None  # the 1-minute average
+    versions: dict[str, str]
+    train_images: int | None
+    test_images: int | None
+
+
+def metadata(run: Run) -> Metadata:
+    """Read a run's metadata tolerantly: a field of the wrong type counts as not recorded.
+
+    Metadata describes a report, it does not decide one: a hand-edited or foreign
+    metrics.json (a string load average, a list of versions, a time without a zone) costs
+    that line its detail, never the report. Every renderer reads the fields through here.
+    """
+    metrics = run.metrics
+    machine = metrics.get(MACHINE_KEY)
+    host = machine if isinstance(machine, dict) else {}
+    data = metrics.get("data")
+    data = data if isinstance(data, dict) else {}
+    return Metadata(
+        finished_at=_aware_time(metrics.get("finished_at")),
+        train_seconds=_seconds(metrics.get("train_seconds")),
+        machine=isinstance(machine, dict),
+        cpu_model=_text(host.get("cpu_model")),
+        cpu_count=_count(host.get("cpu_count")),
+        load_average=_first_number(host.get("load_average")),
+        versions=_version_map(metrics.get("versions")),
+        train_images=_count(data.get("train_images")),
+        test_images=_count(data.get("test_images")),
+    )
+
+
+def _aware_time(value: object) -> dt.datetime | None:
+    """Return an ISO time with a zone; a naive one cannot be placed beside the others."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _seconds(value: object) -> float | None:
+    """Return a non-negative finite duration, else None."""
+    number = tables.as_number(value)
+    return number if number is not None and number >= 0 else None
+
+
+def _text(value: object) -> str | None:
+    """Return a non-empty string, else None."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _count(value: object) -> int | None:
+    """Return a non-negative int (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _first_number(value: object) -> float | None:
+    """Return the first of a list of load averages if it is a number, else None."""
+    if isinstance(value, list | tuple) and value:
+        return tables.as_number(value[0])
+    return None
+
+
+def _version_map(value: object) -> dict[str, str]:
+    """Return the library versions recorded as name -> version strings; others are dropped."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(name): str(version)
+        for name, version in value.items()
+        if isinstance(version, str | int | float) and not isinstance(version, bool)
+    }
+
+
 def _versions(runs: Sequence[Run]) -> str:
     """Return the library versions of the first run that recorded them."""
-    versions = next((r.metrics["versions"] for r in runs if r.metrics.get("versions")), {})
+    versions = next((v for r in runs if (v := metadata(r).versions)), {})
     return ", ".join(f"{k} {v}" for k, v in versions.items()) or "versions not recorded"
 
 
@@ -33,12 +119,12 @@ def _span(values: Sequence[float], fmt: str = "g") -> str:
 
 def _recorded_machine(runs: Sequence[Run]) -> str | None:
     """Describe the host the runs recorded, or return None if none did."""
-    hosts = [r.metrics[MACHINE_KEY] for r in runs if isinstance(r.metrics.get(MACHINE_KEY), dict)]
+    hosts = [m for m in map(metadata, runs) if m.machine]
     if not hosts:
         return None
-    models = sorted({str(h.get("cpu_model", "unknown CPU")) for h in hosts})
-    cpus = [h["cpu_count"] for h in hosts if isinstance(h.get("cpu_count"), int)]
-    loads = [float(h["load_average"][0]) for h in hosts if h.get("load_average")]
+    models = sorted({h.cpu_model or "unknown CPU" for h in hosts})
+    cpus = [h.cpu_count for h in hosts if h.cpu_count is not None]
+    loads = [h.load_average for h in hosts if h.load_average is not None]
     parts = ["; ".join(models)]
     if cpus:
         parts.append(f"{_span(cpus)} CPUs")
@@ -77,24 +163,31 @@ def machine_description(runs: Sequence[Run]) -> str:
     return f"{_recorded_machine(runs) or _this_machine()}; {_versions(runs)}"
 
 
+def _start(meta: Metadata) -> dt.datetime | None:
+    """Return when a run started: its end minus its training time (none recorded: zero)."""
+    if meta.finished_at is None:
+        return None
+    try:
+        return meta.finished_at - dt.timedelta(seconds=meta.train_seconds or 0.0)
+    except OverflowError:  # a duration reaching past year 1: not a real one
+        return None
+
+
 def elapsed_seconds(runs: Sequence[Run]) -> float:
     """Return the wall-clock span from the first run's start to the last run's end."""
-    ends = [
-        dt.datetime.fromisoformat(r.metrics["finished_at"])
-        for r in runs
-        if "finished_at" in r.metrics
-    ]
-    starts = [
-        dt.datetime.fromisoformat(r.metrics["finished_at"])
-        - dt.timedelta(seconds=r.metrics.get("train_seconds", 0.0))
-        for r in runs
-        if "finished_at" in r.metrics
-    ]
+    found = [(m.finished_at, _start(m)) for m in map(metadata, runs)]
+    ends = [end for end, start in found if end is not None and start is not None]
+    starts = [start for end, start in found if end is not None and start is not None]
     return (max(ends) - min(starts)).total_seconds() if ends else 0.0
 
 
 def wall_clock_line(runs: Sequence[Run]) -> str:
     """Return the measured wall-clock time of the runs, as a report's bullet."""
+    if not any(m.finished_at is not None for m in map(metadata, runs)):
+        return (
+            "- Wall-clock time of the sweeps: unknown (no run recorded when it finished, "
+            "with its time zone)."
+        )
     return (
         f"- Wall-clock time of the sweeps: {elapsed_seconds(runs) / 60:.1f} minutes, measured "
         "from the first run's start to the last run's end (pauses between resumed sweeps "

@@ -25,13 +25,7 @@ from aeexp.vocab import DECODERS
 
 def train_images_text(runs: Sequence[Run]) -> str:
     """Return how many training images the runs recorded, e.g. ``60,000 training images``."""
-    counts = sorted(
-        {
-            r.metrics["data"]["train_images"]
-            for r in runs
-            if "train_images" in r.metrics.get("data", {})
-        }
-    )
+    counts = sorted({n for r in runs if (n := common.metadata(r).train_images) is not None})
     return f"{'/'.join(f'{n:,}' for n in counts)} training images" if counts else "training images"
 
 
@@ -312,13 +306,7 @@ def grid_text(defaults: Sequence[Run]) -> str:
 
 def test_images_text(runs: Sequence[Run]) -> str:
     """Return how many images the runs were evaluated on, e.g. ``10,000 test images``."""
-    counts = sorted(
-        {
-            r.metrics["data"]["test_images"]
-            for r in runs
-            if isinstance(r.metrics.get("data"), dict) and "test_images" in r.metrics["data"]
-        }
-    )
+    counts = sorted({n for r in runs if (n := common.metadata(r).test_images) is not None})
     return f"{'/'.join(f'{n:,}' for n in counts)} test images" if counts else "the test images"
 
 
