@@ -24,6 +24,7 @@ from tqdm import tqdm
 from aeexp import config as config_lib
 from aeexp import execute, store
 from aeexp.config import RunConfig
+from aeexp.errors import UserError, is_finite_number
 from aeexp.executors import Executor, make_executor
 from aeexp.plan import (
     DEFAULT_MAX_RUNS,
@@ -73,10 +74,11 @@ class RunResult:
         """Return the per-epoch history (epoch, loss, val_loss, seconds) as a DataFrame."""
         import pandas
 
-        path = self.run_dir / store.HISTORY
-        if not path.is_file():  # a failed run has none
-            return pandas.DataFrame(columns=["epoch", "loss", "val_loss", "seconds"])
-        return pandas.read_csv(path)
+        try:
+            rows = store.read_history(self.run_dir)  # a failed run has none: no rows
+        except ValueError as error:
+            raise UserError(f"{self.run_dir}: {error}") from None
+        return pandas.DataFrame(rows, columns=list(store.HISTORY_FIELDS))
 
     @property
     def headline(self) -> str:
@@ -84,11 +86,17 @@ class RunResult:
         metrics = self.metrics
         if not is_completed(metrics):
             return f"status {metrics.get('status')} at epoch {metrics.get('diverged_epoch')}"
+
+        def number(key: str, spec: str) -> str:
+            # A metrics.json written by hand or damaged may lack a key: shown, not a crash.
+            value = metrics.get(key)
+            return format(value, spec) if is_finite_number(value) else "?"
+
         return (
-            f"ssim_thesis {metrics['ssim_thesis']:.3f}  "
-            f"ssim_mean {metrics['ssim_mean']:.3f} +- {metrics['ssim_std']:.3f}  "
-            f"psnr {metrics['psnr_mean']:.2f} dB  mse {metrics['mse']:.5f}  "
-            f"val_loss {metrics['final_val_loss']:.5g}"
+            f"ssim_thesis {number('ssim_thesis', '.3f')}  "
+            f"ssim_mean {number('ssim_mean', '.3f')} +- {number('ssim_std', '.3f')}  "
+            f"psnr {number('psnr_mean', '.2f')} dB  mse {number('mse', '.5f')}  "
+            f"val_loss {number('final_val_loss', '.5g')}"
         )
 
 
@@ -223,15 +231,16 @@ def train_plan(
     are waited for, and said so on stderr.
     """
     redo = redo_statuses(rerun_failed)
-    with tqdm(
+    bar = tqdm(
         total=len(planned.runs),
         initial=len(planned.runs) - len(execute.to_do(planned, redo)),
         desc=planned.name,
         unit="run",
         disable=not executor.progress,
         dynamic_ncols=True,
-    ) as bar:
-        return execute.execute(
+    )
+    try:
+        outcome = execute.execute(
             planned,
             executor.make(),
             max_group,
@@ -242,6 +251,17 @@ def train_plan(
             ),
             sinks=sinks,
         )
+    except BaseException:
+        _clear(bar)  # the error line that follows must stand alone
+        raise
+    bar.close()  # a sweep that ends keeps its bar: how many runs, how long
+    return outcome
+
+
+def _clear(bar: tqdm) -> None:
+    """Close a progress bar and erase its line."""
+    bar.leave = False
+    bar.close()
 
 
 def redo_statuses(rerun_failed: bool = False) -> frozenset[str]:

@@ -6,12 +6,9 @@ data is loaded or TensorFlow imported, so a typo costs a second, not a training 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
-import os
 import re
-import stat
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from aeexp import losses, optimizers
+from aeexp import losses, optimizers, readers
 from aeexp.errors import (
     MAX_IMAGES,
     UserError,
@@ -53,7 +50,6 @@ FLOAT_12 = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
 # memory. So the composed node graph is measured with every alias counted as a full copy, and
 # refused past MAX_YAML_VALUES before anything is constructed. The largest committed config
 # (configs/sweeps/beta.yaml) has about 2,000 values and nests 6 levels.
-MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the largest committed config is about 20 KiB
 MAX_YAML_VALUES = 100_000
 MAX_YAML_DEPTH = 32
 MAX_INT_CHARS = 100  # a 64-bit seed is 19 digits; Python's int() is quadratic in the length
@@ -186,8 +182,8 @@ def load_yaml(text: str) -> Any:
 
     Raises a :class:`yaml.YAMLError` (a :class:`YamlLimitError` for a bound) on bad input.
     """
-    if len(text) > MAX_CONFIG_BYTES:
-        raise YamlLimitError(None, None, f"longer than {MAX_CONFIG_BYTES} characters", None)
+    if len(text) > readers.MAX_CONFIG_BYTES:
+        raise YamlLimitError(None, None, f"longer than {readers.MAX_CONFIG_BYTES} characters", None)
     return yaml.load(text, Loader=ConfigLoader)  # safe: ConfigLoader is a SafeLoader
 
 
@@ -467,22 +463,12 @@ def validate(raw: Mapping[str, Any], source: str = "config") -> RunConfig:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping safely and within bounds, or raise a one-line UserError.
 
-    Refused with the reason: a missing, unreadable or non-regular file (a directory, a
-    FIFO, a symlink loop), more than :data:`MAX_CONFIG_BYTES`, bytes that are not UTF-8 text
-    or contain NUL, malformed YAML, duplicate keys and what :class:`ConfigLoader` bounds.
+    Refused with the reason: what :func:`readers.read_text` refuses (a missing, non-regular
+    or oversized file, bytes that are not UTF-8 text), malformed YAML, duplicate keys and
+    what :class:`ConfigLoader` bounds.
     """
-    path = Path(path)
     where = clip(str(path), 300)
-    raw = _read_bounded(path, where)
-    if b"\0" in raw:
-        offset = raw.index(b"\0")
-        raise UserError(f"{where}: binary file, not YAML text (NUL byte at offset {offset})")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        byte = raw[error.start]
-        raise UserError(f"{where}: not UTF-8 text (byte 0x{byte:02x} at line {line})") from None
+    text = readers.read_text(path, readers.MAX_CONFIG_BYTES, "config file", "YAML")
     try:
         data = load_yaml(text)
     except yaml.YAMLError as error:
@@ -492,40 +478,6 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a mapping of config keys, got {type(data).__name__}")
     return data
-
-
-def _read_bounded(path: Path, where: str) -> bytes:
-    """Return at most MAX_CONFIG_BYTES of a regular file, or raise a one-line UserError."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise UserError(f"{where}: no such file") from None
-    except PermissionError:
-        raise UserError(f"{where}: permission denied") from None
-    except ValueError:  # os.open refuses a path with a NUL character
-        raise UserError(f"{where}: not a valid file name (it contains a NUL character)") from None
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise UserError(f"{where}: symlink loop (too many levels of symbolic links)") from None
-        raise UserError(f"{where}: cannot read ({error.strerror or error})") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise UserError(f"{where}: is a directory, not a config file")
-        if not stat.S_ISREG(mode):
-            raise UserError(f"{where}: not a regular file")
-        with os.fdopen(os.dup(fd), "rb") as file:
-            raw = file.read(MAX_CONFIG_BYTES + 1)
-    except OSError as error:
-        raise UserError(f"{where}: cannot read ({error.strerror or error})") from None
-    finally:
-        os.close(fd)
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise UserError(
-            f"{where}: larger than {MAX_CONFIG_BYTES >> 20} MiB, too large for a config"
-        )
-    return raw
 
 
 def parse_override(text: str) -> tuple[str, Any]:

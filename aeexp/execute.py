@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,9 +21,10 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import store
+from aeexp import readers, store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset, load_dataset
+from aeexp.errors import UserError
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.plan import PlannedRun, SweepPlan, compact, group_runs
 from aeexp.vocab import DEFAULT_MAX_GROUP, SUMMARY_METRICS, Status, loss_key, status_of
@@ -116,12 +118,11 @@ def _summary_fields(plan: SweepPlan) -> list[str]:
 def _other_rows(path: Path, mine: set[str]) -> tuple[list[dict[str, str]], list[str]]:
     """Return the rows and columns of an existing runs.csv that belong to other plans."""
     try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows = [r for r in reader if r.get("run_id") and r["run_id"] not in mine]
-            return rows, list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return [], []  # absent or damaged: rebuilt from this plan's run directories
+        reader = csv.DictReader(io.StringIO(readers.read_text(path, readers.MAX_SUMMARY_BYTES)))
+        rows = [r for r in reader if r.get("run_id") and r["run_id"] not in mine]
+        return rows, list(reader.fieldnames or [])
+    except (UserError, csv.Error):
+        return [], []  # absent, oversized or damaged: rebuilt from this plan's run directories
 
 
 def write_summary(plan: SweepPlan) -> Path:
@@ -327,17 +328,51 @@ def execute(
     """Train every run of ``plan`` whose status is in ``redo``; write runs and runs.csv.
 
     Each sink is called with a run once its directory is written (``aeexp.tracking``).
+    Nothing is created before the data is checked; the lock files go when it ends, and on
+    an error so do the folders it created, if they are left empty.
     """
     experiment = plan.experiment_dir
     store.check_inside(plan.output_dir, experiment)
-    store.ensure_writable(experiment)
-    store.remove_stale_staging(experiment)
     pending = to_do(plan, redo)
     outcome = Outcome(plan, already=len(plan.runs) - len(pending))
-    if not pending:
+    datasets = _load_datasets(pending)  # a sweep refused here has made no folder
+    created = _missing_folders(plan.output_dir, experiment)
+    try:
+        store.ensure_writable(experiment)
+        store.remove_stale_staging(experiment)
+        if pending:
+            _train(
+                pending,
+                datasets,
+                executor,
+                outcome,
+                max_group,
+                redo,
+                on_waiting,
+                on_runs_done,
+                sinks,
+            )
         write_summary(plan)
-        return outcome
-    datasets = _load_datasets(pending)
+    except BaseException:
+        store.remove_lock_files(experiment)
+        _remove_if_empty(created)
+        raise
+    store.remove_lock_files(experiment)
+    return outcome
+
+
+def _train(
+    pending: list[PlannedRun],
+    datasets: dict[Any, Dataset],
+    executor: Executor,
+    outcome: Outcome,
+    max_group: int,
+    redo: frozenset[str],
+    on_waiting: Callable[[int], None] | None,
+    on_runs_done: Callable[[int], None] | None,
+    sinks: Sequence[Callable[[PlannedRun], None]],
+) -> None:
+    """Claim, group, train and write the pending runs; wait for those another driver holds."""
     claims, interrupts = _Claims(), _Interrupts()
     try:
         with interrupts.watching():
@@ -360,5 +395,22 @@ def execute(
     finally:
         claims.release_all()
     executor.shutdown()
-    write_summary(plan)
-    return outcome
+
+
+def _missing_folders(root: Path, folder: Path) -> list[Path]:
+    """Return ``folder`` and its parents up to ``root`` that do not exist yet, deepest first."""
+    missing = []
+    for path in (folder, *folder.parents):
+        if path.exists() or (path != root and root not in path.parents):
+            break
+        missing.append(path)
+    return missing
+
+
+def _remove_if_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders this call created, deepest first, where it left them empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # refuses a folder that holds anything: nothing is lost
+        except OSError:
+            return

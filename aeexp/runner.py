@@ -27,8 +27,6 @@ from aeexp.plan import group_key
 from aeexp.store import RunArtifacts
 from aeexp.vocab import Status
 
-HISTORY_FIELDS = ("epoch", "loss", "val_loss", "seconds")
-
 # Called after every epoch with the epoch number (1-based) and every member's history.
 EpochCallback = Callable[[int, Sequence[engine.History]], None]
 
@@ -73,8 +71,8 @@ def _headline(history: engine.History) -> dict[str, Any]:
 def _history_csv(history: engine.History) -> str:
     epochs = range(1, len(history.loss) + 1)
     columns = (epochs, history.loss, history.val_loss, history.seconds)
-    rows = [dict(zip(HISTORY_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)]
-    return store.encode_csv(rows, HISTORY_FIELDS)
+    rows = [dict(zip(store.HISTORY_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)]
+    return store.encode_csv(rows, store.HISTORY_FIELDS)
 
 
 def _png(draw: Callable[[io.BytesIO], None]) -> bytes:

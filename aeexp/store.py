@@ -31,8 +31,13 @@ import yaml
 from filelock import FileLock, Timeout
 
 from aeexp import config as config_lib
+from aeexp import paths, readers
 from aeexp.config import ConfigDumper, RunConfig
-from aeexp.errors import UserError
+from aeexp.errors import UserError, shorten
+from aeexp.vocab import Status
+
+# The statuses a finished run's metrics.json may record.
+_RECORDED = frozenset({Status.COMPLETED, Status.DIVERGED, Status.FAILED})
 
 CONFIG = "config.yaml"
 HISTORY = "history.csv"
@@ -40,6 +45,7 @@ METRICS = "metrics.json"
 LOSS_PLOT = "loss_history.png"
 RECONSTRUCTIONS = "reconstructions.png"
 MODEL = "model.keras"
+HISTORY_FIELDS = ("epoch", "loss", "val_loss", "seconds")
 
 LOCKS = ".locks"
 DAMAGED = ".damaged"
@@ -63,21 +69,51 @@ def staging_name(run_id: str, old: bool = False) -> str:
     return f"{_STAGING_PREFIX}{'old-' if old else ''}{run_id}-{_HOST}-{os.getpid()}"
 
 
+def _resolve(path: Path) -> Path:
+    """Return ``path`` resolved, or raise a one-line UserError (a symlink loop, say)."""
+    paths.status(path)  # names the fault: too long, a loop, no permission
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: Python < 3.13's symlink loop
+        raise UserError(f"{path}: cannot resolve ({error})") from None
+
+
 def check_inside(root: Path, path: Path) -> Path:
     """Return ``path`` resolved, or raise UserError if it is not strictly inside ``root``."""
-    resolved_root, resolved = root.resolve(), path.resolve()
+    resolved_root, resolved = _resolve(root), _resolve(path)
     if resolved == resolved_root or resolved_root not in resolved.parents:
         raise UserError(f"{path}: refusing to write outside the output folder {root}")
     return resolved
 
 
+def metrics_problem(data: Any) -> str | None:
+    """Return why parsed metrics.json content is not a run's record, or None if it is one."""
+    if not isinstance(data, dict):
+        return f"{METRICS} holds a {type(data).__name__}, not an object"
+    if not data:
+        return f"{METRICS} is an empty object"
+    if data.get("status", Status.COMPLETED) not in _RECORDED:
+        return f"{METRICS} has an unknown status {shorten(data.get('status'))}"
+    return None
+
+
 def read_metrics(run_dir: Path) -> dict[str, Any] | None:
-    """Return a run's metrics, or None if ``metrics.json`` is missing, empty or not JSON."""
-    try:
-        data = json.loads((run_dir / METRICS).read_text())
-    except (OSError, UnicodeDecodeError, ValueError):  # missing, unreadable, empty, garbled
+    """Return a run's metrics, or None if ``metrics.json`` is missing or damaged.
+
+    Damaged: empty, not JSON, over its size cap, nested past the parser, not a run's
+    record. A file or folder this process may not read is a fault, not a pending run:
+    saying every run is pending would hide it.
+    """
+    path = run_dir / METRICS
+    if paths.status(path) is None:
         return None
-    return data if isinstance(data, dict) else None
+    try:
+        data = readers.read_json(path, readers.MAX_METRICS_BYTES, "metrics file")
+    except UserError as error:
+        if str(error).endswith("permission denied"):
+            raise
+        return None
+    return None if metrics_problem(data) else data
 
 
 def is_complete(run_dir: Path) -> bool:
@@ -132,14 +168,63 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# The lock files aeexp makes in <experiment>/.locks/: <run id>.lock and runs.csv.lock.
+_LOCK_NAME = re.compile(r"^(?:[0-9a-f]{10}|runs\.csv)\.lock$")
+# How often an acquire starts again because a finished sweep removed the .locks folder.
+_LOCK_FOLDER_RETRIES = 10
+
+
+class _Lock(FileLock):
+    """A FileLock that makes its folder again if a finished sweep removed it meanwhile.
+
+    filelock makes the folder once, when an acquire starts: a waiter whose folder
+    :func:`remove_lock_files` removed would fail with FileNotFoundError. Starting again is
+    safe: the folder is removed only once empty, so nobody holds a lock in it.
+    """
+
+    def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        """Acquire as FileLock does, starting again if the lock's folder vanished."""
+        for _ in range(_LOCK_FOLDER_RETRIES):
+            try:
+                return super().acquire(*args, **kwargs)
+            except FileNotFoundError:
+                if Path(self.lock_file).parent.exists():
+                    raise
+        return super().acquire(*args, **kwargs)
+
+
 def run_lock(experiment_dir: Path, run_id: str) -> FileLock:
     """Return the lock a driver holds while it trains or writes ``run_id``."""
-    return FileLock(experiment_dir / LOCKS / f"{run_id}.lock", timeout=0)
+    return _Lock(experiment_dir / LOCKS / f"{run_id}.lock", timeout=0)
 
 
 def summary_lock(experiment_dir: Path) -> FileLock:
     """Return the lock that serialises rewrites of the experiment's ``runs.csv``."""
-    return FileLock(experiment_dir / LOCKS / "runs.csv.lock", timeout=60)
+    return _Lock(experiment_dir / LOCKS / "runs.csv.lock", timeout=60)
+
+
+def remove_lock_files(experiment_dir: Path) -> None:
+    """Delete the lock files nobody holds, then the ``.locks`` folder if that empties it.
+
+    filelock leaves its files behind on Unix. Each is deleted only while this process holds
+    it, so never under another live driver; one waiting for it finds the file unlinked when
+    its turn comes and takes a new one (filelock checks the link count after locking). Best
+    effort: a lock that cannot be taken or deleted is left, and so is the folder.
+    """
+    folder = experiment_dir / LOCKS
+    try:
+        names = [p.name for p in folder.iterdir() if _LOCK_NAME.match(p.name)]
+    except OSError:  # no .locks folder: nothing was locked
+        return
+    for name in names:
+        lock = FileLock(folder / name, timeout=0)  # a plain FileLock: never makes the folder
+        try:
+            with lock:
+                (folder / name).unlink(missing_ok=True)
+        except (Timeout, OSError):  # held by a live driver, or not ours to delete
+            continue
+    with contextlib.suppress(OSError):  # not empty: another driver's, or a user's, files
+        folder.rmdir()
 
 
 def remove_stale_staging(folder: Path) -> list[Path]:
@@ -239,11 +324,6 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[st
     write_text_atomic(path, encode_csv(rows, fields))
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON file written by :func:`write_json`."""
-    return json.loads(path.read_text())
-
-
 @contextlib.contextmanager
 def staged_run_dir(run_dir: Path, root: Path | None = None) -> Iterator[Path]:
     """Yield a staging folder that becomes ``run_dir`` atomically if the block succeeds.
@@ -291,6 +371,32 @@ def write_run_files(run_dir: Path, files: Mapping[str, bytes], root: Path | None
                 _write_new(staging / name, files[name])
 
 
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """Return a run's per-epoch rows as numbers; none without a history.csv.
+
+    Raises ValueError saying what is damaged: over its cap, a missing column, a value that
+    is not a number.
+    """
+    path = run_dir / HISTORY
+    if paths.status(path) is None:
+        return []
+    try:
+        text = readers.read_text(path, readers.MAX_HISTORY_BYTES, "history file")
+    except UserError as error:
+        raise ValueError(_relative(str(error), run_dir)) from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [f for f in HISTORY_FIELDS if f not in (reader.fieldnames or ())]
+    if missing:
+        raise ValueError(f"{HISTORY} has no {', '.join(missing)} column")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            rows.append({f: float(row[f]) for f in HISTORY_FIELDS})
+        except (TypeError, ValueError):
+            raise ValueError(f"{HISTORY} has a value that is not a number (line {line})") from None
+    return rows
+
+
 # --- Reading run directories back ------------------------------------------------------
 
 
@@ -306,36 +412,43 @@ class Run:
 def _read_run(run_dir: Path) -> Run:
     """Read one run directory, or raise ValueError saying what is damaged."""
     config_path, metrics_path = run_dir / CONFIG, run_dir / METRICS
-    for path in (config_path, metrics_path):
-        if not path.is_file():
-            raise ValueError(f"no {path.name}")
-        if path.stat().st_size == 0:
-            raise ValueError(f"{path.name} is empty")
     try:
-        raw = config_lib.read_yaml(config_path)
-        cfg = config_lib.validate(raw, CONFIG)
-    except (UserError, ValueError) as error:  # ValueError: bytes that are not UTF-8 text
-        raise ValueError(str(error).replace(str(config_path), CONFIG)) from None
-    try:
-        metrics = read_json(metrics_path)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"{METRICS} is not valid JSON ({error})") from None
-    if not isinstance(metrics, dict):
-        raise ValueError(f"{METRICS} holds a {type(metrics).__name__}, not an object")
+        for path in (config_path, metrics_path):
+            found = paths.status(path)
+            if found is None:
+                raise ValueError(f"no {path.name}")
+            if found.st_size == 0:
+                raise ValueError(f"{path.name} is empty")
+        cfg = config_lib.validate(config_lib.read_yaml(config_path), CONFIG)
+        metrics = readers.read_json(metrics_path, readers.MAX_METRICS_BYTES, "metrics file")
+    except UserError as error:  # a fault of this one run's files: skipped, named
+        raise ValueError(_relative(str(error), run_dir)) from None
+    problem = metrics_problem(metrics)
+    if problem is not None:
+        raise ValueError(problem)
     return Run(cfg, metrics, run_dir)
+
+
+def _relative(message: str, run_dir: Path) -> str:
+    """Return ``message`` naming the run's files by their names alone (the run is named)."""
+    return message.replace(f"{run_dir}{os.sep}", "")
 
 
 def _run_dirs(folder: Path) -> list[Path]:
     """Return every directory under ``folder`` holding a config.yaml or a metrics.json.
 
-    Hidden directories (a sweep's staging folders) and everything under them are left out.
+    Hidden directories (a sweep's staging folders) and everything under them are left out;
+    a folder this process cannot list is named in a warning, not silently passed over.
     """
-    found = set()
-    for name in (CONFIG, METRICS):
-        for path in folder.rglob(name):
-            relative = path.parent.relative_to(folder).parts
-            if not any(part.startswith(".") for part in relative):
-                found.add(path.parent)
+    found = []
+
+    def unlistable(error: OSError) -> None:
+        warn_skipped(Path(error.filename or folder), error.strerror or str(error))
+
+    for parent, folders, files in os.walk(folder, onerror=unlistable):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        if CONFIG in files or METRICS in files:
+            found.append(Path(parent))
     return sorted(found)
 
 
@@ -350,9 +463,7 @@ def load_runs(folder: str | Path) -> list[Run]:
     A run directory whose config.yaml or metrics.json is missing, empty, unreadable or
     invalid is damaged data, not a reason to stop: it is skipped with one warning line.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder")
+    folder = paths.existing_folder(folder)
     found = []
     for run_dir in _run_dirs(folder):
         try:

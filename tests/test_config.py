@@ -421,7 +421,7 @@ def test_alias_bomb_in_a_set_value(tmp_path):
     [
         (b"seed: 1\n\x00\x01\x02", "binary file, not YAML text (NUL byte at offset 8)"),
         (b"seed: 1\nname: caf\xe9\n", "not UTF-8 text (byte 0xe9 at line 2)"),
-        (b"#" * ((1 << 20) + 1), "larger than 1 MiB, too large for a config"),
+        (b"#" * ((1 << 20) + 1), "larger than 1 MiB, too large for a config file"),
         (b"\xef\xbb\xbfseed: 1\n", None),  # a UTF-8 byte-order mark is fine
         (b"#" * (1 << 20), None),  # exactly 1 MiB is fine
     ],
@@ -456,7 +456,7 @@ def test_file_that_is_not_a_file(tmp_path):
         assert str(caught.value) == f"{path}: {expected}"
     with pytest.raises(UserError) as caught:  # the path is shown cut to 300 characters
         config.read_yaml(tmp_path / ("a" * 5000))
-    assert str(caught.value).endswith("aaa...: cannot read (File name too long)")
+    assert str(caught.value).endswith("aaa...: file name too long")
     assert len(str(caught.value)) < 400
     with pytest.raises(UserError, match="contains a NUL character"):
         config.read_yaml(f"{tmp_path}/a\0b.yaml")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, plan, store
+from aeexp import api, cli, execute, plan, readers, store
 from aeexp.errors import UserError
 from aeexp.executors import JobResult, one_line
 
@@ -102,7 +102,7 @@ def test_a_crashing_group_is_retrained_run_by_run(tmp_path, no_data):
     assert fake.groups[0] == [r.run_id for r in planned.runs]
     assert sorted(fake.groups[1:]) == sorted([r.run_id] for r in planned.runs)
     assert outcome.problems() == [(bad, "failed")]
-    failed = store.read_json(planned.runs[1].run_dir / store.METRICS)
+    failed = readers.read_json(planned.runs[1].run_dir / store.METRICS)
     assert failed["reason"] == "RuntimeError: boom"
     with open(planned.experiment_dir / execute.RUNS_CSV) as handle:
         rows = list(csv.DictReader(handle))

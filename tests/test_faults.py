@@ -2,11 +2,15 @@
 
 import errno
 import os
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli
+from aeexp import cli, store
 from tests.fakeruns import cell_raw, fake_run
 
 
@@ -18,11 +22,15 @@ def one_line_error(result, *needles):
         assert needle in lines[0]
 
 
-def test_a_full_disk_while_a_run_is_written_leaves_nothing_behind(tmp_path, monkeypatch):
+@pytest.mark.parametrize("existing", [False, True], ids=["new-folder", "existing-folder"])
+def test_a_full_disk_while_a_run_is_written_leaves_nothing_behind(tmp_path, monkeypatch, existing):
     from tests.test_execute import FakeExecutor
 
     config = tmp_path / "c.yaml"
     config.write_text("name: full\n")
+    experiment = tmp_path / "out" / "full"
+    if existing:  # kept, as it was; else made by the run and removed with it
+        experiment.mkdir(parents=True)
     synced = []
     real_fsync = os.fsync
 
@@ -39,8 +47,75 @@ def test_a_full_disk_while_a_run_is_written_leaves_nothing_behind(tmp_path, monk
     monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
     result = CliRunner().invoke(cli.main, ["run", str(config), "--out", str(tmp_path / "out")])
     one_line_error(result, "No space left on device")
-    experiment = tmp_path / "out" / "full"
-    assert [p.name for p in experiment.iterdir() if not p.name.startswith(".locks")] == []
+    if existing:
+        assert list(experiment.iterdir()) == []  # no run, no staging, no .locks
+    else:
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_that_ends_leaves_no_lock_files(tmp_path, monkeypatch):
+    from tests.test_execute import FakeExecutor
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("name: g\ngrid:\n  seed: [0, 1]\n")
+    monkeypatch.setattr("aeexp.execute.load_dataset", lambda cfg: _NoData())
+    monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
+    for _ in range(2):  # training, then finding every run complete
+        result = CliRunner().invoke(cli.main, ["sweep", str(sweep), "--out", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        assert not (tmp_path / "g" / store.LOCKS).exists()
+
+
+def test_a_lock_another_process_holds_is_never_removed(tmp_path):
+    folder = tmp_path / store.LOCKS
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(folder / "0123456789.lock")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        store.run_lock(tmp_path, "abcdefabcd").acquire()  # free: released below, then removed
+        store.run_lock(tmp_path, "abcdefabcd").release()
+        store.remove_lock_files(tmp_path)
+        assert sorted(p.name for p in folder.iterdir()) == ["0123456789.lock", "notes.txt"]
+    finally:
+        holder.kill()
+        holder.wait()
+    store.remove_lock_files(tmp_path)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]  # a user's file keeps the folder
+
+
+HOLD_LOCK = """
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1], timeout=0)
+lock.acquire()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_driver_waiting_on_a_lock_survives_its_folder_being_removed(tmp_path):
+    holder = store.run_lock(tmp_path, "0123456789")
+    holder.acquire()
+    waited = []
+
+    def wait():  # as _Claims.wait_for does, here with a deadline rather than forever
+        lock = store.run_lock(tmp_path, "0123456789")
+        lock.acquire(timeout=10)
+        waited.append(lock.is_locked)
+        lock.release()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)  # the waiter polls
+    holder.release()
+    store.remove_lock_files(tmp_path)  # may run before the waiter's next poll
+    waiter.join(15)
+    assert waited == [True]
 
 
 class _NoData:

@@ -131,7 +131,7 @@ CONFIG_CASES = {
     "thousands of unknown keys": ("".join(f"k{i}: 1\n" for i in range(3000)), (), "and 2995 more"),
     "binary file": (b"seed: 1\n\x00\x00\x00", (), "binary file, not YAML text (NUL byte"),
     "not UTF-8": (b"name: caf\xe9\n", (), "not UTF-8 text (byte 0xe9 at line 1)"),
-    "huge file": (b"#" * (3 << 20), (), "larger than 1 MiB, too large for a config"),
+    "huge file": (b"#" * (3 << 20), (), "larger than 1 MiB, too large for a config file"),
 }
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from aeexp import evaluate
+from aeexp import evaluate, readers
 from aeexp.errors import UserError
 
 
@@ -101,7 +101,7 @@ def test_meter_reads_the_saved_model_and_its_first_pick_is_the_recorded_ssim(tin
     from aeexp.store import load_runs
 
     cfg, run_dir = tiny_run
-    metrics = store.read_json(run_dir / store.METRICS)
+    metrics = readers.read_json(run_dir / store.METRICS)
     meter = protocol.Meter(occurrences=3)
     measured = meter.model(cfg, run_dir)
     assert measured.values["gray"][0] == pytest.approx(metrics["ssim_thesis"], abs=1e-6)

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from aeexp import optimizers, store, vocab
+from aeexp import optimizers, paths, readers, store, vocab
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.config import MAX_SEED, ConfigDumper, check_name
@@ -194,10 +194,8 @@ def _schema_path(out: Path) -> str:
 
 def leading_comments(sweep_file: Path) -> list[str]:
     """Return the comment lines a YAML file opens with, up to its first other line."""
-    try:
-        lines = sweep_file.read_text().splitlines()
-    except OSError as error:
-        raise UserError(f"{sweep_file}: cannot read ({error.strerror})") from None
+    text = readers.read_text(sweep_file, readers.MAX_CONFIG_BYTES, "sweep file", "YAML")
+    lines = text.splitlines()
     block = []
     for line in lines:
         if not line.startswith("#"):
@@ -308,6 +306,7 @@ def write_final_sweep(
         raise UserError("select: give at least one --metric")
     if top < 1:
         raise UserError(f"--top {top}: keep at least one learning rate per configuration")
+    paths.output_file(out)  # before any work: never a FIFO, a device or a missing folder
     runs = load_tuning_runs(tune_dir, on_test_set)
     if on_test_set:
         reused = sorted(set(seeds) & {r.config.seed for r in runs})

@@ -1,5 +1,8 @@
 """The commands: each parses its arguments, makes one library call, prints and exits.
 
+Output goes through ``echo``: stdout that cannot be written (a full disk, a closed pipe) is
+one line and exit code 2, as every other mistake of the environment.
+
 Library modules are imported inside the commands, so ``--help`` never loads TensorFlow.
 """
 
@@ -12,8 +15,18 @@ from typing import Any
 import click
 
 from aeexp import vocab
-from aeexp.cli.errors import OneLineErrorGroup
-from aeexp.cli.options import EXECUTOR, FILE, FOLDER, OUT, TRACKING, overrides, report_out
+from aeexp.cli.errors import OneLineErrorGroup, echo
+from aeexp.cli.options import (
+    EXECUTOR,
+    FILE,
+    FOLDER,
+    OUT,
+    OUT_FILE,
+    OUT_FOLDER,
+    TRACKING,
+    overrides,
+    report_out,
+)
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,8 +60,8 @@ def run(config: str, quiet: bool, **options: Any) -> None:
 
     result = api.run(config, progress=not quiet, **options)
     done = "" if result.trained_now else ": already complete (use --force to train again)"
-    click.echo(f"{result.run_dir}{done}")
-    click.echo(result.headline)
+    echo(f"{result.run_dir}{done}")
+    echo(result.headline)
     if result.status != vocab.Status.COMPLETED:
         sys.exit(1)
 
@@ -89,10 +102,10 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
 
     if dry_run:
         planned = api.plan(sweep_file, options["overrides"], options["out"], options["max_runs"])
-        click.echo(api.describe_plan(planned))
+        echo(api.describe_plan(planned))
         return
     outcome = api.sweep(sweep_file, progress=not quiet, **options)
-    click.echo(outcome.summary())
+    echo(outcome.summary())
     for path in outcome.moved_aside:
         click.echo(f"aeexp: a damaged run directory was kept at {path}", err=True)
     bad = outcome.problems()
@@ -124,7 +137,7 @@ def compare(sides: tuple[str, ...], root: Path | None, metrics: tuple[str, ...])
     """
     from aeexp.analysis.compare import compare
 
-    click.echo(compare(*sides, root=root, metrics=metrics or vocab.COMPARE_METRICS).render())
+    echo(compare(*sides, root=root, metrics=metrics or vocab.COMPARE_METRICS).render())
 
 
 @main.command()
@@ -159,7 +172,7 @@ def compare(sides: tuple[str, ...], root: Path | None, metrics: tuple[str, ...])
 )
 @click.option(
     "--figures",
-    type=str,
+    type=OUT_FOLDER,
     default=None,
     metavar="DIR",
     help="Also write the metric's bar chart and each cell's best loss history to DIR.",
@@ -180,7 +193,7 @@ def table(
 
     if figures is not None:  # a folder that cannot be written fails before the table prints
         figures_lib.check_destination(figures)
-    click.echo(tables.render(folder, metric, fmt, by, compare is not None))
+    echo(tables.render(folder, metric, fmt, by, compare is not None))
     if figures is not None:
         for path in figures_lib.write_figures(store.load_runs(folder), metric, figures):
             click.echo(f"wrote {path}", err=True)
@@ -203,7 +216,7 @@ def table(
     "--out",
     "out_file",
     required=True,
-    type=FILE,
+    type=OUT_FILE,
     help="Where to write the final sweep file.",
 )
 @click.option(
@@ -244,7 +257,7 @@ def select(
         tune_dir, metrics, seed_list, out=Path(out_file), **options
     )
     summary = selection.describe_selection(choices, metrics, options["top"], options["on_test_set"])
-    click.echo(f"{out_file}: {summary}")
+    echo(f"{out_file}: {summary}")
 
 
 @main.group()
@@ -277,7 +290,7 @@ def report_thesis(
     """
     from aeexp.studies import thesis
 
-    click.echo(thesis.write_report(defaults_dir, tuned_dir, Path(out), tuned_seeds_dir))
+    echo(thesis.write_report(defaults_dir, tuned_dir, Path(out), tuned_seeds_dir))
 
 
 @report.command("beta")
@@ -288,7 +301,7 @@ def report_beta(study_dir: Path, tune_dir: Path, out: str) -> None:
     """Report the beta-divergence study from the beta sweep and its tuning sweep."""
     from aeexp.studies import beta
 
-    click.echo(beta.write_report(study_dir, tune_dir, Path(out)))
+    echo(beta.write_report(study_dir, tune_dir, Path(out)))
 
 
 @main.command()
@@ -308,7 +321,7 @@ def schema(kind: str) -> None:
     """
     from aeexp import schema as schema_lib
 
-    click.echo(schema_lib.render(kind), nl=False)
+    echo(schema_lib.render(kind), nl=False)
 
 
 @main.command()
@@ -316,7 +329,7 @@ def env() -> None:
     """Show the versions that decide a run's numbers and the devices TensorFlow sees."""
     from aeexp import api
 
-    click.echo("\n".join(api.environment()))
+    echo("\n".join(api.environment()))
 
 
 @main.command()
@@ -330,7 +343,7 @@ def data(path: str | None) -> None:
     """Show which MNIST source a run would use, its shapes and sha256."""
     from aeexp import data as data_lib
 
-    click.echo("\n".join(f"{key}: {value}" for key, value in data_lib.summary(path).items()))
+    echo("\n".join(f"{key}: {value}" for key, value in data_lib.summary(path).items()))
 
 
 @main.command()
@@ -353,4 +366,4 @@ def gradcheck(fmt: str) -> None:
     """
     from aeexp import gradcheck as gradcheck_lib
 
-    click.echo(gradcheck_lib.render(gradcheck_lib.run_checks(), fmt))
+    echo(gradcheck_lib.render(gradcheck_lib.run_checks(), fmt))

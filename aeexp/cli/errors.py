@@ -1,11 +1,14 @@
 """The command line's one error policy: a mistake is one line and exit code 2.
 
-A usage error prints one line naming the command, a UserError its message; Ctrl-C exits
-130 with one line; anything else is a bug and shows a traceback.
+A usage error prints one line naming the command, a UserError its message; output that
+cannot be written (stdout on a full disk, a closed pipe) one line too; Ctrl-C exits 130 with
+one line; anything else is a bug and shows a traceback.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +20,8 @@ from aeexp.errors import UserError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+# What writing stdout fails with when the disk is full, the reader has gone or the device failed.
+STDOUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EPIPE, errno.EIO})
 
 
 def _subcommand_path(ctx: click.Context | None) -> str:
@@ -44,6 +49,44 @@ def _one_line(error: click.UsageError, ctx: click.Context) -> OneLineError:
     return OneLineError(f"{where}: {error.format_message()}" if where else error.format_message())
 
 
+class OutputError(UserError):
+    """Stdout could not take the output: a full disk, a closed pipe, a failing device."""
+
+
+@contextmanager
+def stdout_writes() -> Iterator[None]:
+    """Turn a failure writing stdout into an OutputError: one line and exit 2, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in STDOUT_ERRNOS:
+            raise
+        reason = error.strerror or errno.errorcode.get(error.errno or 0, str(error))
+        raise OutputError(f"cannot write the output: {reason}") from None
+
+
+def echo(message: str = "", nl: bool = True) -> None:
+    """Print to stdout as click.echo does; a write that fails raises OutputError."""
+    with stdout_writes():
+        click.echo(message, nl=nl)
+
+
+def _silence_stdout() -> None:
+    """Point stdout's descriptor at /dev/null: Python's flush at exit must not fail again.
+
+    Else the interpreter prints "Exception ignored ... BrokenPipeError" and exits 120.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # a test runner's stream: nothing to flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 @contextmanager
 def one_error_policy(ctx: click.Context) -> Iterator[None]:
     """Apply the policy to parsing and running alike."""
@@ -55,6 +98,8 @@ def one_error_policy(ctx: click.Context) -> Iterator[None]:
         raise _one_line(error, ctx) from None
     except UserError as error:
         click.echo(f"aeexp: error: {error}", err=True)
+        if isinstance(error, OutputError):
+            _silence_stdout()
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         click.echo("aeexp: interrupted; complete runs are kept, rerun to resume", err=True)
@@ -66,7 +111,7 @@ class OneLineErrorCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse as click does; report a mistake on one line naming this command."""
-        with one_error_policy(ctx):
+        with one_error_policy(ctx), stdout_writes():  # --help and --version print here
             return super().parse_args(ctx, args)
 
 
@@ -84,10 +129,13 @@ class OneLineErrorGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse the group's own options; report a mistake on one line."""
-        with one_error_policy(ctx):
+        with one_error_policy(ctx), stdout_writes():  # --help and --version print here
             return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Resolve and run the subcommand, reporting mistakes on one line."""
         with one_error_policy(ctx):
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            with stdout_writes():  # here, not in Python's flush at exit, which shows a traceback
+                sys.stdout.flush()
+            return result

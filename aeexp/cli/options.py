@@ -8,10 +8,34 @@ from typing import Any
 
 import click
 
+from aeexp import paths
+from aeexp.errors import UserError
+
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
-FOLDER = click.Path(file_okay=False, path_type=Path)
+
+class CheckedPath(click.ParamType):
+    """A path argument passed through one of :mod:`aeexp.paths`'s checks as it is parsed."""
+
+    name = "path"
+
+    def __init__(self, check: Callable[[str], Path], as_text: bool = False) -> None:
+        self.check = check
+        self.as_text = as_text
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Return the checked path, or fail naming the argument and what is wrong with it."""
+        try:
+            checked = self.check(value)
+        except UserError as error:
+            self.fail(str(error), param, ctx)
+        return str(checked) if self.as_text else checked
+
+
+FOLDER = CheckedPath(paths.existing_folder)
 FILE = click.Path(dir_okay=False, path_type=str)
+OUT_FILE = CheckedPath(paths.output_file, as_text=True)
+OUT_FOLDER = CheckedPath(paths.output_folder, as_text=True)
 
 
 def stacked(*decorators: Decorator) -> Decorator:
@@ -34,14 +58,16 @@ def report_out(default: str) -> Decorator:
     """Return the --out option of a report, defaulting to the study's committed folder."""
     return click.option(
         "--out",
-        type=str,
+        type=OUT_FOLDER,
         default=default,
         show_default=True,
         help="Folder for REPORT.md, its tables and figures.",
     )
 
 
-OUT = click.option("--out", type=str, default=None, help="Output folder (default: output.dir).")
+OUT = click.option(
+    "--out", type=OUT_FOLDER, default=None, help="Output folder (default: output.dir)."
+)
 
 EXECUTOR = stacked(
     click.option(

@@ -1,0 +1,102 @@
+"""Bounded reading of every file aeexp reads: a type check and a size cap before any byte.
+
+A config, a run's metrics.json or history.csv, a sweep's runs.csv, a model: each is opened
+without blocking (a FIFO must not wait for a writer), checked to be a regular file (not a
+device such as /dev/zero, a folder or a FIFO), and read up to its cap plus one byte, so a
+4 GiB sparse file costs what the cap costs. A fault is one line naming the file and why.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from aeexp.errors import UserError, clip
+
+KIB, MIB = 1 << 10, 1 << 20
+# Caps, each far above what aeexp writes: a config or sweep file is hand-written YAML; a
+# metrics.json is ~3 KB; a history.csv ~60 bytes per epoch, at most 10,000 epochs; runs.csv
+# ~600 bytes per run of a grid of at most 10,000 runs.
+MAX_CONFIG_BYTES = 1 * MIB
+MAX_METRICS_BYTES = 1 * MIB
+MAX_HISTORY_BYTES = 4 * MIB
+MAX_SUMMARY_BYTES = 64 * MIB
+# A model of code_dim 4096 (the largest allowed) with its optimizer slots is ~110 MB.
+MAX_MODEL_BYTES = 512 * MIB
+
+
+def _size_label(limit: int) -> str:
+    return f"{limit // MIB} MiB" if limit >= MIB else f"{limit // KIB} KiB"
+
+
+def _open_failure(where: str, error: OSError | ValueError) -> UserError:
+    """Return the one-line error for a file that could not be opened."""
+    if isinstance(error, ValueError):  # os.open refuses a path with a NUL character
+        return UserError(f"{where}: not a valid file name (it contains a NUL character)")
+    reasons = {
+        errno.ENOENT: "no such file",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ELOOP: "symlink loop (too many levels of symbolic links)",
+        errno.ENAMETOOLONG: "file name too long",
+        errno.ENOTDIR: "a part of the path is not a folder",
+    }
+    return UserError(f"{where}: {reasons.get(error.errno or 0, f'cannot read ({error.strerror})')}")
+
+
+def read_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """Return the bytes of a regular file of at most ``limit`` bytes, or raise UserError."""
+    where = clip(str(path), 300)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError) as error:
+        raise _open_failure(where, error) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UserError(f"{where}: is a directory, not a {what}")
+        if not stat.S_ISREG(mode):  # a FIFO, a device such as /dev/zero, a socket
+            raise UserError(f"{where}: not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            raw = file.read(limit + 1)
+    except OSError as error:
+        raise UserError(f"{where}: cannot read ({error.strerror or error})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise UserError(f"{where}: larger than {_size_label(limit)}, too large for a {what}")
+    return raw
+
+
+def read_text(path: str | Path, limit: int, what: str = "file", language: str = "UTF-8") -> str:
+    """Return a bounded regular file as UTF-8 text without NUL bytes, or raise UserError."""
+    raw = read_bytes(path, limit, what)
+    where = clip(str(path), 300)
+    if b"\0" in raw:
+        offset = raw.index(b"\0")
+        raise UserError(f"{where}: binary file, not {language} text (NUL byte at offset {offset})")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        byte = raw[error.start]
+        raise UserError(f"{where}: not UTF-8 text (byte 0x{byte:02x} at line {line})") from None
+
+
+def parse_json(text: str, where: str) -> Any:
+    """Parse JSON text, or raise UserError; nesting too deep for the parser is refused too."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested too deeply") from None
+    except ValueError as error:
+        raise UserError(f"{where}: not valid JSON ({error})") from None
+
+
+def read_json(path: str | Path, limit: int = MAX_METRICS_BYTES, what: str = "JSON file") -> Any:
+    """Return a bounded JSON file's content, or raise a one-line UserError."""
+    return parse_json(read_text(path, limit, what, "JSON"), clip(str(path), 300))
