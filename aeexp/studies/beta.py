@@ -6,6 +6,7 @@ selection in :mod:`aeexp.analysis.selection`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -200,6 +201,59 @@ def overall_answer(ranking: Sequence[ConfigStats], tests: stats_lib.PairTests | 
     )
 
 
+def _tuning_key(stat: ConfigStats) -> tuple[str, str, str]:
+    """Return what identifies a configuration across tuning and study: decoder, loss, optimizer."""
+    cfg = stat.config
+    return (cfg.model.decoder_activation, vocab.loss_key(cfg), cfg.optimizer.name)
+
+
+def _no_more(a: float, b: float) -> str:
+    return "more than" if a > b else "no more than"
+
+
+def _steps_text(grid: Sequence[float]) -> str:
+    """Return how far apart a grid's rates are, e.g. ``3 to 3.3 times apart``."""
+    ratios = sorted({float(f"{b / a:.2g}") for a, b in itertools.pairwise(grid) if a > 0})
+    if len(ratios) == 1:
+        return f"{ratios[0]:g} times apart"
+    return f"{ratios[0]:g} to {ratios[-1]:g} times apart"
+
+
+def lead_against_tuning(
+    ranking: Sequence[ConfigStats], choices: Sequence[selection.Choice], tune_runs: Sequence[Run]
+) -> str:
+    """Return how the best configuration's lead compares with what its tuning can move.
+
+    The lead over the runner-up (test set) and over the runner-up's best holdout score is set
+    against what one step of the learning-rate grid costs the best on the holdout; empty when
+    the tuning cannot say (a single configuration, no tuning run for it, no neighbouring rate).
+    """
+    if len(ranking) < 2:
+        return ""
+    best, runner_up = ranking[0], ranking[1]
+    by_key = {_tuning_key(c.winner): c for c in choices}
+    mine, theirs = by_key.get(_tuning_key(best)), by_key.get(_tuning_key(runner_up))
+    if mine is None or theirs is None:
+        return ""
+    at = mine.candidates.index(mine.winner)
+    neighbours = [c for i, c in enumerate(mine.candidates) if abs(i - at) == 1 and c.n]
+    if not neighbours:
+        return ""
+    rate, score = selection.learning_rate(mine.winner), mine.winner.mean
+    cost = min(score - c.mean for c in neighbours)
+    gap, holdout_lead = best.mean - runner_up.mean, score - theirs.winner.mean
+    scores = "; ".join(f"{selection.learning_rate(c):g}: {c.mean:.4f}" for c in neighbours)
+    return (
+        f" How narrow the lead is: the learning rates were tuned on {common.seed_list(tune_runs)}"
+        f" of the holdout, over a grid whose rates are {_steps_text(mine.grid)}, and there one"
+        f" grid step from the best's chosen rate ({rate:g}: {score:.4f}) costs it at least"
+        f" {cost:.4f} ({scores}), {_no_more(cost, gap)} its gap of {gap:.4f} over the runner-up"
+        f" on the test set and {_no_more(cost, holdout_lead)} its holdout lead of"
+        f" {holdout_lead:.4f} over the runner-up's best rate"
+        f" ({selection.learning_rate(theirs.winner):g}: {theirs.winner.mean:.4f})."
+    )
+
+
 def _score(stat: ConfigStats) -> str:
     """Return a candidate's holdout score, or what became of its runs."""
     if stat.n:
@@ -351,7 +405,8 @@ def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
             "",
             "## Answer",
             "",
-            f"Over the whole test set, {answer} Per decoder and order "
+            f"Over the whole test set, {answer}{lead_against_tuning(ranking, choices, tune_runs)}"
+            " Per decoder and order "
             "(full-test-set SSIM; the gap is compared with the larger of the two seed "
             "standard deviations, and a Welch t-test over seeds; every p-value in this "
             f"section is Holm-adjusted over the {len(tests)} tests it reports):",
