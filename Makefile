@@ -53,15 +53,10 @@ EXECUTOR_ARGS = --executor $(EXECUTOR) $(if $(ADDRESS),--address $(ADDRESS)) \
 # A sweep exits 1 when some run diverged; that is a result to report, not a reason to stop.
 SWEEP = aeexp sweep --out $(or $(2),$(RUNS)) --quiet $(EXECUTOR_ARGS) $(1) || [ $$? -eq 1 ]
 
-reproduce:  ## The whole thesis: both sweeps, then results/thesis/REPORT.md (EXECUTOR=ray ...).
+reproduce:  ## The whole thesis: both sweeps, then results/thesis/REPORT.md and verdicts.csv.
 	$(call SWEEP,configs/sweeps/thesis-optimizers.yaml)
 	$(call SWEEP,configs/sweeps/thesis-tuned.yaml)
-	aeexp select $(RUNS)/thesis-tuned --on-test-set --top 3 --metric ssim_thesis \
-		--metric ssim_thesis_viridis --seeds 1-4 --name thesis-tuned-seeds \
-		--tune-sweep configs/sweeps/thesis-tuned.yaml --out configs/sweeps/thesis-tuned-seeds.yaml
-	$(call SWEEP,configs/sweeps/thesis-tuned-seeds.yaml)
-	aeexp report thesis $(RUNS)/thesis-optimizers $(RUNS)/thesis-tuned \
-		--tuned-seeds $(RUNS)/thesis-tuned-seeds --out results/thesis
+	aeexp report thesis $(RUNS)/thesis-optimizers $(RUNS)/thesis-tuned --out results/thesis
 
 BETA_RUNS := results/beta/runs
 
