@@ -218,3 +218,12 @@ def test_the_prose_matches_the_one_golden_file(tmp_path):
     defaults, tuned = write_sweeps(tmp_path / "runs")
     text = report.write_report(defaults, tuned, tmp_path / "out").read_text()
     assert text == GOLDEN.read_text()
+
+
+def test_the_verdicts_table_renders_the_same_from_the_csv(tmp_path):
+    """What the README pastes: the table from verdicts.csv is the one REPORT.md shows."""
+    import csv
+
+    text = write(tmp_path)
+    rows = list(csv.DictReader((tmp_path / "out" / report.VERDICTS_FILE).open()))
+    assert report.verdicts_markdown(rows) in text

@@ -165,6 +165,54 @@ def verdict_rows(cells: Sequence[cells_lib.Cell]) -> list[dict[str, object]]:
     return rows
 
 
+def verdicts_markdown(rows: Sequence[dict[str, object]]) -> str:
+    """Return the primary verdicts as one table: from verdicts.csv's rows, read or computed.
+
+    The README's table is this output, pasted; a test holds the two equal.
+    """
+
+    def pick(cell: str, variant: str, statistic: str) -> dict[str, object]:
+        return next(
+            r
+            for r in rows
+            if r["cell"] == cell and r["variant"] == variant and r["statistic"] == statistic
+        )
+
+    def num(row: dict[str, object], key: str, sign: bool = False) -> str:
+        return _num(float(row[key]), sign=sign)  # type: ignore[arg-type]
+
+    header = [
+        "cell",
+        "published",
+        "procedure, gray: mean (n)",
+        "gap",
+        "95% prediction interval",
+        "TOST p",
+        "passes from margin",
+        "verdict, gray",
+        "verdict, viridis",
+        "verdict, gray, defaults",
+    ]
+    body = []
+    for cell in dict.fromkeys(str(r["cell"]) for r in rows):
+        gray = pick(cell, "gray", cells_lib.PRIMARY)
+        body.append(
+            [
+                cell,
+                num(gray, "published"),
+                f"{num(gray, 'mean')} ({gray['n']})",
+                num(gray, "gap", sign=True),
+                f"[{num(gray, 'pi_lo')}, {num(gray, 'pi_hi')}]",
+                _p(float(gray["tost_p"])),  # type: ignore[arg-type]
+                num(gray, "min_margin"),
+                str(gray["verdict"]),
+                str(pick(cell, "viridis", cells_lib.PRIMARY)["verdict"]),
+                str(pick(cell, "gray", cells_lib.SECONDARY)["verdict"]),
+            ]
+        )
+    return tables.to_markdown(header, body)
+
+
 def counts_lines(cells: Sequence[cells_lib.Cell]) -> list[str]:
     """Return the headline counts, primary statistic: per variant, then after Holm."""
     family = primary_judgements(cells)
@@ -487,6 +535,8 @@ def _render(
             "(the published number is one such draw); the verdicts judge those draws:",
             "",
             *counts_lines(cells),
+            "",
+            verdicts_markdown(verdict_rows(cells)),
             "",
             *[verdict_line(cell) for cell in cells],
             "",
