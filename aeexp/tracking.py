@@ -4,16 +4,32 @@ The driver calls a sink after it wrote a run directory, so a sink sees exactly w
 directory holds: the resolved config as params, the per-epoch losses and final metrics as
 metrics, and every file as an artifact. A tracking server that fails costs a warning line,
 never the run.
+
+``--mlflow`` accepts two forms, checked before anything trains:
+
+- ``http(s)://HOST[:PORT][/PATH]``: a tracking server. It must accept a connection within
+  :data:`CONNECT_TIMEOUT` seconds; afterwards each MLflow request is bounded by
+  :data:`HTTP_LIMITS`, so a server that dies mid-sweep costs seconds per run, not minutes.
+- ``sqlite:///PATH``: a local store, a new file or an existing SQLite database; its
+  artifacts go beside it in ``<stem>-artifacts``.
+
+Anything else is refused on one line: MLflow's file store (``file://``, a plain path), an
+empty URI and in-memory SQLite all write ``./mlruns`` (or ``./mlflow.db``) into whatever
+folder aeexp runs in, outside ``--out``; other database URIs would too.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aeexp import store
 from aeexp.config import flatten_dotted
@@ -23,6 +39,18 @@ from aeexp.vocab import Status
 
 # MLflow's own limits per log_batch call.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
+ACCEPTED = "http(s)://HOST[:PORT][/PATH] for a tracking server or sqlite:///PATH for a local store"
+SQLITE_HEADER = b"SQLite format 3\x00"
+# Seconds a tracking server may take to accept a connection before aeexp refuses it.
+CONNECT_TIMEOUT = 3.0
+# MLflow's defaults (7 retries with growing back-off, 120 s per request) stall every run for
+# minutes once a server is gone. With these a refused request fails in about 2 s and a server
+# that accepts but never answers costs at most 3 x 10 s. A value the user set is kept.
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -43,18 +71,125 @@ def artifact_root(uri: str) -> str | None:
     return (database.parent / f"{database.stem}-artifacts").as_uri()
 
 
+def _refuse(uri: str, problem: str) -> UserError:
+    """Return the one-line error for a tracking URI aeexp cannot use."""
+    return UserError(f"--mlflow {uri!r}: {problem}")
+
+
+def _unreachable_reason(host: str, port: int) -> str | None:
+    """Return why nothing accepts a TCP connection at host:port, or None if something does."""
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            return None
+    except socket.gaierror:
+        return f"unknown host {host!r}"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return f"no answer within {CONNECT_TIMEOUT:.0f} s"
+    except OSError as error:
+        return error.strerror or type(error).__name__
+
+
+def _check_server(uri: str) -> None:
+    """Refuse an http(s) URI without a host, or whose server does not accept a connection."""
+    parts = urlsplit(uri)
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:  # a port that is not a number or out of range
+        raise _refuse(uri, f"not a valid URI; use {ACCEPTED}") from None
+    if not parts.hostname:
+        raise _refuse(uri, f"names no host; use {ACCEPTED}")
+    reason = _unreachable_reason(parts.hostname, port)
+    if reason is not None:
+        raise _refuse(uri, f"no tracking server answers ({reason})")
+
+
+def sqlite_path(uri: str) -> Path:
+    """Return the database file of a ``sqlite:///PATH`` URI; refuse in-memory and other forms."""
+    rest = uri[len("sqlite://") :]
+    if rest in ("", "/", "/:memory:"):
+        # MLflow would put the artifacts of an in-memory store in ./mlruns, outside --out.
+        raise _refuse(uri, "an in-memory store keeps nothing; use sqlite:///PATH for a local store")
+    if not rest.startswith("/"):
+        raise _refuse(uri, "use sqlite:///PATH (three slashes) for a local store")
+    return Path(rest[1:])
+
+
+def _check_sqlite(uri: str) -> None:
+    """Refuse a store path that is a folder, not an SQLite file, or in a missing folder."""
+    path = sqlite_path(uri)
+    if path.is_dir():
+        raise _refuse(uri, f"{path} is a folder, not a database file")
+    if not path.exists():
+        if not path.parent.resolve().is_dir():
+            raise _refuse(uri, f"folder {path.parent} does not exist")
+        return
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise _refuse(uri, f"cannot read {path}: {error.strerror}") from None
+    if header and header != SQLITE_HEADER:  # SQLite takes an empty file as an empty database
+        raise _refuse(uri, f"{path} is not an SQLite database")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Refuse, on one line and before anything trains, a tracking URI aeexp cannot use."""
+    if not uri.strip():
+        # MLflow would fall back to ./mlruns or ./mlflow.db in the working folder.
+        raise UserError(f"--mlflow needs a tracking URI: {ACCEPTED}")
+    try:
+        scheme = urlsplit(uri).scheme.lower()
+    except ValueError:  # e.g. an unbalanced [ in the host
+        raise _refuse(uri, f"not a valid URI; use {ACCEPTED}") from None
+    if scheme in ("http", "https"):
+        _check_server(uri)
+    elif scheme == "sqlite":
+        _check_sqlite(uri)
+    elif not scheme:
+        raise _refuse(uri, f"not a URI; use {ACCEPTED}")
+    elif scheme == "file" or len(scheme) == 1:  # C: is a Windows drive, not a scheme
+        raise _refuse(
+            uri, "MLflow's file store is not supported; use sqlite:///PATH for a local store"
+        )
+    else:
+        raise _refuse(uri, f"not a supported tracking URI; use {ACCEPTED}")
+
+
+@contextmanager
+def _http_limits() -> Iterator[None]:
+    """Bound MLflow's HTTP retries and timeouts for the block, unless the user set them."""
+    added: Mapping[str, str] = {k: v for k, v in HTTP_LIMITS.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 class MlflowSink:
     """Logs each run to an MLflow tracking URI, one MLflow experiment per aeexp name."""
 
     def __init__(self, uri: str) -> None:
+        check_tracking_uri(uri)
         try:
             import mlflow
         except ImportError:
             raise UserError("--mlflow needs MLflow: pip install 'aeexp[mlflow]'") from None
         self.entities = mlflow.entities
-        self.client = mlflow.MlflowClient(tracking_uri=uri)
         self.uri = uri
         self.artifact_root = artifact_root(uri)
+        try:
+            with _http_limits():
+                self.client = mlflow.MlflowClient(tracking_uri=uri)
+                # One real request: a store MLflow cannot open or a server that is not MLflow's
+                # fails here, on one line, rather than after the first run trained.
+                self.client.search_experiments(max_results=1)
+        except Exception as error:
+            message = " ".join(str(error).split()) or type(error).__name__
+            raise UserError(f"--mlflow {uri!r}: {clip(message, 200)}") from None
 
     def _experiment_id(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -106,7 +241,8 @@ class MlflowSink:
     def __call__(self, run: PlannedRun) -> None:
         """Log ``run``; on any tracking failure say so on one line and go on."""
         try:
-            self.log(run)
+            with _http_limits():
+                self.log(run)
         except Exception as error:  # the run directory is written; tracking is a copy
             message = " ".join(str(error).split())
             print(f"aeexp: warning: MLflow at {self.uri}: {clip(message, 200)}", file=sys.stderr)

@@ -2,6 +2,14 @@
 
 import csv
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -119,3 +127,158 @@ def test_a_lost_node_costs_only_its_group(tmp_path, mnist_path):
         rows = list(csv.DictReader(handle))
     assert sorted(r["run_id"] for r in rows) == sorted(r.run_id for r in planned.runs)
     assert {r["status"] for r in rows} == {"completed"}
+
+
+def closed_port() -> int:
+    """Return a localhost port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cli_sweep(tmp_path, mnist_path, *options):
+    """Return the command line of a tiny one-run sweep into tmp_path/out, with ``options``."""
+    path = tmp_path / "one.yaml"
+    path.write_text(
+        f"name: one\nconfig: {{data.path: '{mnist_path}', data.train_limit: 256, "
+        "data.test_limit: 100, train.epochs: 1}\ngrid: {seed: [0]}\n"
+    )
+    out = tmp_path / "out"
+    return [sys.executable, "-m", "aeexp", "sweep", str(path), "--out", str(out), *options]
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_address_nothing_listens_at_is_one_line_in_seconds(tmp_path, mnist_path, scheme):
+    """Ray would retry for 14 minutes (host:port) or 30 s (ray://) and print several lines."""
+    address = f"{scheme}127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    result = subprocess.run(
+        cli_sweep(tmp_path, mnist_path, "--executor", "ray", "--address", address),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert time.monotonic() - started < 60
+    errors = [line for line in result.stderr.splitlines() if line.startswith("aeexp:")]
+    assert errors == [f"aeexp: error: no Ray cluster answers at {address} (connection refused)"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("nohost", "--address must be auto, HOST:PORT or ray://HOST:PORT, got 'nohost'"),
+        ("http://127.0.0.1:1", "--address must be auto, HOST:PORT or ray://HOST:PORT"),
+        ("127.0.0.1:99999", "--address must be auto"),
+        ("127.0.0.1:1", "no Ray cluster answers at 127.0.0.1:1 (connection refused)"),
+    ],
+)
+def test_an_address_is_checked_before_ray_tries(address, reason):
+    with pytest.raises(UserError, match=re.escape(reason)):
+        ray_executor.check_address(address)
+
+
+def test_an_unknown_host_and_a_silent_one_are_one_line(monkeypatch):
+    """No DNS query leaves the machine: the connect is replaced by its two failures."""
+
+    def unknown(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(ray_executor.socket, "create_connection", unknown)
+    with pytest.raises(UserError, match=r"^no Ray cluster answers at x\.invalid:6379 \(unknown"):
+        ray_executor.check_address("x.invalid:6379")
+
+    def silent(*args, **kwargs):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(ray_executor.socket, "create_connection", silent)
+    with pytest.raises(UserError, match=r"at ray://10\.0\.0\.1:10001 \(no answer within 3 s\)"):
+        ray_executor.check_address("ray://10.0.0.1:10001")
+
+
+def test_auto_without_a_cluster_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # no earlier session for auto to find
+    executor = ray_executor.RayExecutor(address="auto")
+    with pytest.raises(UserError, match=r"^cannot start or reach Ray at auto: ConnectionError"):
+        executor.start({})
+
+
+@pytest.mark.parametrize("cpus", [0, -1, 1.5, 2.0, "2", True])
+def test_cpus_per_worker_below_one_or_not_whole_is_refused(cpus):
+    """0 used to become 1 quietly (``cpus_per_worker or 1``)."""
+    with pytest.raises(UserError, match=r"^--cpus-per-worker must be a whole number of at least 1"):
+        make_executor("ray", cpus_per_worker=cpus)
+
+
+def test_cpus_per_worker_zero_is_refused_by_the_api_and_the_cli(tmp_path):
+    config = {"train": {"epochs": 1}, "output": {"dir": str(tmp_path / "out")}}
+    with pytest.raises(UserError, match="got 0"):
+        api.run(config, executor="ray", cpus_per_worker=0)
+    assert not (tmp_path / "out").exists()
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {epochs: 1}\n")
+    result = CliRunner().invoke(
+        cli.main,
+        ["run", str(path), "--out", str(tmp_path / "o"), "--executor", "ray"]
+        + ["--cpus-per-worker", "0"],
+    )
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("aeexp: error: run: ") and "--cpus-per-worker" in line
+
+
+def session_members(session: int) -> list[tuple[int, str]]:
+    """Return the id and name of each live (not zombie) process of a session, from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue  # not a process, or gone meanwhile
+        fields = stat.rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
+        if int(fields[3]) == session and fields[0] != "Z":
+            members.append((int(entry.name), stat[stat.index("(") + 1 : stat.rindex(")")]))
+    return members
+
+
+def raylet_started(session: int) -> bool:
+    """Return whether the embedded Ray of a session has started its raylet."""
+    return any(name.startswith("raylet") for _, name in session_members(session))
+
+
+@pytest.mark.parametrize("whole_group", [False, True])
+def test_ctrl_c_while_ray_starts_leaves_no_ray_process(tmp_path, mnist_path, whole_group):
+    """Ctrl-C mid ray.init used to exit 130 and leave DashboardAgent and RuntimeEnvAgent.
+
+    The driver runs in its own session, so every process Ray starts for it is found by
+    session id (Ray's setproctitle clobbers their command lines and environments). A
+    terminal's Ctrl-C reaches the whole foreground group; a plain ``kill -INT`` the driver.
+    """
+    driver = subprocess.Popen(
+        cli_sweep(tmp_path, mnist_path, "--executor", "ray"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not raylet_started(driver.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert raylet_started(driver.pid), "Ray never started"
+        time.sleep(0.3)  # ray.init waits for the raylet, which starts its agents
+        if whole_group:
+            os.killpg(driver.pid, signal.SIGINT)
+        else:
+            driver.send_signal(signal.SIGINT)
+        _, stderr = driver.communicate(timeout=120)
+        assert driver.returncode == 130, stderr
+        deadline = time.monotonic() + 20  # ray.shutdown has returned; give exits a moment
+        while session_members(driver.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session_members(driver.pid) == []
+    finally:
+        driver.kill()
+        for pid, _ in session_members(driver.pid):
+            os.kill(pid, signal.SIGKILL)

@@ -81,8 +81,8 @@ EXECUTOR = stacked(
         "--address",
         default=None,
         metavar="ADDR",
-        help="Ray cluster to attach to, e.g. auto or 10.0.0.1:6379 (default: $RAY_ADDRESS, "
-        "else an embedded local Ray sized to this machine's CPUs).",
+        help="Ray cluster to attach to: auto, HOST:PORT or ray://HOST:PORT (default: "
+        "$RAY_ADDRESS, else an embedded local Ray sized to this machine's CPUs).",
     ),
     click.option(
         "--cpus-per-worker",
@@ -104,6 +104,7 @@ TRACKING = stacked(
         metavar="URI",
         default=None,
         help="Also log each run (config, per-epoch losses, metrics, files) to this MLflow "
-        "tracking URI, e.g. sqlite:///mlflow.db (pip install 'aeexp[mlflow]').",
+        "tracking URI: http(s)://HOST[:PORT][/PATH] or sqlite:///PATH "
+        "(pip install 'aeexp[mlflow]').",
     ),
 )

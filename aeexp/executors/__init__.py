@@ -80,7 +80,9 @@ def make_executor(
     if name == "ray":
         from aeexp.executors.ray import RayExecutor
 
-        return RayExecutor(address=address, cpus_per_worker=cpus_per_worker or 1, **options)
+        # None means the default; 0 is a mistake RayExecutor refuses, not a default.
+        cpus = 1 if cpus_per_worker is None else cpus_per_worker
+        return RayExecutor(address=address, cpus_per_worker=cpus, **options)
     raise UserError(unknown_name_message("executor", name, EXECUTORS))
 
 

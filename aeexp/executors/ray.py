@@ -10,11 +10,17 @@ another worker a bounded number of times, then handed back as lost.
 from __future__ import annotations
 
 import importlib.metadata
+import numbers
 import os
 import platform
+import signal
+import socket
+import threading
 import time
+import warnings
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from aeexp import host
@@ -35,6 +41,13 @@ MAX_RETRIES = 2
 PINNED = ("aeexp", "tensorflow", "keras")
 # Seconds to wait for a worker to start (import TensorFlow, check versions).
 START_TIMEOUT = 300.0
+# Seconds a TCP connect to an explicit --address may take before Ray is asked to attach.
+CONNECT_TIMEOUT = 3.0
+# How many times ray.init tries an explicit address's GCS (Ray's default is 20). Each try waits
+# up to about 40 s (RAY_py_gcs_connect_timeout_s, 30 s, plus two 5 s gRPC connect waits), which
+# Ray reads when it is imported, so only the number of tries can be bounded here.
+GCS_CONNECT_TRIES = "1"
+ADDRESS_FORMS = "auto, HOST:PORT or ray://HOST:PORT"
 
 
 def _distribution_version(name: str) -> str:
@@ -55,6 +68,90 @@ def pinned_versions() -> dict[str, str]:
     versions = {name: _distribution_version(name) for name in PINNED}
     versions["python"] = ".".join(platform.python_version_tuple()[:2])
     return versions
+
+
+def check_cpus_per_worker(value: Any) -> None:
+    """Refuse a CPU count per worker that is not a whole number of at least 1."""
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not whole or value < 1:
+        raise UserError(f"--cpus-per-worker must be a whole number of at least 1, got {value!r}")
+
+
+def cluster_endpoint(address: str) -> tuple[str, int] | None:
+    """Return the host and port an explicit address names; None for ``auto`` and ``local``."""
+    if address in ("auto", "local"):
+        return None  # Ray finds (or starts) the cluster itself and fails fast when there is none
+    rest = address.removeprefix("ray://").rstrip("/")
+    host, colon, port = rest.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # an IPv6 literal: [::1]:6379
+    if not colon or not host or "://" in rest or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--address must be {ADDRESS_FORMS}, got {address!r}")
+    return host, int(port)
+
+
+def _unreachable_reason(host: str, port: int) -> str | None:
+    """Return why nothing accepts a TCP connection at host:port, or None if something does."""
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            return None
+    except socket.gaierror:
+        return f"unknown host {host!r}"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return f"no answer within {CONNECT_TIMEOUT:.0f} s"
+    except OSError as error:
+        return error.strerror or one_line(error)
+
+
+def check_address(address: str) -> None:
+    """Refuse an explicit address nothing listens at, in seconds, before Ray tries for minutes."""
+    endpoint = cluster_endpoint(address)
+    if endpoint is None:
+        return
+    reason = _unreachable_reason(*endpoint)
+    if reason is not None:
+        raise UserError(f"no Ray cluster answers at {address} ({reason})")
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables the user left unset, for the duration of the block only."""
+    added = {key: value for key, value in values.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold a first Ctrl-C until the block ends, then deliver it; a second one acts at once.
+
+    An embedded ray.init interrupted half-way has started the GCS and a raylet (which starts
+    its agents) but not yet recorded them, so ray.shutdown cannot stop them and the agents
+    outlive the driver. Held, the interrupt arrives once ray.shutdown can stop everything.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    held: list[bool] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if held:
+            raise KeyboardInterrupt  # pressed again: the user insists
+        held.append(True)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            # To whatever handled Ctrl-C before (the driver's records it, then raises).
+            signal.raise_signal(signal.SIGINT)
 
 
 def _lost_worker_errors() -> tuple[type[BaseException], ...]:
@@ -127,10 +224,9 @@ class RayExecutor:
             raise UserError(
                 "--executor ray needs Ray: pip install 'aeexp[ray]' (on every node of the cluster)"
             )
-        if cpus_per_worker < 1:
-            raise UserError(f"--cpus-per-worker must be at least 1, got {cpus_per_worker}")
+        check_cpus_per_worker(cpus_per_worker)
         self.address = address or os.environ.get("RAY_ADDRESS") or None
-        self.cpus_per_worker = cpus_per_worker
+        self.cpus_per_worker = int(cpus_per_worker)  # a NumPy integer would trip Ray
         self.max_workers = max_workers
         self.max_retries = max_retries
         self.workers = 0
@@ -158,20 +254,41 @@ class RayExecutor:
             )
 
     def _init_ray(self) -> None:
+        """Attach to the cluster or start an embedded Ray; on any failure leave nothing running."""
+        if self.address:
+            check_address(self.address)
+        try:
+            self._call_ray_init()
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            ray.shutdown()
+            where = self.address or "an embedded local Ray"
+            raise UserError(f"cannot start or reach Ray at {where}: {one_line(error)}") from None
+        except BaseException:
+            # Ctrl-C during start-up: the processes ray.init started (GCS, raylet, its
+            # agents) only ray.shutdown stops; the caller's shutdown does not know Ray started.
+            ray.shutdown()
+            raise
+        self._started_ray = True
+
+    def _call_ray_init(self) -> None:
+        """Call ray.init quietly, with a bounded number of tries to reach an explicit address."""
         options: dict[str, Any] = {
             "include_dashboard": False,
             "log_to_driver": False,
             "logging_level": "ERROR",
         }
-        try:
-            if self.address:
-                ray.init(address=self.address, **options)
-            else:
-                ray.init(num_cpus=host.usable_cpus(), **options)
-        except (ConnectionError, ValueError, RuntimeError) as error:
-            where = self.address or "an embedded local Ray"
-            raise UserError(f"cannot start or reach Ray at {where}: {one_line(error)}") from None
-        self._started_ray = True
+        with warnings.catch_warnings():
+            # Ray Client warns on stderr before raising; the raised error is reported instead.
+            warnings.simplefilter("ignore")
+            if self.address and cluster_endpoint(self.address):
+                # Attaching to HOST:PORT starts no process here, so Ctrl-C may act at once.
+                with _environment({"RAY_gcs_server_port_wait_time_s": GCS_CONNECT_TRIES}):
+                    ray.init(address=self.address, **options)
+                return
+            # An embedded Ray (or address "local") starts processes; "auto" returns in a moment.
+            where = {"address": self.address} if self.address else {"num_cpus": host.usable_cpus()}
+            with _ctrl_c_held():
+                ray.init(**where, **options)
 
     def _new_actor(self) -> Any:
         remote = ray.remote(GroupWorker).options(
