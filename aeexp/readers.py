@@ -50,6 +50,20 @@ def _open_failure(where: str, error: OSError | ValueError) -> UserError:
 
 def read_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
     """Return the bytes of a regular file of at most ``limit`` bytes, or raise UserError."""
+    raw = _read_regular(path, limit + 1, what)
+    if len(raw) > limit:
+        where = clip(str(path), 300)
+        raise UserError(f"{where}: larger than {_size_label(limit)}, too large for a {what}")
+    return raw
+
+
+def read_head(path: str | Path, size: int, what: str = "file") -> bytes:
+    """Return the first ``size`` bytes of a regular file (fewer if it is shorter)."""
+    return _read_regular(path, size, what)
+
+
+def _read_regular(path: str | Path, size: int, what: str) -> bytes:
+    """Return at most ``size`` bytes of a regular file, opened without blocking."""
     where = clip(str(path), 300)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -62,14 +76,11 @@ def read_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
         if not stat.S_ISREG(mode):  # a FIFO, a device such as /dev/zero, a socket
             raise UserError(f"{where}: not a regular file")
         with os.fdopen(os.dup(fd), "rb") as file:
-            raw = file.read(limit + 1)
+            return file.read(size)
     except OSError as error:
         raise UserError(f"{where}: cannot read ({error.strerror or error})") from None
     finally:
         os.close(fd)
-    if len(raw) > limit:
-        raise UserError(f"{where}: larger than {_size_label(limit)}, too large for a {what}")
-    return raw
 
 
 def read_text(path: str | Path, limit: int, what: str = "file", language: str = "UTF-8") -> str:

@@ -20,9 +20,9 @@ folder aeexp runs in, outside ``--out``; other database URIs would too.
 
 from __future__ import annotations
 
-import csv
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aeexp import store
+from aeexp import paths, readers, store
 from aeexp.config import flatten_dotted
 from aeexp.errors import UserError, clip
 from aeexp.plan import PlannedRun
@@ -119,17 +119,20 @@ def sqlite_path(uri: str) -> Path:
 def _check_sqlite(uri: str) -> None:
     """Refuse a store path that is a folder, not an SQLite file, or in a missing folder."""
     path = sqlite_path(uri)
-    if path.is_dir():
+    try:
+        found = paths.status(path)  # a name too long, a loop, no permission: one line
+    except UserError as error:
+        raise _refuse(uri, str(error)) from None
+    if found is not None and stat.S_ISDIR(found.st_mode):
         raise _refuse(uri, f"{path} is a folder, not a database file")
-    if not path.exists():
-        if not path.parent.resolve().is_dir():
+    if found is None:
+        if not paths.is_folder(path.parent):
             raise _refuse(uri, f"folder {path.parent} does not exist")
         return
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError as error:
-        raise _refuse(uri, f"cannot read {path}: {error.strerror}") from None
+    try:  # not open(): a FIFO would block, a device never end
+        header = readers.read_head(path, len(SQLITE_HEADER), "database file")
+    except UserError as error:
+        raise _refuse(uri, str(error)) from None
     if header and header != SQLITE_HEADER:  # SQLite takes an empty file as an empty database
         raise _refuse(uri, f"{path} is not an SQLite database")
 
@@ -198,14 +201,13 @@ class MlflowSink:
         return self.client.create_experiment(name, artifact_location=self.artifact_root)
 
     def _epoch_metrics(self, run: PlannedRun, now: int) -> list[Any]:
-        path = run.run_dir / store.HISTORY
-        if not path.is_file():
-            return []
         metric = self.entities.Metric
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
+        try:
+            rows = store.read_history(run.run_dir)  # none for a failed run
+        except ValueError:
+            return []  # aeexp wrote it just now; damaged meanwhile, it is not logged
         return [
-            metric(key, float(row[column]), now, int(row["epoch"]))
+            metric(key, row[column], now, int(row["epoch"]))
             for row in rows
             for key, column in (("loss", "loss"), ("val_loss", "val_loss"))
         ]

@@ -32,7 +32,11 @@ def hostile_uris(tmp_path):
     """Return (URI, what the one line must say) pairs; every path lies under tmp_path."""
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database, just sixteen+ bytes")
+    fifo = tmp_path / "fifo.db"
+    os.mkfifo(fifo)  # opened for reading, it would wait for a writer forever
     return [
+        (f"sqlite:///{fifo}", f"{fifo}: not a regular file"),
+        (f"sqlite:///{tmp_path / ('n' * 300)}.db", "file name too long"),
         ("bogus://x", f"not a supported tracking URI; {ACCEPTED}"),
         ("not a uri", f"not a URI; {ACCEPTED}"),
         (str(tmp_path / "store"), "not a URI;"),
