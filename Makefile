@@ -27,12 +27,12 @@ test-all:  ## Run every test, the slow ones too (what CI runs).
 	$(PYTHON) -m pytest -m ''
 
 lint:  ## ruff: lint and format check.
-	ruff check aeexp tests bench
-	ruff format --check aeexp tests bench
+	ruff check aeexp tests bench examples
+	ruff format --check aeexp tests bench examples
 
 format:  ## ruff: apply formatting and safe fixes.
-	ruff check --fix aeexp tests bench
-	ruff format aeexp tests bench
+	ruff check --fix aeexp tests bench examples
+	ruff format aeexp tests bench examples
 
 bench:  ## Engine and evaluation benchmark on real MNIST (prints a table, writes JSON).
 	$(PYTHON) bench/engine.py

@@ -8,32 +8,35 @@ from os import PathLike
 from pathlib import Path
 from typing import BinaryIO
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # Files only: never needs a display.
+# Figures made directly, never through pyplot: writing PNGs needs no backend, and a
+# notebook's own pyplot backend (inline plots) is left as the user set it.
+from matplotlib.figure import Figure
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
-
-def _save(figure: plt.Figure, path: Path | BinaryIO) -> None:
+def _save(figure: Figure, path: Path | BinaryIO) -> None:
     """Write a PNG to a file object, or to a path atomically (flushed, the umask's mode)."""
     from aeexp import store
 
-    try:
-        if isinstance(path, str | PathLike):
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-            store.write_bytes_atomic(Path(path), buffer.getvalue())
-        else:
-            figure.savefig(path, format="png", dpi=110, bbox_inches="tight")
-    finally:
-        plt.close(figure)
+    if isinstance(path, str | PathLike):
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        store.write_bytes_atomic(Path(path), buffer.getvalue())
+    else:
+        figure.savefig(path, format="png", dpi=110, bbox_inches="tight")
+
+
+def _subplots(*grid: int, **options: object) -> tuple[Figure, object]:
+    """Return a figure and its axes as ``pyplot.subplots`` would, without pyplot."""
+    figsize = options.pop("figsize", None)
+    figure = Figure(figsize=figsize)  # type: ignore[arg-type]
+    return figure, figure.subplots(*grid, **options)  # type: ignore[arg-type]
 
 
 def loss_history(loss: Sequence[float], val_loss: Sequence[float], title: str, path: Path) -> None:
     """Plot training and validation loss against epoch, titled with the loss name."""
-    figure, axes = plt.subplots(figsize=(5.5, 3.8))
+    figure, axes = _subplots(figsize=(5.5, 3.8))
     epochs = np.arange(1, len(loss) + 1)
     axes.plot(epochs, loss, label="training loss")
     axes.plot(epochs, val_loss, label="validation loss")
@@ -48,7 +51,7 @@ def reconstructions(
 ) -> None:
     """Draw originals over their reconstructions in gray, one column per digit."""
     count = len(originals)
-    figure, axes = plt.subplots(2, count, figsize=(1.2 * count, 2.6), squeeze=False)
+    figure, axes = _subplots(2, count, figsize=(1.2 * count, 2.6), squeeze=False)
     for column in range(count):
         for row, images in enumerate((originals, reconstructed)):
             ax = axes[row, column]
@@ -76,7 +79,7 @@ def grouped_bars(
     ``series`` maps a label to (height, error) per group. ``markers`` (one per group, None
     for none) draws a black line across the group, e.g. the published value.
     """
-    figure, axes = plt.subplots(figsize=(1.6 + 1.3 * len(groups) * max(len(series), 1) / 3, 3.8))
+    figure, axes = _subplots(figsize=(1.6 + 1.3 * len(groups) * max(len(series), 1) / 3, 3.8))
     width = 0.8 / max(len(series), 1)
     positions = np.arange(len(groups))
     for index, (label, values) in enumerate(series.items()):
@@ -123,7 +126,7 @@ def line_with_errors(
     references: dict[str, tuple[float, float]] | None = None,
 ) -> None:
     """Plot mean +- std curves against ``x``, with optional horizontal reference bands."""
-    figure, axes = plt.subplots(figsize=(5.5, 3.8))
+    figure, axes = _subplots(figsize=(5.5, 3.8))
     for label, values in curves.items():
         means = np.array([m for m, _ in values])
         stds = np.array([s for _, s in values])
@@ -143,7 +146,7 @@ def history_grid(
 ) -> None:
     """Draw one small loss-history panel (training and validation) per (title, loss, val)."""
     rows = max(1, -(-len(panels) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
+    figure, axes = _subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, (title, loss, val_loss) in zip(axes.flat, panels, strict=False):
@@ -170,7 +173,7 @@ def cell_spread(
     Each column is (label, seed values, (mean, CI low, CI high), protocol sd); the protocol
     spread is drawn as mean ± 1 sd beside the interval, the published value as a line.
     """
-    figure, axes = plt.subplots(figsize=(1.2 + 1.5 * max(len(columns), 1), 3.8))
+    figure, axes = _subplots(figsize=(1.2 + 1.5 * max(len(columns), 1), 3.8))
     for x, (_, values, (mean, low, high), protocol_sd) in enumerate(columns):
         axes.scatter(
             np.full(len(values), x - 0.18),

@@ -78,7 +78,8 @@ def test_ctrl_c_stops_a_ray_sweep_with_one_line_and_nothing_half_written(tmp_pat
     assert process.returncode == 130, (stdout, stderr)
     assert stderr.strip().splitlines()[-1].startswith("aeexp: interrupted")
     assert "Traceback" not in stderr
-    assert not [p for p in experiment.iterdir() if p.name.startswith(".tmp-")]
+    left = [p.name for p in experiment.iterdir() if p.name.startswith(".tmp-")]
+    assert not left, (left, stderr)
     finished = [p for p in experiment.iterdir() if p.is_dir() and p.name[0] != "."]
     assert all(store.is_complete(p) for p in finished)
     resumed = subprocess.run(sweep(path, out), capture_output=True, text=True, timeout=600)

@@ -172,11 +172,12 @@ def verdicts_markdown(rows: Sequence[dict[str, object]]) -> str:
     """
 
     def pick(cell: str, variant: str, statistic: str) -> dict[str, object]:
-        return next(
+        found = (
             r
             for r in rows
             if r["cell"] == cell and r["variant"] == variant and r["statistic"] == statistic
         )
+        return next(found, {"verdict": "no completed run"})
 
     def num(row: dict[str, object], key: str, sign: bool = False) -> str:
         return _num(float(row[key]), sign=sign)  # type: ignore[arg-type]
@@ -196,6 +197,9 @@ def verdicts_markdown(rows: Sequence[dict[str, object]]) -> str:
     body = []
     for cell in dict.fromkeys(str(r["cell"]) for r in rows):
         gray = pick(cell, "gray", cells_lib.PRIMARY)
+        if "mean" not in gray:
+            body.append([cell, *[""] * 6, str(gray["verdict"]), "", ""])
+            continue
         body.append(
             [
                 cell,
