@@ -11,6 +11,7 @@ from aeexp import store
 from aeexp.analysis import cells as cells_lib
 from aeexp.analysis import figures, protocol, verdicts
 from aeexp.studies import thesis as report
+from aeexp.studies import thesis_verdicts as sections
 
 # Per cell: (gray offset, viridis offset, jitter scale) of our runs from the published value.
 OFFSETS = {
@@ -105,9 +106,9 @@ def test_verdicts_csv_is_the_rule_row_by_row(tmp_path):
     import csv
 
     write(tmp_path)
-    rows = list(csv.DictReader((tmp_path / "out" / report.VERDICTS_FILE).open()))
+    rows = list(csv.DictReader((tmp_path / "out" / sections.VERDICTS_FILE).open()))
     assert len(rows) == 6 * 2 * 2
-    assert list(rows[0]) == list(report.VERDICT_FIELDS)
+    assert list(rows[0]) == list(sections.VERDICT_FIELDS)
     row = next(
         r
         for r in rows
@@ -177,7 +178,7 @@ def test_report_cli_writes_report_and_verdicts(tmp_path):
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "REPORT.md").is_file()
-    assert (tmp_path / "out" / report.VERDICTS_FILE).is_file()
+    assert (tmp_path / "out" / sections.VERDICTS_FILE).is_file()
     assert "seeds 0-2" in (tmp_path / "out" / "REPORT.md").read_text()
 
 
@@ -225,5 +226,5 @@ def test_the_verdicts_table_renders_the_same_from_the_csv(tmp_path):
     import csv
 
     text = write(tmp_path)
-    rows = list(csv.DictReader((tmp_path / "out" / report.VERDICTS_FILE).open()))
-    assert report.verdicts_markdown(rows) in text
+    rows = list(csv.DictReader((tmp_path / "out" / sections.VERDICTS_FILE).open()))
+    assert sections.verdicts_markdown(rows) in text

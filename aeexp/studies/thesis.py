@@ -20,6 +20,7 @@ from aeexp.analysis.protocol import VARIANTS
 from aeexp.analysis.tables import ConfigStats
 from aeexp.store import Run
 from aeexp.studies import common
+from aeexp.studies import thesis_verdicts as sections
 from aeexp.vocab import DECODERS
 
 
@@ -31,206 +32,6 @@ def train_images_text(runs: Sequence[Run]) -> str:
 
 def _stat(runs: Sequence[Run], metric: str) -> ConfigStats | None:
     return tables.best(tables.config_stats(runs, metric))
-
-
-def _num(value: float, digits: int = 3, sign: bool = False) -> str:
-    if math.isnan(value):
-        return "n/a"
-    value = round(value, digits) + 0.0  # + 0.0: a gap that rounds to zero shows no sign of -0
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
-def _p(value: float) -> str:
-    """Return a p-value to three decimals, or ``< 0.001``."""
-    if math.isnan(value):
-        return "n/a"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _protocol_sd(estimate: cells_lib.Estimate) -> str:
-    noise = estimate.protocol
-    if not noise.n_models:
-        return "not measured (no saved model)"
-    return f"{noise.sd:.3f} ({noise.n_models} models x {noise.occurrences} picks)"
-
-
-def estimates_table(cells: Sequence[cells_lib.Cell]) -> str:
-    """Return one row per cell, protocol variant and statistic: the rule's numbers."""
-    header = [
-        "cell (thesis optimizer)",
-        "published",
-        "variant",
-        "statistic",
-        "ours: mean [95% t interval] (n)",
-        "seed sd",
-        "gap (ours - published)",
-        "95% prediction interval, one more draw",
-        f"TOST p (margin {verdicts.MARGIN:g})",
-        "smallest margin that passes",
-        "verdict",
-        "protocol sd (context)",
-        "thesis pick minus mean pick",
-    ]
-    body = []
-    for cell in cells:
-        for variant in VARIANTS:
-            for statistic in cells_lib.STATISTICS:
-                lead = [f"{cell.label} ({cell.optimizer_label})", f"{cell.published:.3f}", variant]
-                e = cell.estimate(statistic, variant)
-                if e is None:
-                    body.append([*lead, statistic, "no completed run", *[""] * 8])
-                    continue
-                j = e.judgement
-                body.append(
-                    [
-                        *lead,
-                        f"{statistic}: {e.label}, {cells_lib.seed_span(e.seeds)}",
-                        e.interval.text() + f" ({e.n})",
-                        _num(j.sd),
-                        _num(j.gap, sign=True),
-                        f"[{_num(j.pi_lo)}, {_num(j.pi_hi)}]",
-                        _p(j.tost_p),
-                        _num(j.min_margin),
-                        j.verdict,
-                        _protocol_sd(e),
-                        _num(e.protocol.first_offset, sign=True),
-                    ]
-                )
-    return tables.to_markdown(header, body)
-
-
-def _judged(e: cells_lib.Estimate) -> str:
-    """Return one estimate's verdict and the numbers that decide it, in one phrase."""
-    j = e.judgement
-    if j.verdict == verdicts.NOT_TESTABLE:
-        return f"{e.variant}: not testable ({e.n} value(s) without spread)"
-    return (
-        f"{e.variant}: {j.verdict} ({e.statistic}, {e.label}: {e.interval.text()} over {e.n} "
-        f"seeds, gap {_num(j.gap, sign=True)}, prediction interval [{_num(j.pi_lo)}, "
-        f"{_num(j.pi_hi)}], TOST p {_p(j.tost_p)}, passes from margin "
-        f"{_num(j.min_margin)})"
-    )
-
-
-def verdict_line(cell: cells_lib.Cell) -> str:
-    """Return the cell's primary verdicts (gray, then viridis) with their deciding numbers."""
-    head = f"**{cell.label}** ({cell.optimizer_label}, published {cell.published:.3f})"
-    found = [cell.estimate(cells_lib.PRIMARY, variant) for variant in VARIANTS]
-    parts = [_judged(e) for e in found if e is not None]
-    return f"- {head}: " + ("; ".join(parts) if parts else "no completed run of the grid") + "."
-
-
-def primary_judgements(
-    cells: Sequence[cells_lib.Cell], statistic: str = cells_lib.PRIMARY
-) -> list[tuple[cells_lib.Cell, str, verdicts.Judgement]]:
-    """Return (cell, variant, judgement) of ``statistic``: the family Holm adjusts over."""
-    family = []
-    for cell in cells:
-        for variant in VARIANTS:
-            e = cell.estimate(statistic, variant)
-            if e is not None:
-                family.append((cell, variant, e.judgement))
-    return family
-
-
-VERDICT_FIELDS = (
-    "cell",
-    "variant",
-    "statistic",
-    "n",
-    "mean",
-    "sd",
-    "published",
-    "gap",
-    "pi_lo",
-    "pi_hi",
-    "tost_p",
-    "min_margin",
-    "verdict",
-    "diff_p",
-    "holm_verdict",
-)
-
-
-def verdict_rows(cells: Sequence[cells_lib.Cell]) -> list[dict[str, object]]:
-    """Return verdicts.csv's rows: cell, variant, statistic, the rule's numbers, Holm's verdict."""
-    rows = []
-    for statistic in cells_lib.STATISTICS:
-        family = primary_judgements(cells, statistic)
-        holm = verdicts.holm_verdicts([j for _, _, j in family])
-        for (cell, variant, j), adjusted in zip(family, holm, strict=True):
-            row = {"cell": cell.label, "variant": variant, "statistic": statistic}
-            row |= {k: v for k, v in j.row().items() if k in VERDICT_FIELDS}
-            rows.append({**row, "holm_verdict": adjusted})
-    return rows
-
-
-def verdicts_markdown(rows: Sequence[dict[str, object]]) -> str:
-    """Return the primary verdicts as one table: from verdicts.csv's rows, read or computed.
-
-    The README's table is this output, pasted; a test holds the two equal.
-    """
-
-    def pick(cell: str, variant: str, statistic: str) -> dict[str, object]:
-        found = (
-            r
-            for r in rows
-            if r["cell"] == cell and r["variant"] == variant and r["statistic"] == statistic
-        )
-        return next(found, {"verdict": "no completed run"})
-
-    def num(row: dict[str, object], key: str, sign: bool = False) -> str:
-        return _num(float(row[key]), sign=sign)  # type: ignore[arg-type]
-
-    header = [
-        "cell",
-        "published",
-        "procedure, gray: mean (n)",
-        "gap",
-        "95% prediction interval",
-        "TOST p",
-        "passes from margin",
-        "verdict, gray",
-        "verdict, viridis",
-        "verdict, gray, defaults",
-    ]
-    body = []
-    for cell in dict.fromkeys(str(r["cell"]) for r in rows):
-        gray = pick(cell, "gray", cells_lib.PRIMARY)
-        if "mean" not in gray:
-            body.append([cell, *[""] * 6, str(gray["verdict"]), "", ""])
-            continue
-        body.append(
-            [
-                cell,
-                num(gray, "published"),
-                f"{num(gray, 'mean')} ({gray['n']})",
-                num(gray, "gap", sign=True),
-                f"[{num(gray, 'pi_lo')}, {num(gray, 'pi_hi')}]",
-                _p(float(gray["tost_p"])),  # type: ignore[arg-type]
-                num(gray, "min_margin"),
-                str(gray["verdict"]),
-                str(pick(cell, "viridis", cells_lib.PRIMARY)["verdict"]),
-                str(pick(cell, "gray", cells_lib.SECONDARY)["verdict"]),
-            ]
-        )
-    return tables.to_markdown(header, body)
-
-
-def counts_lines(cells: Sequence[cells_lib.Cell]) -> list[str]:
-    """Return the headline counts, primary statistic: per variant, then after Holm."""
-    family = primary_judgements(cells)
-    holm = verdicts.holm_verdicts([j for _, _, j in family])
-    lines = []
-    for variant in VARIANTS:
-        found = [j.verdict for _, v, j in family if v == variant]
-        role = "primary" if variant == cells_lib.PRIMARY_VARIANT else "secondary"
-        lines.append(f"- {verdicts.counts(found)}, of {len(found)} under {variant} ({role}).")
-    lines.append(
-        f"- With both tests Holm-adjusted over the {len(family)} cell-variant tests: "
-        f"{verdicts.counts(holm)}."
-    )
-    return lines
 
 
 def tuned_grid_table(cells: Sequence[cells_lib.Cell]) -> str:
@@ -447,15 +248,14 @@ def write_report(
                 tables.long_rows(defaults, metric, "optimizer", compare=metric == "ssim_thesis")
             ),
         )
-    store.write_csv(out_dir / VERDICTS_FILE, verdict_rows(cells), VERDICT_FIELDS)
+    store.write_csv(
+        out_dir / sections.VERDICTS_FILE, sections.verdict_rows(cells), sections.VERDICT_FIELDS
+    )
     common.copy_summaries([defaults_dir, tuned_dir], out_dir)
     text = _render(defaults, tuned, cells, meter, figures)
     report = out_dir / "REPORT.md"
     store.write_text_atomic(report, text)
     return report
-
-
-VERDICTS_FILE = "verdicts.csv"
 
 
 def _protocol_note(cells: Sequence[cells_lib.Cell], meter: protocol.Meter) -> str:
@@ -476,24 +276,6 @@ def _protocol_note(cells: Sequence[cells_lib.Cell], meter: protocol.Meter) -> st
     )
 
 
-RULE = (
-    "The rule, fixed in the code ({module}) before any run of this study was read: the "
-    "published value P is one draw of the author's procedure, and each of our seeds gives "
-    "one more; with m and s the mean and standard deviation of our n draws, the gap d = m - "
-    "P has standard error se = s * sqrt(1 + 1/n) on n - 1 degrees of freedom. "
-    "**Equivalent**: two one-sided t-tests at {alpha:g} reject |d| >= {margin:g} SSIM (the "
-    "margin: below the smallest published gap between two losses, 0.025); a cell that also "
-    "differs significantly but by less than the margin counts as equivalent. **Different**: "
-    "P lies outside the 95% prediction interval m +- t(0.975, n-1) * se. **Inconclusive**: "
-    "neither. Gray is the primary variant, viridis the secondary; the procedure statistic is "
-    "primary, the defaults statistic secondary. Its error rates are simulated in "
-    "tests/test_verdicts.py: about 5% false 'different' at zero offset, rarely 'equivalent' "
-    "at twice the margin. The protocol's spread is shared by P and our values (the same ten "
-    "images), so it is shown as context, not used in the rule. Machine-readable: "
-    "[{csv}]({csv})."
-)
-
-
 def _render(
     defaults: Sequence[Run],
     tuned: Sequence[Run],
@@ -510,11 +292,11 @@ def _render(
         metric: tables.to_markdown(*tables.layout(defaults, metric, by="optimizer", style="ci"))
         for metric in ("ssim_thesis", "ssim_thesis_viridis")
     }
-    rule = RULE.format(
+    rule = sections.RULE.format(
         module="aeexp/analysis/verdicts.py",
         alpha=verdicts.ALPHA,
         margin=verdicts.MARGIN,
-        csv=VERDICTS_FILE,
+        csv=sections.VERDICTS_FILE,
     )
     return "\n".join(
         [
@@ -538,17 +320,17 @@ def _render(
             "Each seed's best point of the author's grid is one draw of the author's procedure "
             "(the published number is one such draw); the verdicts judge those draws:",
             "",
-            *counts_lines(cells),
+            *sections.counts_lines(cells),
             "",
-            verdicts_markdown(verdict_rows(cells)),
+            sections.verdicts_markdown(sections.verdict_rows(cells)),
             "",
-            *[verdict_line(cell) for cell in cells],
+            *[sections.verdict_line(cell) for cell in cells],
             "",
             rule,
             "",
             "## Ours beside the published value, both protocol variants",
             "",
-            estimates_table(cells),
+            sections.estimates_table(cells),
             "",
             "Statistics: *procedure* is, per seed, the best point of the author's grid under "
             "that variant's score (the published value is the best point of the author's grid "
@@ -601,7 +383,7 @@ def _render(
             "",
             "## Closing note",
             "",
-            *[verdict_line(cell) for cell in cells],
+            *[sections.verdict_line(cell) for cell in cells],
             "",
         ]
     )
