@@ -6,9 +6,20 @@ In a notebook: ``aeexp.run(config, **{"train.epochs": 5})``, ``aeexp.sweep(path)
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__version__ = "0.1.0"
+try:  # one version, pyproject.toml's, as the installed package records it
+    __version__ = version("aeexp")
+except PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "0+unknown"
+
+
+def aeexp_version() -> str:
+    """Return aeexp's version (pyproject.toml's, as installed)."""
+    return __version__
+
+
 __all__ = ["compare", "load_runs", "run", "sweep"]
 
 

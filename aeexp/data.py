@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from aeexp.errors import MAX_IMAGES, UserError, clip
+from aeexp.errors import MAX_IMAGES, UserError, clip, one_line
 
 ENV_VAR = "AEEXP_DATA"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -233,7 +233,7 @@ def _check_npz_headers(path: Path) -> None:
                     else:
                         raise UserError(f"{where}: unsupported .npy format version {version}")
                 except ValueError as error:
-                    raise UserError(f"{where}: bad array header ({_one_line(error)})") from None
+                    raise UserError(f"{where}: bad array header ({one_line(error)})") from None
                 header_size = member.tell()
             tail = IMAGE_SHAPE if key.startswith("x_") else ()
             _check_header(where, shape, dtype, tail)
@@ -271,7 +271,7 @@ def _read_keras(source: DataSource) -> dict[str, _Array]:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as e:  # broad on purpose: Keras reports download failures as bare Exception
         raise UserError(
-            f"{where}: Keras could not load MNIST ({_one_line(e)}); set data.path or {ENV_VAR}"
+            f"{where}: Keras could not load MNIST ({one_line(e)}); set data.path or {ENV_VAR}"
         ) from None
     arrays = dict(zip(KEYS, (x_train, y_train, x_test, y_test), strict=True))
     return {key: _Array(f"{where} [{key}]", a) for key, a in arrays.items()}
@@ -377,7 +377,7 @@ def _read_errors(where: Path | str) -> Iterator[None]:
     except OSError as e:
         raise UserError(f"{where}: {_os_problem(e)}") from None
     except _READ_ERRORS as e:
-        raise UserError(f"{where}: unreadable ({_one_line(e)})") from None
+        raise UserError(f"{where}: unreadable ({one_line(e)})") from None
 
 
 def _os_problem(error: OSError) -> str:
@@ -389,11 +389,5 @@ def _os_problem(error: OSError) -> str:
     if isinstance(error, IsADirectoryError):
         return "is a directory, not a file"
     if error.errno is None:  # e.g. gzip.BadGzipFile: the type says what is wrong
-        return f"unreadable ({_one_line(error)})"
+        return f"unreadable ({one_line(error)})"
     return f"unreadable ({error.strerror})"
-
-
-def _one_line(error: BaseException) -> str:
-    """Render an exception as one line: its type and whitespace-collapsed message."""
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

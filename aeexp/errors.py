@@ -76,3 +76,10 @@ def unknown_name_message(kind: str, name: object, valid: Iterable[str]) -> str:
 def is_finite_number(value: Any) -> bool:
     """Return whether ``value`` is an int or float (not a bool) and neither NaN nor infinite."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """Return an exception as one line: its type and whitespace-collapsed message, bounded."""
+    message = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return text[:limit]

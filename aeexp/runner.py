@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from aeexp import engine, evaluate, host, losses, optimizers, plots, store
+from aeexp import aeexp_version, engine, evaluate, host, losses, optimizers, plots, store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset
 from aeexp.events import GroupEvents
@@ -27,9 +27,6 @@ from aeexp.plan import group_key
 from aeexp.store import RunArtifacts
 from aeexp.vocab import Status
 
-# Called after every epoch with the epoch number (1-based) and every member's history.
-EpochCallback = Callable[[int, Sequence[engine.History]], None]
-
 
 def library_versions() -> dict[str, str]:
     """Return the versions that determine a run's numbers."""
@@ -37,10 +34,8 @@ def library_versions() -> dict[str, str]:
     import skimage
     import tensorflow as tf
 
-    from aeexp import __version__
-
     return {
-        "aeexp": __version__,
+        "aeexp": aeexp_version(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -144,7 +139,7 @@ def _shared_metrics(configs: Sequence[RunConfig], dataset: Dataset, seconds: flo
 def train_group(
     configs: Sequence[RunConfig],
     dataset: Dataset,
-    on_epoch: EpochCallback | None = None,
+    on_epoch: engine.EpochCallback | None = None,
     xla: bool = True,
 ) -> list[RunArtifacts]:
     """Train ``configs`` (which share a group key) in lock-step; evaluate; return their files."""
@@ -172,8 +167,8 @@ def train_group(
 
 
 def _with_events(
-    configs: Sequence[RunConfig], events: GroupEvents | None, on_epoch: EpochCallback | None
-) -> EpochCallback | None:
+    configs: Sequence[RunConfig], events: GroupEvents | None, on_epoch: engine.EpochCallback | None
+) -> engine.EpochCallback | None:
     """Return the epoch callback that also writes TensorBoard scalars, if any are asked for."""
     if events is None:
         return on_epoch

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from aeexp import api, cli, execute, plan, readers, store
-from aeexp.errors import UserError
-from aeexp.executors import JobResult, one_line
+from aeexp.errors import UserError, one_line
+from aeexp.executors import JobResult
 
 REPO = Path(__file__).resolve().parents[1]
 

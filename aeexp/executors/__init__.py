@@ -86,13 +86,6 @@ def make_executor(
     raise UserError(unknown_name_message("executor", name, EXECUTORS))
 
 
-def one_line(error: BaseException) -> str:
-    """Return an exception as one readable line: its type and first message line, bounded."""
-    message = " ".join(str(error).split())
-    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    return text[:300]
-
-
 def describe_group(configs: Sequence[RunConfig]) -> str:
     """Return a short label for a group, for progress bars."""
     return configs[0].name if len(configs) == 1 else f"group of {len(configs)}"

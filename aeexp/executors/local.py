@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
-from aeexp.errors import UserError
-from aeexp.executors import Job, JobResult, describe_group, one_line
+from aeexp.errors import UserError, one_line
+from aeexp.executors import Job, JobResult, describe_group
 
 
 class LocalExecutor:

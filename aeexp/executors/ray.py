@@ -26,8 +26,8 @@ from typing import Any
 from aeexp import host
 from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
-from aeexp.errors import UserError
-from aeexp.executors import Job, JobResult, one_line
+from aeexp.errors import UserError, one_line
+from aeexp.executors import Job, JobResult
 
 try:
     import ray
