@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aeexp import config as config_lib
-from aeexp import optimizers
+from aeexp import optimizers, yamlio
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, clip, is_finite_number, shorten, valid_and_closest
 from aeexp.vocab import DEFAULT_MAX_RUNS
@@ -149,7 +149,7 @@ def compact(value: Any) -> str:
 def _base_config(sweep: Mapping[str, Any], sweep_path: Path) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     if sweep.get("base") is not None:
-        raw = config_lib.read_yaml(sweep_path.parent / str(sweep["base"]))
+        raw = yamlio.read_yaml(sweep_path.parent / str(sweep["base"]))
     inline = sweep.get("config") or {}
     if not isinstance(inline, Mapping):
         raise UserError(f"{sweep_path}: 'config' must be a mapping of run-config keys")
@@ -175,7 +175,7 @@ def _read_sweep(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any],
         if sweep.get("name") is None:
             raise UserError("sweep: a sweep given as a mapping needs a 'name'")
         return sweep, Path("sweep.yaml")
-    return config_lib.read_yaml(source), Path(source)
+    return yamlio.read_yaml(source), Path(source)
 
 
 def plan_sweep(

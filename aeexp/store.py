@@ -32,9 +32,10 @@ from filelock import FileLock, Timeout
 
 from aeexp import config as config_lib
 from aeexp import paths, readers
-from aeexp.config import ConfigDumper, RunConfig
+from aeexp.config import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.vocab import Status
+from aeexp.yamlio import ConfigDumper, read_yaml
 
 # The statuses a finished run's metrics.json may record.
 _RECORDED = frozenset({Status.COMPLETED, Status.DIVERGED, Status.FAILED})
@@ -419,7 +420,7 @@ def _read_run(run_dir: Path) -> Run:
                 raise ValueError(f"no {path.name}")
             if found.st_size == 0:
                 raise ValueError(f"{path.name} is empty")
-        cfg = config_lib.validate(config_lib.read_yaml(config_path), CONFIG)
+        cfg = config_lib.validate(read_yaml(config_path), CONFIG)
         metrics = readers.read_json(metrics_path, readers.MAX_METRICS_BYTES, "metrics file")
     except UserError as error:  # a fault of this one run's files: skipped, named
         raise ValueError(_relative(str(error), run_dir)) from None

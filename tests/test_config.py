@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from aeexp import config
+from aeexp import config, yamlio
 from aeexp.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def test_non_finite_beta_is_refused(tmp_path, value):
     [("1e-3", 0.001), ("1E+5", 1e5), ("-2.5e-4", -2.5e-4), ("1e30", 1e30), ("2.5e4", 2.5e4)],
 )
 def test_yaml_12_exponent_floats_are_numbers(text, expected):
-    assert config.load_yaml(text) == expected
+    assert yamlio.load_yaml(text) == expected
     assert config.parse_override(f"optimizer.decay={text}") == ("optimizer.decay", expected)
 
 
@@ -187,7 +187,7 @@ def test_the_yaml_loader_leaves_pyyaml_and_other_values_alone():
     import yaml
 
     text = "a: 10\nb: 0.001\nc: 1.0e-07\nd: 1_000\ne: e5\nf: 1e\ng: .inf\nh: 0x1F\ni: '1e5'\n"
-    assert config.load_yaml(text) == yaml.safe_load(text)
+    assert yamlio.load_yaml(text) == yaml.safe_load(text)
     assert yaml.safe_load("1e-3") == "1e-3"  # PyYAML's own SafeLoader is not modified
 
 
@@ -199,7 +199,7 @@ def test_committed_configs_parse_as_pyyaml_parses_them():
     assert files
     for path in files:
         text = path.read_text()
-        assert config.load_yaml(text) == yaml.safe_load(text), path
+        assert yamlio.load_yaml(text) == yaml.safe_load(text), path
 
 
 def test_written_yaml_quotes_strings_that_look_like_floats(tmp_path):
@@ -207,7 +207,7 @@ def test_written_yaml_quotes_strings_that_look_like_floats(tmp_path):
 
     data = {"output": {"dir": "1e5"}, "epsilon": 1e-7, "learning_rate": 0.001}
     store.write_yaml(tmp_path / "c.yaml", data)
-    assert config.read_yaml(tmp_path / "c.yaml") == data
+    assert yamlio.read_yaml(tmp_path / "c.yaml") == data
 
 
 # --- names: one plain folder under the output folder -----------------------------------------
@@ -358,7 +358,7 @@ def test_alias_bombs_are_refused_before_anything_walks_them(tmp_path, text):
 
 def test_modest_anchors_and_merge_keys_still_work(tmp_path):
     text = "base: &b {epochs: 2, batch_size: 8}\n"
-    cfg_raw = config.load_yaml(text + "train: {<<: *b, epochs: 3}\n")
+    cfg_raw = yamlio.load_yaml(text + "train: {<<: *b, epochs: 3}\n")
     assert cfg_raw["train"] == {"epochs": 3, "batch_size": 8}
     cfg = load(tmp_path, "train: &t {epochs: 2}\ndata: {train_limit: 10}\n")
     assert cfg.train.epochs == 2
@@ -430,10 +430,10 @@ def test_file_content_that_is_not_a_config(tmp_path, content, expected):
     path = tmp_path / "cfg.yaml"
     path.write_bytes(content)
     if expected is None:
-        config.read_yaml(path)
+        yamlio.read_yaml(path)
         return
     with pytest.raises(UserError) as caught:
-        config.read_yaml(path)
+        yamlio.read_yaml(path)
     assert str(caught.value) == f"{path}: {expected}"
 
 
@@ -452,14 +452,14 @@ def test_file_that_is_not_a_file(tmp_path):
     }
     for path, expected in cases.items():
         with pytest.raises(UserError) as caught:
-            config.read_yaml(path)
+            yamlio.read_yaml(path)
         assert str(caught.value) == f"{path}: {expected}"
     with pytest.raises(UserError) as caught:  # the path is shown cut to 300 characters
-        config.read_yaml(tmp_path / ("a" * 5000))
+        yamlio.read_yaml(tmp_path / ("a" * 5000))
     assert str(caught.value).endswith("aaa...: file name too long")
     assert len(str(caught.value)) < 400
     with pytest.raises(UserError, match="contains a NUL character"):
-        config.read_yaml(f"{tmp_path}/a\0b.yaml")
+        yamlio.read_yaml(f"{tmp_path}/a\0b.yaml")
 
 
 def test_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
@@ -473,7 +473,7 @@ def test_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "open", deny)  # tests may run as root, who can read anything
     with pytest.raises(UserError) as caught:
-        config.read_yaml(path)
+        yamlio.read_yaml(path)
     assert str(caught.value) == f"{path}: permission denied"
 
 

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import config as config_lib
-from aeexp import paths, vocab
+from aeexp import paths, vocab, yamlio
 from aeexp.analysis import stats, tables
 from aeexp.errors import UserError, clip, unknown_name_message, valid_and_closest
 from aeexp.vocab import Status
@@ -93,7 +92,7 @@ def _parse_filter(spec: str) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UserError(f"compare: {clip(spec, 80)!r} is neither a folder nor key=value")
         try:
-            value = config_lib.load_yaml(text)
+            value = yamlio.load_yaml(text)
         except yaml.YAMLError:
             raise UserError(f"compare: {clip(part, 80)!r}: the value is not valid YAML") from None
         if isinstance(value, list | dict):

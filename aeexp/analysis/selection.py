@@ -22,9 +22,10 @@ import yaml
 from aeexp import optimizers, paths, readers, store, vocab
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
-from aeexp.config import MAX_SEED, ConfigDumper, check_name
+from aeexp.config import MAX_SEED, check_name
 from aeexp.errors import UserError, shorten
 from aeexp.store import Run
+from aeexp.yamlio import ConfigDumper
 
 _FIXED_SECTIONS = ("data", "model", "loss", "optimizer", "train")
 
