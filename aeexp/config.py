@@ -34,7 +34,7 @@ from aeexp.errors import (
     unknown_name_message,
     valid_and_closest,
 )
-from aeexp.yamlio import load_yaml, read_yaml, yaml_problem
+from aeexp.yamlio import MAX_YAML_DEPTH, load_yaml, read_yaml, yaml_problem
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
 
@@ -97,7 +97,7 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where MNIST comes from and how much of it to use."""
 
-    path: str | None = Field(None, max_length=PATH_MAX_LENGTH)
+    path: str | None = Field(None, min_length=1, max_length=PATH_MAX_LENGTH)
     # At most MAX_IMAGES, the most images aeexp.data reads from any source.
     train_limit: int | None = Field(None, ge=1, le=MAX_IMAGES)
     test_limit: int | None = Field(None, ge=1, le=MAX_IMAGES)
@@ -312,6 +312,12 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     """Return a copy of ``raw`` with ``value`` at the dotted ``key``."""
+    if key.count(".") >= MAX_YAML_DEPTH:  # no config nests that deep; recursion would
+        raise UserError(f"cannot set {shorten(key)}: more than {MAX_YAML_DEPTH} dotted parts")
+    return _set_dotted(raw, key, value)
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     head, _, rest = key.partition(".")
     result = dict(raw)
     if not rest:
@@ -322,7 +328,7 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
         inner = {}
     if not isinstance(inner, Mapping):
         raise UserError(f"cannot set {shorten(key)}: {shorten(head)} is not a mapping")
-    result[head] = set_dotted(dict(inner), rest, value)
+    result[head] = _set_dotted(dict(inner), rest, value)
     return result
 
 

@@ -265,9 +265,12 @@ def _read_idx(source: DataSource) -> dict[str, _Array]:
 def _read_keras(source: DataSource) -> dict[str, _Array]:
     """Load MNIST through Keras (its cache, else a download)."""
     where = str(keras_cache_path())
-    try:
-        import keras  # imported here: it pulls in TensorFlow, which only this branch needs
+    from aeexp.backend import import_keras
 
+    try:
+        # Imported here, quietly: it pulls in TensorFlow, whose start-up notices on stderr
+        # would bury the one line a failed download gets.
+        keras = import_keras()
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as e:  # broad on purpose: Keras reports download failures as bare Exception
         raise UserError(

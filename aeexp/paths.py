@@ -46,6 +46,8 @@ def length_problem(path: str | Path) -> str | None:
 
 def status(path: str | Path) -> os.stat_result | None:
     """Return ``os.stat(path)``, None if nothing is there, or raise a one-line UserError."""
+    if not str(path):  # '' would mean the working folder to some calls, nothing to others
+        raise UserError("an empty path names no file or folder")
     problem = length_problem(path)
     if problem is not None:
         raise UserError(f"{_where(path)}: {problem}")

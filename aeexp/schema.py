@@ -125,28 +125,83 @@ def run_config_schema() -> dict[str, Any]:
     }
 
 
-def sweep_schema() -> dict[str, Any]:
-    """Return the JSON Schema (draft-07) of a sweep file; its points are run configs."""
-    values = {
-        "oneOf": [
-            {"type": "array", "minItems": 1},
-            {
-                "type": "object",
-                "properties": {k: {"type": "number"} for k in ("start", "stop", "step")},
-                "required": ["start", "stop", "step"],
-                "additionalProperties": False,
-            },
-        ]
+def _leaf(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return a property's schema without what describes a default (a grid has none)."""
+    return {k: v for k, v in schema.items() if k not in ("default", "title")}
+
+
+def dotted_keys(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return every key a sweep may set, dotted, with the schema of one value of it.
+
+    Derived from the run schema: a section as a whole (``optimizer``), each of its keys
+    (``train.epochs``), and for the loss and the optimizer each keyword any branch takes
+    (``optimizer.beta_1``: the union of the branches' schemas for it).
+    """
+    keys: dict[str, dict[str, Any]] = {}
+    definitions = run["definitions"]
+    for key, prop in run["properties"].items():
+        keys[key] = _leaf(prop)
+        if "$ref" in prop:
+            section = definitions[prop["$ref"].rsplit("/", 1)[-1]]
+            for sub, schema in section["properties"].items():
+                keys[f"{key}.{sub}"] = _leaf(schema)
+        for branch in prop.get("oneOf", []):
+            for sub, schema in branch["properties"].items():
+                found = keys.setdefault(f"{key}.{sub}", {"anyOf": []})["anyOf"]
+                if _leaf(schema) not in found:
+                    found.append(_leaf(schema))
+    return keys
+
+
+def _grid_values(item: dict[str, Any]) -> dict[str, Any]:
+    """Return what a grid key takes: a list of values, or an inclusive numeric range."""
+    listed = {"type": "array", "minItems": 1, "items": item}
+    ranged = {
+        "type": "object",
+        "properties": {k: {"type": "number"} for k in ("start", "stop", "step")},
+        "required": ["start", "stop", "step"],
+        "additionalProperties": False,
     }
-    block = {"type": "object", "minProperties": 1, "additionalProperties": values}
+    return {"oneOf": [listed, ranged]}
+
+
+def _one_alias(keys: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Return the rule that no mapping sets an optimizer keyword and its alias together."""
+    pairs = [
+        {"required": [f"optimizer.{alias}", f"optimizer.{key}"]}
+        for alias, key in optimizers.ALIASES.items()
+        if f"optimizer.{alias}" in keys
+    ]
+    return {"not": {"anyOf": pairs}}
+
+
+def sweep_schema() -> dict[str, Any]:
+    """Return the JSON Schema (draft-04) of a sweep file; its keys are the run schema's."""
+    run = run_config_schema()
+    keys = dotted_keys(run)
+    block = {
+        "type": "object",
+        "minProperties": 1,
+        "properties": {key: _grid_values(item) for key, item in keys.items()},
+        "additionalProperties": False,
+        **_one_alias(keys),
+    }
+    config = {
+        "type": "object",
+        "description": "dotted run-config keys and values",
+        "properties": keys,
+        "additionalProperties": False,
+        **_one_alias(keys),
+    }
     return {
         "$schema": DRAFT,
         "title": "aeexp sweep",
         "type": "object",
+        "definitions": run["definitions"],
         "properties": {
-            "name": {"type": "string", "description": "the output folder: <out>/<name>/"},
+            "name": {**_leaf(run["properties"]["name"]), "description": "<out>/<name>/"},
             "base": {"type": "string", "description": "a run config, relative to this file"},
-            "config": {"type": "object", "description": "dotted run-config keys and values"},
+            "config": config,
             "grid": {"oneOf": [block, {"type": "array", "minItems": 1, "items": block}]},
         },
         "required": ["grid"],

@@ -385,7 +385,14 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
         text = readers.read_text(path, readers.MAX_HISTORY_BYTES, "history file")
     except UserError as error:
         raise ValueError(_relative(str(error), run_dir)) from None
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _history_rows(csv.DictReader(io.StringIO(text)))
+    except csv.Error as error:  # e.g. a field past csv's 128 KiB limit
+        raise ValueError(f"{HISTORY} is not a readable CSV ({error})") from None
+
+
+def _history_rows(reader: csv.DictReader) -> list[dict[str, float]]:
+    """Return the history's rows as numbers, or raise ValueError naming what is wrong."""
     missing = [f for f in HISTORY_FIELDS if f not in (reader.fieldnames or ())]
     if missing:
         raise ValueError(f"{HISTORY} has no {', '.join(missing)} column")
@@ -455,7 +462,8 @@ def _run_dirs(folder: Path) -> list[Path]:
 
 def warn_skipped(run_dir: Path, reason: str) -> None:
     """Say on one stderr line that a damaged run directory is left out, and why."""
-    print(f"aeexp: warning: skipping {run_dir}: {' '.join(reason.split())}", file=sys.stderr)
+    line = " ".join(f"skipping {run_dir}: {reason}".split())  # a newline in a name too
+    print(f"aeexp: warning: {line}", file=sys.stderr)
 
 
 def load_runs(folder: str | Path) -> list[Run]:

@@ -8,7 +8,7 @@ never the run.
 ``--mlflow`` accepts two forms, checked before anything trains:
 
 - ``http(s)://HOST[:PORT][/PATH]``: a tracking server. It must accept a connection within
-  :data:`CONNECT_TIMEOUT` seconds; afterwards each MLflow request is bounded by
+  :data:`reach.CONNECT_TIMEOUT` seconds; afterwards each MLflow request is bounded by
   :data:`HTTP_LIMITS`, so a server that dies mid-sweep costs seconds per run, not minutes.
 - ``sqlite:///PATH``: a local store, a new file or an existing SQLite database; its
   artifacts go beside it in ``<stem>-artifacts``.
@@ -20,20 +20,19 @@ folder aeexp runs in, outside ``--out``; other database URIs would too.
 
 from __future__ import annotations
 
-import os
-import socket
+import contextlib
+import logging
 import stat
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aeexp import paths, readers, store
+from aeexp import paths, reach, readers, store
 from aeexp.config import flatten_dotted
-from aeexp.errors import UserError, clip
+from aeexp.errors import UserError, clip, shorten
 from aeexp.plan import PlannedRun
 from aeexp.vocab import Status
 
@@ -42,7 +41,6 @@ _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
 ACCEPTED = "http(s)://HOST[:PORT][/PATH] for a tracking server or sqlite:///PATH for a local store"
 SQLITE_HEADER = b"SQLite format 3\x00"
 # Seconds a tracking server may take to accept a connection before aeexp refuses it.
-CONNECT_TIMEOUT = 3.0
 # MLflow's defaults (7 retries with growing back-off, 120 s per request) stall every run for
 # minutes once a server is gone. With these a refused request fails in about 2 s and a server
 # that accepts but never answers costs at most 3 x 10 s. A value the user set is kept.
@@ -73,22 +71,7 @@ def artifact_root(uri: str) -> str | None:
 
 def _refuse(uri: str, problem: str) -> UserError:
     """Return the one-line error for a tracking URI aeexp cannot use."""
-    return UserError(f"--mlflow {uri!r}: {problem}")
-
-
-def _unreachable_reason(host: str, port: int) -> str | None:
-    """Return why nothing accepts a TCP connection at host:port, or None if something does."""
-    try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
-            return None
-    except socket.gaierror:
-        return f"unknown host {host!r}"
-    except ConnectionRefusedError:
-        return "connection refused"
-    except TimeoutError:
-        return f"no answer within {CONNECT_TIMEOUT:.0f} s"
-    except OSError as error:
-        return error.strerror or type(error).__name__
+    return UserError(f"--mlflow {shorten(uri)}: {problem}")
 
 
 def _check_server(uri: str) -> None:
@@ -100,7 +83,7 @@ def _check_server(uri: str) -> None:
         raise _refuse(uri, f"not a valid URI; use {ACCEPTED}") from None
     if not parts.hostname:
         raise _refuse(uri, f"names no host; use {ACCEPTED}")
-    reason = _unreachable_reason(parts.hostname, port)
+    reason = reach.unreachable_reason(parts.hostname, port)
     if reason is not None:
         raise _refuse(uri, f"no tracking server answers ({reason})")
 
@@ -121,8 +104,8 @@ def _check_sqlite(uri: str) -> None:
     path = sqlite_path(uri)
     try:
         found = paths.status(path)  # a name too long, a loop, no permission: one line
-    except UserError as error:
-        raise _refuse(uri, str(error)) from None
+    except UserError as error:  # it names the path already; the URI would double it
+        raise UserError(f"--mlflow: {error}") from None
     if found is not None and stat.S_ISDIR(found.st_mode):
         raise _refuse(uri, f"{path} is a folder, not a database file")
     if found is None:
@@ -131,8 +114,8 @@ def _check_sqlite(uri: str) -> None:
         return
     try:  # not open(): a FIFO would block, a device never end
         header = readers.read_head(path, len(SQLITE_HEADER), "database file")
-    except UserError as error:
-        raise _refuse(uri, str(error)) from None
+    except UserError as error:  # it names the path already; the URI would double it
+        raise UserError(f"--mlflow: {error}") from None
     if header and header != SQLITE_HEADER:  # SQLite takes an empty file as an empty database
         raise _refuse(uri, f"{path} is not an SQLite database")
 
@@ -160,16 +143,9 @@ def check_tracking_uri(uri: str) -> None:
         raise _refuse(uri, f"not a supported tracking URI; use {ACCEPTED}")
 
 
-@contextmanager
-def _http_limits() -> Iterator[None]:
-    """Bound MLflow's HTTP retries and timeouts for the block, unless the user set them."""
-    added: Mapping[str, str] = {k: v for k, v in HTTP_LIMITS.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
+def _http_limits() -> contextlib.AbstractContextManager[None]:
+    """Bound MLflow's HTTP retries and timeouts for a block, unless the user set them."""
+    return reach.environment_defaults(HTTP_LIMITS)
 
 
 class MlflowSink:
@@ -181,6 +157,10 @@ class MlflowSink:
             import mlflow
         except ImportError:
             raise UserError("--mlflow needs MLflow: pip install 'aeexp[mlflow]'") from None
+        # MLflow and its migrations log at INFO to stderr ("Creating initial MLflow database
+        # tables..."): not the user's business, and it breaks the one-line rule on a fault.
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.entities = mlflow.entities
         self.uri = uri
         self.artifact_root = artifact_root(uri)

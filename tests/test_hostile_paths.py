@@ -38,7 +38,12 @@ def cli(tmp_path: Path, *args: str, wrapper: tuple[str, ...] = ()) -> tuple[int,
     """Run the CLI bounded; assert no traceback and nothing written beside tmp_path."""
     cwd = tmp_path / "cwd"
     cwd.mkdir(exist_ok=True)
-    before = snapshot(tmp_path.parent)
+    mine = tmp_path.name
+
+    def beside() -> set[str]:
+        return {p for p in snapshot(tmp_path.parent) if p.split("/")[0] != mine}
+
+    before = beside()
     env = {**os.environ, "PYTHONPATH": str(REPO), "AEEXP_DATA": "", "KERAS_HOME": str(cwd)}
     result = subprocess.run(
         [*wrapper, sys.executable, "-m", "aeexp", *map(str, args)],
@@ -51,7 +56,7 @@ def cli(tmp_path: Path, *args: str, wrapper: tuple[str, ...] = ()) -> tuple[int,
         preexec_fn=_limit_memory,
     )
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert snapshot(tmp_path.parent) == before
+    assert beside() == before
     assert not any(cwd.iterdir()), list(cwd.iterdir())
     return result.returncode, result.stdout, result.stderr
 
@@ -290,3 +295,74 @@ def test_json_nested_past_the_parser_is_refused_in_one_line(tmp_path):
         readers.read_json(path)
     path.write_text(json.dumps({"a": 1}))
     assert readers.read_json(path) == {"a": 1}
+
+
+# --- Round 3, second pass: what an adversarial review found after the first fixes ----------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--mlflow", "http://a..b:5000"),
+        ("--mlflow", f"http://{'a' * 64}.example:5000"),
+        ("--executor", "ray", "--address", "a..b:1"),
+        ("--executor", "ray", "--address", ""),
+        ("--executor", "ray", "--address", "a\nb:1"),
+        ("--out", ""),
+        ("--set", "a." * 1000 + "b=1"),
+        ("--set", "data.path=''"),
+        ("--seed", "9" * 5000),
+    ],
+    ids=[
+        "empty IDNA label",
+        "IDNA label over 63",
+        "ray host a..b",
+        "empty address",
+        "newline in address",
+        "empty --out",
+        "1,000 dotted parts",
+        "empty data.path",
+        "5,000-digit seed",
+    ],
+)
+def test_odd_values_are_one_short_line(tmp_path, mnist_path, args):
+    (tmp_path / "c.yaml").write_text(f"train: {{epochs: 1}}\ndata: {{path: '{mnist_path}'}}\n")
+    message = one_error(cli(tmp_path, "run", tmp_path / "c.yaml", *args))
+    assert len(message) <= 960
+
+
+@pytest.mark.parametrize("command", [("table", "{runs}", "--figures", ""), ("report", "beta")])
+def test_an_empty_output_path_is_refused(tmp_path, runs, command):
+    args = [a.format(runs=tmp_path / "runs" / "exp") for a in command]
+    if command[0] == "report":
+        args += [str(tmp_path / "runs"), str(tmp_path / "runs"), "--out", ""]
+    assert "an empty path" in one_error(cli(tmp_path, *args))
+
+
+def test_a_history_field_past_csvs_limit_is_a_warning(tmp_path):
+    from fakeruns import cell_raw, run_dir
+
+    cfg = fake_run(tmp_path / "h", cell_raw("relu", "mse", "adam"), history=True, ssim_thesis=0.8)
+    (run_dir(cfg) / store.HISTORY).write_text(
+        "epoch,loss,val_loss,seconds\n1,0.5,0.4," + "9" * 140_000 + "\n"
+    )
+    code, _, err = cli(tmp_path, "table", tmp_path / "h" / "fake", "--figures", tmp_path / "f")
+    assert code == 0 and "history.csv is not a readable CSV" in err
+
+
+def test_a_zip_bomb_model_is_refused_before_keras_unpacks_it(tmp_path):
+    import zipfile
+
+    from aeexp.analysis import protocol
+
+    bomb = tmp_path / "model.keras"
+    with (
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("config.json", "w", force_zip64=True) as member,
+    ):
+        zeros = bytes(1 << 20)
+        for _ in range((readers.MAX_MODEL_BYTES >> 20) + 1):
+            member.write(zeros)
+    assert bomb.stat().st_size < 2 << 20  # a couple of MB on disk
+    with pytest.raises(protocol.UnusableModel, match="unpacks to 513 MiB, more than 512"):
+        protocol.predict(bomb, __import__("numpy").zeros((1, 784), "float32"))

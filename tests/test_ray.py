@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, plan, store
+from aeexp import api, cli, execute, plan, reach, store
 from aeexp.errors import UserError
 from aeexp.executors import make_executor
 from aeexp.executors import ray as ray_executor
@@ -185,14 +185,14 @@ def test_an_unknown_host_and_a_silent_one_are_one_line(monkeypatch):
     def unknown(*args, **kwargs):
         raise socket.gaierror(-2, "Name or service not known")
 
-    monkeypatch.setattr(ray_executor.socket, "create_connection", unknown)
+    monkeypatch.setattr(reach.socket, "create_connection", unknown)
     with pytest.raises(UserError, match=r"^no Ray cluster answers at x\.invalid:6379 \(unknown"):
         ray_executor.check_address("x.invalid:6379")
 
     def silent(*args, **kwargs):
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(ray_executor.socket, "create_connection", silent)
+    monkeypatch.setattr(reach.socket, "create_connection", silent)
     with pytest.raises(UserError, match=r"at ray://10\.0\.0\.1:10001 \(no answer within 3 s\)"):
         ray_executor.check_address("ray://10.0.0.1:10001")
 

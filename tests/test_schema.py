@@ -147,3 +147,42 @@ def test_nan_is_the_one_known_disagreement(config):
     # YAML's .nan gets past the schema, and aeexp refuses it. If this starts failing, move
     # these configs to AGREEMENT_SAMPLES.
     assert not list(run_validator().iter_errors(config)) and not aeexp_accepts(config)
+
+
+SWEEP_SAMPLES = [
+    {"grid": {"seed": [0, 1]}},
+    {"grid": {"seed": [1.0]}},
+    {"grid": {"train.epochs": [5.0]}},
+    {"grid": {"train.epochs": [5]}},
+    {"grid": {"optimizer.lr": [0.1], "optimizer.learning_rate": [0.1]}},
+    {"grid": {"optimizer.lr": [0.1]}},
+    {"config": {"seed": 1.0}, "grid": {"train.epochs": [1]}},
+    {"config": {"train.epochs": 2}, "grid": {"seed": [0]}},
+    {"name": "a/b", "grid": {"seed": [0]}},
+    {"name": "ok", "grid": {"seed": [0]}},
+    {"grid": {"foo.bar": [1]}},
+    {"grid": {"optimizer.learning_rate": {"start": 0.001, "stop": 0.003, "step": 0.001}}},
+    {"grid": {"optimizer": [{"name": "adam", "learning_rate": 0.01}]}},
+    {"grid": {"optimizer": [{"name": "adam", "rho": 0.9}]}},
+    {"grid": [{"loss.name": ["mse"]}, {"loss.name": ["msee"]}]},
+    {"grid": {"loss.name": ["beta"], "loss.beta": [0.5, 1.5]}},
+    {"grid": {"model.code_dim": [0]}},
+]
+
+
+def aeexp_plans(sweep, tmp_path):
+    from aeexp import plan
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    try:
+        plan.plan_sweep(path, out=str(tmp_path / "out"))
+    except UserError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sweep", SWEEP_SAMPLES, ids=repr)
+def test_the_sweep_schema_and_aeexp_agree(sweep, tmp_path):
+    validator = jsonschema.Draft4Validator(json.loads(schema.render("sweep")))
+    assert (not list(validator.iter_errors(sweep))) == aeexp_plans(sweep, tmp_path)

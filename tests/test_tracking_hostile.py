@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import aeexp
-from aeexp import cli, tracking
+from aeexp import cli, reach, tracking
 from aeexp.errors import UserError
 
 pytest.importorskip("mlflow")
@@ -93,7 +93,7 @@ def test_a_closed_server_port_is_refused_in_seconds():
     started = time.monotonic()
     with pytest.raises(UserError, match=r"no tracking server answers \(connection refused\)$"):
         tracking.check_tracking_uri(f"http://127.0.0.1:{port}/mlflow")
-    assert time.monotonic() - started < tracking.CONNECT_TIMEOUT + 2
+    assert time.monotonic() - started < reach.CONNECT_TIMEOUT + 2
 
 
 def test_a_silent_or_unknown_server_is_one_line(monkeypatch):
@@ -102,14 +102,14 @@ def test_a_silent_or_unknown_server_is_one_line(monkeypatch):
     def silent(*args, **kwargs):
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(tracking.socket, "create_connection", silent)
+    monkeypatch.setattr(reach.socket, "create_connection", silent)
     with pytest.raises(UserError, match=r"no tracking server answers \(no answer within 3 s\)$"):
         tracking.check_tracking_uri("https://mlflow.example:5000")
 
     def unknown(*args, **kwargs):
         raise socket.gaierror(-2, "Name or service not known")
 
-    monkeypatch.setattr(tracking.socket, "create_connection", unknown)
+    monkeypatch.setattr(reach.socket, "create_connection", unknown)
     with pytest.raises(UserError, match=r"\(unknown host 'mlflow\.invalid'\)$"):
         tracking.check_tracking_uri("http://mlflow.invalid")
 

@@ -165,6 +165,12 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
         raise UnusableModel(f"{store.MODEL} is larger than {readers.MAX_MODEL_BYTES >> 20} MiB")
     if not zipfile.is_zipfile(model_path):  # else Keras says "File not found" of a junk file
         raise UnusableModel(f"{store.MODEL} is not a .keras (zip) archive")
+    unpacked = _unpacked_size(model_path)
+    if unpacked > readers.MAX_MODEL_BYTES:  # a zip bomb: a few MB that unpack to gigabytes
+        raise UnusableModel(
+            f"{store.MODEL} unpacks to {unpacked >> 20} MiB, more than "
+            f"{readers.MAX_MODEL_BYTES >> 20} MiB"
+        )
     try:
         # compile=False: the Keras 2.2 optimizer's state is not needed to reconstruct.
         model = keras.saving.load_model(model_path, compile=False)
@@ -181,6 +187,15 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
             f"{store.MODEL} maps images of shape {images.shape} to {reconstructed.shape}"
         )
     return reconstructed
+
+
+def _unpacked_size(path: Path) -> int:
+    """Return what the archive's members claim to unpack to, in bytes."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as error:
+        raise UnusableModel(f"{store.MODEL} is not a readable zip ({_reason(error)})") from None
 
 
 def _reason(error: Exception) -> str:

@@ -16,9 +16,12 @@ from typing import Any
 
 import click
 
-from aeexp.errors import UserError
+from aeexp.errors import UserError, clip
 
 EXIT_USER_ERROR = 2
+# The most characters an error line shows: one line however long the value it quotes (a
+# 5,000-digit --seed, a newline in a path), and clip() makes it one line.
+MESSAGE_LIMIT = 960
 EXIT_INTERRUPTED = 130
 # What writing stdout fails with when the disk is full, the reader has gone or the device failed.
 STDOUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EPIPE, errno.EIO})
@@ -40,7 +43,7 @@ class OneLineError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         """Print the message alone: no usage block, no hint, whatever the message held."""
-        click.echo(f"aeexp: error: {' '.join(self.message.split())}", err=True)
+        click.echo(f"aeexp: error: {clip(self.message, MESSAGE_LIMIT)}", err=True)
 
 
 def _one_line(error: click.UsageError, ctx: click.Context) -> OneLineError:
@@ -97,7 +100,7 @@ def one_error_policy(ctx: click.Context) -> Iterator[None]:
     except click.UsageError as error:
         raise _one_line(error, ctx) from None
     except UserError as error:
-        click.echo(f"aeexp: error: {error}", err=True)
+        click.echo(f"aeexp: error: {clip(str(error), MESSAGE_LIMIT)}", err=True)
         if isinstance(error, OutputError):
             _silence_stdout()
         sys.exit(EXIT_USER_ERROR)

@@ -14,7 +14,6 @@ import numbers
 import os
 import platform
 import signal
-import socket
 import threading
 import time
 import warnings
@@ -23,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from aeexp import host
+from aeexp import host, reach
 from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, one_line
@@ -42,7 +41,6 @@ PINNED = ("aeexp", "tensorflow", "keras")
 # Seconds to wait for a worker to start (import TensorFlow, check versions).
 START_TIMEOUT = 300.0
 # Seconds a TCP connect to an explicit --address may take before Ray is asked to attach.
-CONNECT_TIMEOUT = 3.0
 # How many times ray.init tries an explicit address's GCS (Ray's default is 20). Each try waits
 # up to about 40 s (RAY_py_gcs_connect_timeout_s, 30 s, plus two 5 s gRPC connect waits), which
 # Ray reads when it is imported, so only the number of tries can be bounded here.
@@ -89,41 +87,14 @@ def cluster_endpoint(address: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def _unreachable_reason(host: str, port: int) -> str | None:
-    """Return why nothing accepts a TCP connection at host:port, or None if something does."""
-    try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
-            return None
-    except socket.gaierror:
-        return f"unknown host {host!r}"
-    except ConnectionRefusedError:
-        return "connection refused"
-    except TimeoutError:
-        return f"no answer within {CONNECT_TIMEOUT:.0f} s"
-    except OSError as error:
-        return error.strerror or one_line(error)
-
-
 def check_address(address: str) -> None:
     """Refuse an explicit address nothing listens at, in seconds, before Ray tries for minutes."""
     endpoint = cluster_endpoint(address)
     if endpoint is None:
         return
-    reason = _unreachable_reason(*endpoint)
+    reason = reach.unreachable_reason(*endpoint)
     if reason is not None:
         raise UserError(f"no Ray cluster answers at {address} ({reason})")
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables the user left unset, for the duration of the block only."""
-    added = {key: value for key, value in values.items() if key not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
 
 
 @contextmanager
@@ -225,6 +196,8 @@ class RayExecutor:
                 "--executor ray needs Ray: pip install 'aeexp[ray]' (on every node of the cluster)"
             )
         check_cpus_per_worker(cpus_per_worker)
+        if address is not None and not address.strip():
+            raise UserError(f"--address is empty; give {ADDRESS_FORMS}, or leave it out")
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.cpus_per_worker = int(cpus_per_worker)  # a NumPy integer would trip Ray
         self.max_workers = max_workers
@@ -282,7 +255,9 @@ class RayExecutor:
             warnings.simplefilter("ignore")
             if self.address and cluster_endpoint(self.address):
                 # Attaching to HOST:PORT starts no process here, so Ctrl-C may act at once.
-                with _environment({"RAY_gcs_server_port_wait_time_s": GCS_CONNECT_TRIES}):
+                with reach.environment_defaults(
+                    {"RAY_gcs_server_port_wait_time_s": GCS_CONNECT_TRIES}
+                ):
                     ray.init(address=self.address, **options)
                 return
             # An embedded Ray (or address "local") starts processes; "auto" returns in a moment.
