@@ -116,6 +116,8 @@ def resolve_source(path: str | os.PathLike | None = None) -> DataSource:
     if not is_dir:
         if resolved.is_symlink():
             raise UserError(f"{where}: symlink loop or dangling symlink")
+        if resolved.exists():  # a FIFO, a device such as /dev/zero, a socket
+            raise UserError(f"{where}: not a regular file or a folder")
         raise UserError(f"{resolved}: no such file or directory (from {origin})")
     # A folder without IDX files but with mnist.npz (like the shared data folder) means the npz.
     npz = resolved / NPZ_NAME

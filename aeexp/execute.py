@@ -13,6 +13,7 @@ import contextlib
 import csv
 import io
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from filelock import FileLock, Timeout
 from aeexp import readers, store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset, load_dataset
-from aeexp.errors import UserError
+from aeexp.errors import UserError, clip
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.plan import PlannedRun, SweepPlan, compact, group_runs
 from aeexp.vocab import DEFAULT_MAX_GROUP, SUMMARY_METRICS, Status, loss_key, status_of
@@ -297,7 +298,13 @@ class _Driver:
 def _prepare(run: PlannedRun, outcome: Outcome) -> None:
     """Move a damaged directory of a claimed run aside, so that it can be written anew."""
     if store.is_damaged(run.run_dir):
-        outcome.moved_aside.append(store.move_aside(run.run_dir, run_root(run)))
+        target = store.move_aside(run.run_dir, run_root(run))
+        outcome.moved_aside.append(target)
+        print(
+            f"aeexp: warning: {clip(str(run.run_dir))}: no readable metrics.json; kept as "
+            f"{clip(str(target))} and trained again",
+            file=sys.stderr,
+        )
 
 
 def _claim_batch(
