@@ -82,14 +82,3 @@ class Nadam(keras.optimizers.Nadam):
     def get_config(self):
         """Include schedule_decay so the optimizer round-trips."""
         return {**super().get_config(), "schedule_decay": self.schedule_decay}
-
-
-OPTIMIZER_CLASSES = {
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": RMSprop,
-    "adagrad": Adagrad,
-    "adadelta": keras.optimizers.Adadelta,
-    "adam": keras.optimizers.Adam,
-    "adamax": keras.optimizers.Adamax,
-    "nadam": Nadam,
-}

@@ -8,6 +8,7 @@ validate without importing TensorFlow; :func:`build` imports Keras only when a r
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -20,21 +21,47 @@ _ADAM_KEYS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": EPSILON}
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """One optimizer: its Keras 2.2 defaults, which also name every keyword it accepts."""
+    """One optimizer: its label, Keras 2.2 defaults (naming every keyword) and Keras class.
+
+    ``keras_class`` is ``module:Class``, imported only when a run builds one: Keras's own
+    class where Keras 3 kept Keras 2.2's update rule, aeexp's keras2 port where it did not.
+    """
 
     label: str
     defaults: dict[str, Any]
+    keras_class: str
 
+    def load_class(self) -> type:
+        """Return the Keras optimizer class (importing Keras, quietly)."""
+        from aeexp.backend import import_keras
+
+        import_keras()
+        module, _, name = self.keras_class.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_KERAS = "keras.optimizers"
+_PORT = "aeexp.keras2"  # Keras 2.2's rules where Keras 3 changed them
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
-    "sgd": OptimizerSpec("SGD", {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False}),
-    "rmsprop": OptimizerSpec("RMSprop", {"learning_rate": 0.001, "rho": 0.9, "epsilon": EPSILON}),
-    "adagrad": OptimizerSpec("Adagrad", {"learning_rate": 0.01, "epsilon": EPSILON}),
-    "adadelta": OptimizerSpec("AdaDelta", {"learning_rate": 1.0, "rho": 0.95, "epsilon": EPSILON}),
-    "adam": OptimizerSpec("Adam", {"learning_rate": 0.001, **_ADAM_KEYS, "amsgrad": False}),
-    "adamax": OptimizerSpec("Adamax", {"learning_rate": 0.002, **_ADAM_KEYS}),
+    "sgd": OptimizerSpec(
+        "SGD", {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False}, f"{_KERAS}:SGD"
+    ),
+    "rmsprop": OptimizerSpec(
+        "RMSprop", {"learning_rate": 0.001, "rho": 0.9, "epsilon": EPSILON}, f"{_PORT}:RMSprop"
+    ),
+    "adagrad": OptimizerSpec(
+        "Adagrad", {"learning_rate": 0.01, "epsilon": EPSILON}, f"{_PORT}:Adagrad"
+    ),
+    "adadelta": OptimizerSpec(
+        "AdaDelta", {"learning_rate": 1.0, "rho": 0.95, "epsilon": EPSILON}, f"{_KERAS}:Adadelta"
+    ),
+    "adam": OptimizerSpec(
+        "Adam", {"learning_rate": 0.001, **_ADAM_KEYS, "amsgrad": False}, f"{_KERAS}:Adam"
+    ),
+    "adamax": OptimizerSpec("Adamax", {"learning_rate": 0.002, **_ADAM_KEYS}, f"{_KERAS}:Adamax"),
     "nadam": OptimizerSpec(
-        "Nadam", {"learning_rate": 0.002, **_ADAM_KEYS, "schedule_decay": 0.004}
+        "Nadam", {"learning_rate": 0.002, **_ADAM_KEYS, "schedule_decay": 0.004}, f"{_PORT}:Nadam"
     ),
 }
 
@@ -92,8 +119,6 @@ def build(name: str, **params: Any):
     from aeexp.backend import import_keras
 
     keras = import_keras()
-    from aeexp import keras2
-
     kwargs = resolved_params(name, params)
     decay = kwargs.pop("decay")
     if decay:
@@ -101,4 +126,4 @@ def build(name: str, **params: Any):
         kwargs["learning_rate"] = keras.optimizers.schedules.InverseTimeDecay(
             kwargs["learning_rate"], decay_steps=1, decay_rate=decay
         )
-    return keras2.OPTIMIZER_CLASSES[name](**kwargs)
+    return OPTIMIZERS[name].load_class()(**kwargs)

@@ -145,3 +145,14 @@ def test_adagrad_accumulator_starts_at_zero():
     optimizer.build([variable])
     (accumulator,) = [v for v in optimizer.variables if v.path.endswith("accumulator")]
     assert np.all(accumulator.numpy() == 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(optimizers.OPTIMIZERS))
+def test_each_registry_entry_builds_its_class_with_every_keyword(name):
+    """The registry alone names an optimizer's class: an entry that disagrees fails here."""
+    spec = optimizers.OPTIMIZERS[name]
+    built = optimizers.build(name)
+    assert type(built) is spec.load_class()
+    config = built.get_config()
+    for key, value in spec.defaults.items():
+        assert config[key] == pytest.approx(value), key
