@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from aeexp import config as config_lib
 from aeexp import execute, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, is_finite_number
-from aeexp.executors import Executor, make_executor
+from aeexp.executors import Executor, executor_options, make_executor
 from aeexp.plan import (
     DEFAULT_MAX_RUNS,
     PlannedRun,
@@ -44,16 +44,15 @@ ALL_STATUSES = frozenset(Status)
 
 @dataclass(frozen=True)
 class ExecutorOptions:
-    """Where groups train: ``local``, or ``ray`` (optionally at a cluster's address)."""
+    """Where groups train: an executor's name and its options (see ``executors.EXECUTORS``)."""
 
     name: str = "local"
-    address: str | None = None
-    cpus_per_worker: int | None = None
     progress: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def make(self) -> Executor:
         """Return a fresh executor."""
-        return make_executor(self.name, self.address, self.cpus_per_worker, self.progress)
+        return make_executor(self.name, self.progress, **self.options)
 
 
 @dataclass(frozen=True)
@@ -100,10 +99,19 @@ class RunResult:
         )
 
 
-def _options(executor: str | ExecutorOptions, **given: Any) -> ExecutorOptions:
+def _split(keywords: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split keyword arguments into executor options (``address``) and dotted config keys."""
+    known = executor_options()
+    chosen = {k: v for k, v in keywords.items() if k in known}
+    return chosen, {k: v for k, v in keywords.items() if k not in known}
+
+
+def _options(
+    executor: str | ExecutorOptions, progress: bool, options: Mapping[str, Any]
+) -> ExecutorOptions:
     if isinstance(executor, ExecutorOptions):
         return executor
-    return ExecutorOptions(executor, **given)
+    return ExecutorOptions(executor, progress, dict(options))
 
 
 def resolve_config(
@@ -143,20 +151,20 @@ def run(
     out: str | None = None,
     force: bool = False,
     executor: str | ExecutorOptions = "local",
-    address: str | None = None,
-    cpus_per_worker: int | None = None,
     progress: bool = False,
     tensorboard: bool = False,
     mlflow: str | None = None,
-    **dotted: Any,
+    **keywords: Any,
 ) -> RunResult:
     """Train and evaluate one config unless that run is already complete.
 
     ``config`` is a YAML file, a mapping or a :class:`RunConfig`; keyword arguments with
-    dotted names override keys, e.g. ``aeexp.run(path, **{"train.epochs": 5})``.
+    dotted names override keys, e.g. ``aeexp.run(path, **{"train.epochs": 5})``; the
+    executor's own options are keywords too (``executor="ray", address="auto"``).
     ``tensorboard`` writes TensorBoard events into the run directory; ``mlflow`` logs the
     run to that MLflow tracking URI.
     """
+    chosen, dotted = _split(keywords)
     if tensorboard:
         dotted = {**dotted, "output.tensorboard": True}
     cfg = resolve_config(config, overrides, dotted, seed, out)
@@ -165,9 +173,7 @@ def run(
     redo = ALL_STATUSES if force else frozenset({Status.PENDING})
     trained = False
     if execute.run_status(only) in redo:
-        options = _options(
-            executor, address=address, cpus_per_worker=cpus_per_worker, progress=progress
-        )
+        options = _options(executor, progress, chosen)
         outcome = execute.execute(
             planned, options.make(), max_group=1, redo=redo, sinks=tracking_sinks(mlflow)
         )
@@ -197,21 +203,22 @@ def sweep(
     max_group: int = DEFAULT_MAX_GROUP,
     rerun_failed: bool = False,
     executor: str | ExecutorOptions = "local",
-    address: str | None = None,
-    cpus_per_worker: int | None = None,
     progress: bool = False,
     tensorboard: bool = False,
     mlflow: str | None = None,
+    **executor_options: Any,
 ) -> execute.Outcome:
     """Train every run of a sweep (a file or its mapping) that is not complete yet.
 
+    ``executor_options`` are the executor's own (``executor="ray", address="auto"``).
     Returns the :class:`aeexp.execute.Outcome`: the plan, the run ids trained now, how many
     were complete already, and each run's status; ``load_runs(outcome.experiment_dir)``
     gives the table.
     """
-    options = _options(
-        executor, address=address, cpus_per_worker=cpus_per_worker, progress=progress
-    )
+    chosen, unknown = _split(executor_options)
+    if unknown:
+        raise UserError(f"sweep() got unknown keywords: {', '.join(sorted(unknown))}")
+    options = _options(executor, progress, chosen)
     if tensorboard:
         overrides = [*overrides, "output.tensorboard=true"]
     planned = plan(sweep_file, overrides, out, max_runs)

@@ -79,7 +79,7 @@ def test_ray_trains_a_sweep_bit_for_bit_as_the_local_executor(tmp_path, mnist_pa
     outs = {}
     for name in ("local", "ray"):
         planned = plan.plan_sweep(path, out=str(tmp_path / name))
-        options = api.ExecutorOptions(name, cpus_per_worker=1 if name == "ray" else None)
+        options = api.ExecutorOptions(name, options={"cpus_per_worker": 1} if name == "ray" else {})
         outcome = api.train_plan(planned, executor=options)
         assert sorted(outcome.trained) == sorted(r.run_id for r in planned.runs)
         outs[name] = planned

@@ -10,6 +10,7 @@ import click
 
 from aeexp import paths
 from aeexp.errors import UserError
+from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -69,28 +70,33 @@ OUT = click.option(
     "--out", type=OUT_FOLDER, default=None, help="Output folder (default: output.dir)."
 )
 
-EXECUTOR = stacked(
-    click.option(
+
+def _executor_choice() -> Decorator:
+    """Return --executor, its choices and help from the executor registry."""
+    return click.option(
         "--executor",
-        type=click.Choice(["local", "ray"]),
+        type=click.Choice(list(EXECUTORS)),
         default="local",
         show_default=True,
-        help="Train in this process, or on Ray actors (pip install 'aeexp[ray]').",
-    ),
-    click.option(
-        "--address",
+        help=" ".join(f"{name}: {entry.help}" for name, entry in EXECUTORS.items()),
+    )
+
+
+def _executor_option(option: ExecutorOption) -> Decorator:
+    """Return one executor option as a click option (None when not given)."""
+    kind = click.IntRange(min=option.minimum) if option.minimum is not None else str
+    return click.option(
+        option.flag,
+        option.keyword,
+        type=kind,
         default=None,
-        metavar="ADDR",
-        help="Ray cluster to attach to: auto, HOST:PORT or ray://HOST:PORT (default: "
-        "$RAY_ADDRESS, else an embedded local Ray sized to this machine's CPUs).",
-    ),
-    click.option(
-        "--cpus-per-worker",
-        type=click.IntRange(min=1),
-        default=None,
-        help="CPUs (and TensorFlow threads) per Ray worker [default: 1].",
-    ),
-)
+        metavar=option.metavar,
+        help=option.help,
+    )
+
+
+# Derived from the registry: a new executor's options appear here by themselves.
+EXECUTOR = stacked(_executor_choice(), *(_executor_option(o) for o in executor_options().values()))
 
 TRACKING = stacked(
     click.option(

@@ -7,6 +7,7 @@ writes to the output folder; the driver does (see :mod:`aeexp.execute`).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -60,30 +61,84 @@ class Executor(Protocol):
         """Release workers; with ``cancel``, abandon jobs in flight."""
 
 
-EXECUTORS = ("local", "ray")
+@dataclass(frozen=True)
+class ExecutorOption:
+    """One option an executor takes: its keyword (``--cpus-per-worker`` on the CLI) and help."""
+
+    keyword: str
+    help: str
+    metavar: str
+    minimum: int | None = None  # an integer option's smallest value; None: a string option
+
+    @property
+    def flag(self) -> str:
+        """Return the command-line flag, e.g. ``--cpus-per-worker``."""
+        return "--" + self.keyword.replace("_", "-")
 
 
-def make_executor(
-    name: str,
-    address: str | None = None,
-    cpus_per_worker: int | None = None,
-    progress: bool = False,
-    **options: Any,
-) -> Executor:
-    """Return the executor called ``name``; Ray is imported only when asked for."""
-    if name == "local":
-        if address is not None or cpus_per_worker is not None:
-            raise UserError("--address and --cpus-per-worker need --executor ray")
-        from aeexp.executors.local import LocalExecutor
+@dataclass(frozen=True)
+class ExecutorEntry:
+    """An executor: its help and options, and ``module:function`` that creates one.
 
-        return LocalExecutor(progress=progress)
-    if name == "ray":
-        from aeexp.executors.ray import RayExecutor
+    The module is imported only when the executor is chosen (Ray's on ``--executor ray``),
+    and the function takes ``progress`` and the entry's options as keywords. The CLI's
+    options and the API's keywords are derived from these entries, so an executor is one
+    module and one entry here.
+    """
 
-        # None means the default; 0 is a mistake RayExecutor refuses, not a default.
-        cpus = 1 if cpus_per_worker is None else cpus_per_worker
-        return RayExecutor(address=address, cpus_per_worker=cpus, **options)
-    raise UserError(unknown_name_message("executor", name, EXECUTORS))
+    help: str
+    factory: str
+    options: tuple[ExecutorOption, ...] = ()
+
+    def create(self, progress: bool = False, **options: Any) -> Executor:
+        """Return a new executor of this kind."""
+        module, _, function = self.factory.partition(":")
+        return getattr(importlib.import_module(module), function)(progress=progress, **options)
+
+
+EXECUTORS: dict[str, ExecutorEntry] = {
+    "local": ExecutorEntry("Train in this process.", "aeexp.executors.local:create"),
+    "ray": ExecutorEntry(
+        "Train on Ray actors (pip install 'aeexp[ray]').",
+        "aeexp.executors.ray:create",
+        (
+            ExecutorOption(
+                "address",
+                "Ray cluster to attach to: auto, HOST:PORT or ray://HOST:PORT (default: "
+                "$RAY_ADDRESS, else an embedded local Ray sized to this machine's CPUs).",
+                "ADDR",
+            ),
+            ExecutorOption(
+                "cpus_per_worker",
+                "CPUs (and TensorFlow threads) per Ray worker [default: 1].",
+                "N",
+                minimum=1,
+            ),
+        ),
+    ),
+}
+
+
+def executor_options() -> dict[str, ExecutorOption]:
+    """Return every executor's options by keyword (the CLI offers each once)."""
+    return {o.keyword: o for entry in EXECUTORS.values() for o in entry.options}
+
+
+def make_executor(name: str, progress: bool = False, **options: Any) -> Executor:
+    """Return the executor called ``name``; an option it does not take is refused."""
+    if name not in EXECUTORS:
+        raise UserError(unknown_name_message("executor", name, EXECUTORS))
+    given = {key: value for key, value in options.items() if value is not None}
+    entry = EXECUTORS[name]
+    foreign = [key for key in given if key not in {o.keyword for o in entry.options}]
+    if foreign:
+        owners = {n for n, e in EXECUTORS.items() for o in e.options if o.keyword in foreign}
+        flags = " and ".join(
+            executor_options()[k].flag if k in executor_options() else k for k in foreign
+        )
+        needs = " or ".join(f"--executor {owner}" for owner in sorted(owners)) or name
+        raise UserError(f"{flags} need {needs}")
+    return entry.create(progress=progress, **given)
 
 
 def describe_group(configs: Sequence[RunConfig]) -> str:

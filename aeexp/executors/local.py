@@ -70,3 +70,8 @@ class LocalExecutor:
     def shutdown(self, cancel: bool = False) -> None:
         """Forget queued jobs."""
         self._queue.clear()
+
+
+def create(progress: bool = False) -> LocalExecutor:
+    """Return a local executor (the registry's factory for ``local``)."""
+    return LocalExecutor(progress=progress)

@@ -368,3 +368,12 @@ class RayExecutor:
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+
+
+def create(
+    progress: bool = False, address: str | None = None, cpus_per_worker: int | None = None
+) -> RayExecutor:
+    """Return a Ray executor (the registry's factory for ``ray``); progress is the driver's."""
+    # None means the default; 0 is a mistake RayExecutor refuses, not a default.
+    cpus = 1 if cpus_per_worker is None else cpus_per_worker
+    return RayExecutor(address=address, cpus_per_worker=cpus)
