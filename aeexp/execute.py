@@ -27,8 +27,9 @@ from aeexp.config import RunConfig
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.errors import UserError, clip
 from aeexp.executors import Executor, Job, JobResult
+from aeexp.losses import loss_key
 from aeexp.plan import PlannedRun, SweepPlan, compact, group_runs
-from aeexp.vocab import DEFAULT_MAX_GROUP, SUMMARY_METRICS, Status, loss_key, status_of
+from aeexp.vocab import DEFAULT_MAX_GROUP, SUMMARY_METRICS, Status, status_of
 
 RUNS_CSV = "runs.csv"
 DESCRIPTIVE_COLUMNS = ("loss", "decoder_activation", "optimizer", "learning_rate", "seed")

@@ -95,6 +95,7 @@ class LossSpec:
     clip: bool = True
     params: tuple[LossParam, ...] = ()
     title: Callable[..., str] | None = None  # the plot title from the resolved parameters
+    key: Callable[..., str] | None = None  # its table column from them (default: the name)
 
     @property
     def required(self) -> frozenset[str]:
@@ -110,6 +111,11 @@ class LossSpec:
     def parameters(self) -> tuple[str, ...]:
         """Return every parameter name: the required ones (sorted), then the optional ones."""
         return (*sorted(self.required), *self.optional)
+
+
+def beta_key(beta: float, order: str) -> str:
+    """Return a beta-divergence's table column, e.g. ``beta(0.5,data_first)``."""
+    return f"beta({beta:g},{order})"
 
 
 def _beta_title(beta: float, order: str) -> str:
@@ -145,8 +151,20 @@ LOSSES: dict[str, LossSpec] = {
             ),
         ),
         title=_beta_title,
+        key=beta_key,
     ),
 }
+
+
+def table_key(name: str, params: Mapping[str, Any]) -> str:
+    """Return the table column of loss ``name`` with its resolved parameters."""
+    spec = LOSSES[name]
+    return spec.key(**params) if spec.key is not None else name
+
+
+def loss_key(cfg: Any) -> str:
+    """Return the column a run (a RunConfig) belongs to: its loss, with its parameters."""
+    return table_key(cfg.loss.name, cfg.loss.params())
 
 
 def all_params() -> dict[str, LossParam]:

@@ -9,10 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from aeexp.config import RunConfig
+from typing import Any
 
 # Keras's fuzz factor: the divergences' clipping floor the thesis trained with, the epsilon
 # default of every Keras 2.2 optimizer, and the thesis's ReLU floor max(u, eps).
@@ -123,24 +120,13 @@ def activation_pair(encoder: str, decoder: str) -> str:
     return f"{ACTIVATION_LABELS.get(encoder, encoder)}-{ACTIVATION_LABELS.get(decoder, decoder)}"
 
 
-def decoder_label(cfg: RunConfig) -> str:
-    """Return a run's activation pair, e.g. ``ReLU-Sigmoid``: a table's row."""
+def decoder_label(cfg: Any) -> str:
+    """Return a run's (a RunConfig's) activation pair, e.g. ``ReLU-Sigmoid``: a table's row."""
     return activation_pair(cfg.model.encoder_activation, cfg.model.decoder_activation)
 
 
 # The thesis's two rows: a ReLU encoder with either decoder activation, keyed by the latter.
 DECODERS = {decoder: activation_pair("relu", decoder) for decoder in ("relu", "sigmoid")}
-
-
-def beta_loss_key(beta: float, order: str) -> str:
-    """Return the key of one beta-divergence, e.g. ``beta(0.5,data_first)``."""
-    return f"beta({beta:g},{order})"
-
-
-def loss_key(cfg: RunConfig) -> str:
-    """Return the column a run belongs to: the loss name, with the beta-divergence's parameters."""
-    params = cfg.loss.params()
-    return cfg.loss.name if not params else beta_loss_key(params["beta"], params["order"])
 
 
 # --- The thesis's published numbers -----------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from fakeruns import cell_raw
 
-from aeexp import config, vocab
+from aeexp import config, losses, vocab
 
 
 def test_the_lists_the_commands_offer_come_from_the_registry_in_their_order():
@@ -48,6 +48,35 @@ def test_one_rule_for_a_metrics_json_without_a_status():
 def test_labels_and_keys():
     cfg = config.validate(cell_raw("sigmoid", "mse", "adam"))
     assert vocab.decoder_label(cfg) == vocab.DECODERS["sigmoid"] == "ReLU-Sigmoid"
-    assert vocab.loss_key(cfg) == "mse"
+    assert losses.loss_key(cfg) == "mse"
     beta = config.validate({"loss": {"name": "beta", "beta": 0.5}})
-    assert vocab.loss_key(beta) == vocab.beta_loss_key(0.5, "data_first") == "beta(0.5,data_first)"
+    assert losses.loss_key(beta) == losses.beta_key(0.5, "data_first") == "beta(0.5,data_first)"
+
+
+def test_vocab_is_a_leaf():
+    """vocab.py imports nothing from aeexp, not even for type hints."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(vocab.__file__).read_text())
+    imported = [
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    ] + [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    ]
+    assert not [name for name in imported if name.split(".")[0] == "aeexp"]
+
+
+def test_a_loss_spec_owns_its_table_key(monkeypatch):
+    spec = losses.LOSSES["beta"]
+    monkeypatch.setitem(
+        losses.LOSSES, "tempered", losses.LossSpec(None, "tempered", key=lambda t: f"t={t:g}")
+    )
+    assert losses.table_key("tempered", {"t": 2.0}) == "t=2"
+    assert (
+        losses.table_key("beta", {"beta": 1.5, "order": "recon_first"}) == "beta(1.5,recon_first)"
+    )
+    assert spec.key is losses.beta_key and losses.table_key("mse", {}) == "mse"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aeexp import optimizers, vocab
+from aeexp import losses, optimizers, vocab
 from aeexp.analysis import stats, tables, verdicts
 from aeexp.analysis.protocol import VARIANTS, Meter, ProtocolNoise
 from aeexp.analysis.tables import ConfigStats
@@ -128,7 +128,7 @@ def select(runs: Sequence[Run], decoder: str, loss: str, optimizer: str | None =
         r
         for r in runs
         if r.config.model.decoder_activation == decoder
-        and vocab.loss_key(r.config) == loss
+        and losses.loss_key(r.config) == loss
         and (optimizer is None or r.config.optimizer.name == optimizer)
     ]
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from aeexp import optimizers, paths, readers, store, vocab
+from aeexp import losses, optimizers, paths, readers, store, vocab
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.config import MAX_SEED, check_name
@@ -69,7 +69,7 @@ def describe(stat: ConfigStats) -> str:
     """Return a short name for a configuration without its rate, e.g. ``ReLU-ReLU mse (Adam)``."""
     cfg = stat.config
     label = optimizers.OPTIMIZERS[cfg.optimizer.name].label
-    return f"{vocab.decoder_label(cfg)} {vocab.loss_key(cfg)} ({label})"
+    return f"{vocab.decoder_label(cfg)} {losses.loss_key(cfg)} ({label})"
 
 
 def searched_rates(choices: Sequence[Choice]) -> str:

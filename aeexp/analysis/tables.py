@@ -21,6 +21,7 @@ import numpy as np
 from aeexp import optimizers, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, shorten
+from aeexp.losses import loss_key
 from aeexp.store import Run
 from aeexp.vocab import (
     DECODERS,
@@ -31,7 +32,6 @@ from aeexp.vocab import (
     higher_is_better,
     is_completed,
     loss_header,
-    loss_key,
 )
 
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import optimizers, plots, store, vocab
+from aeexp import losses, optimizers, plots, store, vocab
 from aeexp.analysis import selection, tables
 from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.tables import ConfigStats
@@ -32,7 +32,7 @@ def _study_stats(runs: Sequence[Run], metric: str) -> dict[tuple[str, str, str],
     chosen = {}
     for stat in tables.config_stats(runs, metric):
         cfg = stat.config
-        key = (cfg.model.decoder_activation, vocab.loss_key(cfg), cfg.loss.order or "")
+        key = (cfg.model.decoder_activation, losses.loss_key(cfg), cfg.loss.order or "")
         chosen[key] = stat
     return chosen
 
@@ -63,7 +63,7 @@ def beta_table(runs: Sequence[Run], metric: str) -> str:
     for beta in _betas(runs):
         row = [f"{beta:g}"]
         for decoder, order in columns:
-            stat = stats.get((decoder, vocab.beta_loss_key(beta, order), order))
+            stat = stats.get((decoder, losses.beta_key(beta, order), order))
             row.append(common.fmt(stat))
         body.append(row)
     for reference in ("mse", "bce"):
@@ -79,7 +79,7 @@ def _curves(runs: Sequence[Run], metric: str, decoder: str, path: Path) -> None:
     betas = _betas(runs)
     curves = {}
     for order, label in ORDERS.items():
-        points = [stats.get((decoder, vocab.beta_loss_key(b, order), order)) for b in betas]
+        points = [stats.get((decoder, losses.beta_key(b, order), order)) for b in betas]
         curves[label] = [
             (s.mean, tables.ci_half_width(s)) if s and s.n else (math.nan, 0.0) for s in points
         ]
@@ -204,7 +204,7 @@ def overall_answer(ranking: Sequence[ConfigStats], tests: stats_lib.PairTests | 
 def _tuning_key(stat: ConfigStats) -> tuple[str, str, str]:
     """Return what identifies a configuration across tuning and study: decoder, loss, optimizer."""
     cfg = stat.config
-    return (cfg.model.decoder_activation, vocab.loss_key(cfg), cfg.optimizer.name)
+    return (cfg.model.decoder_activation, losses.loss_key(cfg), cfg.optimizer.name)
 
 
 def _no_more(a: float, b: float) -> str:
@@ -275,7 +275,7 @@ def tuning_table(choices: Sequence[selection.Choice], metric: str) -> str:
         rows.append(
             [
                 vocab.decoder_label(cfg),
-                vocab.loss_key(cfg),
+                losses.loss_key(cfg),
                 f"{rate:g}",
                 edge,
                 scores,

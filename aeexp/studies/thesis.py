@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import plots, store, vocab
+from aeexp import losses, plots, store, vocab
 from aeexp.analysis import cells as cells_lib
 from aeexp.analysis import figures as figures_lib
 from aeexp.analysis import protocol, tables, verdicts
@@ -190,7 +190,7 @@ def full_test_table(defaults: Sequence[Run], tuned: Sequence[Run]) -> str:
 
 def grid_text(defaults: Sequence[Run]) -> str:
     """Return the defaults sweep's grid as counted from its runs, e.g. ``3 losses x 2 ...``."""
-    losses = {vocab.loss_key(r.config) for r in defaults}
+    keys = {losses.loss_key(r.config) for r in defaults}
     decoders = {r.config.model.decoder_activation for r in defaults}
     names = {r.config.optimizer.name for r in defaults}
 
@@ -199,7 +199,7 @@ def grid_text(defaults: Sequence[Run]) -> str:
 
     return " x ".join(
         [
-            count(losses, "loss", "losses"),
+            count(keys, "loss", "losses"),
             count(decoders, "decoder", "decoders"),
             count(names, "optimizer", "optimizers"),
         ]
