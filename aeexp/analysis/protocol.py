@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aeexp import data as data_lib
 from aeexp import evaluate, paths, readers, store
 from aeexp.config import RunConfig
+from aeexp.dataset import load_dataset
 from aeexp.errors import clip
 from aeexp.vocab import is_completed
 
@@ -82,13 +82,9 @@ class ProtocolNoise:
 
 
 def _evaluation_images(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Return the images and labels ``cfg``'s run was evaluated on (test set or holdout)."""
-    settings = cfg.data
-    mnist = data_lib.load_mnist(settings.path, settings.train_limit, settings.test_limit)
-    if settings.holdout is not None:
-        split = len(mnist.x_train) - settings.holdout
-        return mnist.train_pixels()[split:], np.asarray(mnist.y_train[split:])
-    return mnist.test_pixels(), np.asarray(mnist.y_test)
+    """Return the images and labels ``cfg``'s run was evaluated on: the run's own choice."""
+    dataset = load_dataset(cfg)  # the one rule for test set or holdout
+    return dataset.x_eval, dataset.eval_labels
 
 
 class Meter:
