@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from aeexp import config as config_lib
-from aeexp import execute, store
+from aeexp import execute, ledger, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, is_finite_number
 from aeexp.executors import Executor, executor_options, make_executor
@@ -172,7 +172,7 @@ def run(
     (only,) = planned.runs
     redo = ALL_STATUSES if force else frozenset({Status.PENDING})
     trained = False
-    if execute.run_status(only) in redo:
+    if ledger.run_status(only) in redo:
         options = _options(executor, progress, chosen)
         outcome = execute.execute(
             planned, options.make(), max_group=1, redo=redo, sinks=tracking_sinks(mlflow)
@@ -240,7 +240,7 @@ def train_plan(
     redo = redo_statuses(rerun_failed)
     bar = tqdm(
         total=len(planned.runs),
-        initial=len(planned.runs) - len(execute.to_do(planned, redo)),
+        initial=len(planned.runs) - len(ledger.to_do(planned, redo)),
         desc=planned.name,
         unit="run",
         disable=not executor.progress,
@@ -278,7 +278,7 @@ def redo_statuses(rerun_failed: bool = False) -> frozenset[str]:
 
 def describe_plan(planned: SweepPlan) -> str:
     """Return each run's id, status and grid point, then how many are done and to train."""
-    statuses = execute.plan_statuses(planned)
+    statuses = ledger.plan_statuses(planned)
     lines = [f"{r.run_id}  {statuses[r.run_id]:9}  {describe_point(r.point)}" for r in planned.runs]
     done = sum(status != Status.PENDING for status in statuses.values())
     lines.append(
@@ -311,29 +311,4 @@ def tracking_sinks(mlflow: str | None) -> list[Callable[[PlannedRun], None]]:
     return [MlflowSink(mlflow)]
 
 
-def run_record(run_dir: Path, cfg: RunConfig, metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """Return one DataFrame row: ids, the config as dotted keys, every metric."""
-    row = {
-        "run_id": metrics.get("run_id", cfg.run_id),
-        "name": cfg.name,
-        "status": status_of(metrics),
-        "path": str(run_dir),
-    }
-    row |= config_lib.flatten_dotted({k: v for k, v in cfg.resolved().items() if k != "name"})
-    scores = {k: v for k, v in metrics.items() if k not in ("run_id", "name", "status")}
-    row |= {k: v for k, v in config_lib.flatten_dotted(scores).items() if k not in row}
-    return row
-
-
-def load_runs(path: str | Path) -> pandas.DataFrame:
-    """Return one row per run under ``path`` (a run, a sweep folder or a tree of them).
-
-    Columns: ``run_id``, ``name``, ``status``, ``path``, the resolved config as dotted keys
-    (``loss.name``, ``optimizer.learning_rate``, ...) and every metric (nested ones dotted:
-    ``versions.tensorflow``). Incomplete or damaged run directories are skipped with one
-    warning line each.
-    """
-    import pandas
-
-    rows = [run_record(r.path, r.config, r.metrics) for r in store.load_runs(path)]
-    return pandas.DataFrame(rows)
+load_runs = ledger.load_runs  # the notebook's aeexp.load_runs: one definition, in the ledger

@@ -10,8 +10,6 @@ half-written directory; a killed driver loses only the groups in flight.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import signal
 import sys
 import threading
@@ -22,17 +20,21 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import readers, store
-from aeexp.config import RunConfig
+from aeexp import store
 from aeexp.dataset import Dataset, load_dataset
-from aeexp.errors import UserError, clip
+from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult
-from aeexp.losses import loss_key
-from aeexp.plan import PlannedRun, SweepPlan, compact, group_runs
-from aeexp.vocab import DEFAULT_MAX_GROUP, SUMMARY_METRICS, Status, status_of
-
-RUNS_CSV = "runs.csv"
-DESCRIPTIVE_COLUMNS = ("loss", "decoder_activation", "optimizer", "learning_rate", "seed")
+from aeexp.ledger import (
+    RUNS_CSV,
+    plan_statuses,
+    record_failure,
+    run_root,
+    run_status,
+    to_do,
+    write_summary,
+)
+from aeexp.plan import PlannedRun, SweepPlan, group_runs
+from aeexp.vocab import DEFAULT_MAX_GROUP, Status
 
 
 @dataclass
@@ -63,100 +65,6 @@ class Outcome:
             f"{self.experiment_dir / RUNS_CSV}: {len(self.plan.runs)} runs "
             f"({len(self.trained)} trained now, {self.already} already complete)"
         )
-
-
-def run_status(run: PlannedRun) -> str:
-    """Return ``completed``, ``diverged``, ``failed`` or ``pending`` (absent or damaged)."""
-    return status_of(store.read_metrics(run.run_dir))
-
-
-def plan_statuses(plan: SweepPlan) -> dict[str, str]:
-    """Return each planned run's status now, by run id, in the plan's order."""
-    return {run.run_id: run_status(run) for run in plan.runs}
-
-
-def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({Status.PENDING})) -> list[PlannedRun]:
-    """Return the runs whose status is in ``redo`` (pending ones, by default)."""
-    return [run for run in plan.runs if run_status(run) in redo]
-
-
-def describe_config(cfg: RunConfig) -> dict[str, Any]:
-    """Return the descriptive columns every table needs, from a resolved config."""
-    return {
-        "loss": loss_key(cfg),
-        "decoder_activation": cfg.model.decoder_activation,
-        "optimizer": cfg.optimizer.name,
-        "learning_rate": cfg.optimizer.params["learning_rate"],
-        "seed": cfg.seed,
-    }
-
-
-def summary_rows(plan: SweepPlan) -> list[dict[str, Any]]:
-    """Return one runs.csv row per planned run: id, status, grid values, metrics."""
-    rows = []
-    for run in plan.runs:
-        metrics = store.read_metrics(run.run_dir)
-        row: dict[str, Any] = {"run_id": run.run_id, "status": status_of(metrics)}
-        row |= {k: compact(v) for k, v in run.point.items()}
-        row |= describe_config(run.config)
-        if metrics is not None:
-            row |= {k: metrics.get(k) for k in SUMMARY_METRICS}
-            row["reason"] = metrics.get("reason", "")
-        rows.append(row)
-    return rows
-
-
-def _summary_fields(plan: SweepPlan) -> list[str]:
-    return [
-        "run_id",
-        "status",
-        *plan.grid_keys,
-        *(c for c in DESCRIPTIVE_COLUMNS if c not in plan.grid_keys),
-        *SUMMARY_METRICS,
-        "reason",
-    ]
-
-
-def _other_rows(path: Path, mine: set[str]) -> tuple[list[dict[str, str]], list[str]]:
-    """Return the rows and columns of an existing runs.csv that belong to other plans."""
-    try:
-        reader = csv.DictReader(io.StringIO(readers.read_text(path, readers.MAX_SUMMARY_BYTES)))
-        rows = [r for r in reader if r.get("run_id") and r["run_id"] not in mine]
-        return rows, list(reader.fieldnames or [])
-    except (UserError, csv.Error):
-        return [], []  # absent, oversized or damaged: rebuilt from this plan's run directories
-
-
-def write_summary(plan: SweepPlan) -> Path:
-    """Rewrite ``runs.csv`` atomically, keeping rows other sweeps of this name wrote there."""
-    path = plan.experiment_dir / RUNS_CSV
-    rows = summary_rows(plan)
-    with store.summary_lock(plan.experiment_dir):
-        others, other_fields = _other_rows(path, {row["run_id"] for row in rows})
-        fields = _summary_fields(plan)
-        fields += [f for f in other_fields if f not in fields]
-        store.write_csv(path, rows + others, fields)
-    return path
-
-
-def record_failure(run: PlannedRun, reason: str) -> None:
-    """Write a complete run directory that says the run failed and why."""
-    metrics = {
-        "run_id": run.run_id,
-        "name": run.config.name,
-        "status": Status.FAILED,
-        "reason": reason,
-    }
-    files = {
-        store.CONFIG: store.encode_yaml(run.config.resolved()).encode(),
-        store.METRICS: store.encode_json(metrics).encode(),
-    }
-    store.write_run_files(run.run_dir, files, run_root(run))
-
-
-def run_root(run: PlannedRun) -> Path:
-    """Return the output folder a run must stay inside."""
-    return Path(run.config.output.dir)
 
 
 class _Claims:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, plan, readers, store
+from aeexp import api, cli, execute, ledger, plan, readers, store
 from aeexp.errors import UserError, one_line
 from aeexp.executors import JobResult
 
@@ -104,20 +104,20 @@ def test_a_crashing_group_is_retrained_run_by_run(tmp_path, no_data):
     assert outcome.problems() == [(bad, "failed")]
     failed = readers.read_json(planned.runs[1].run_dir / store.METRICS)
     assert failed["reason"] == "RuntimeError: boom"
-    with open(planned.experiment_dir / execute.RUNS_CSV) as handle:
+    with open(planned.experiment_dir / ledger.RUNS_CSV) as handle:
         rows = list(csv.DictReader(handle))
     assert [r["status"] for r in rows] == ["completed", "failed", "completed"]
 
 
 def test_rerun_failed_retrains_only_failed_runs(tmp_path, no_data):
     planned = three_rates(tmp_path)
-    execute.record_failure(planned.runs[0], "RuntimeError: earlier")
+    ledger.record_failure(planned.runs[0], "RuntimeError: earlier")
     execute.execute(planned, FakeExecutor(), max_group=3)
-    assert execute.run_status(planned.runs[0]) == "failed"
+    assert ledger.run_status(planned.runs[0]) == "failed"
     fake = FakeExecutor()
     execute.execute(planned, fake, redo=frozenset({"pending", "failed"}))
     assert fake.groups == [[planned.runs[0].run_id]]
-    assert execute.run_status(planned.runs[0]) == "completed"
+    assert ledger.run_status(planned.runs[0]) == "completed"
 
 
 def test_every_data_setting_loads_once_before_any_group_trains(tmp_path, monkeypatch):
@@ -193,7 +193,7 @@ def test_a_damaged_run_is_moved_aside_and_retrained(tmp_path, no_data):
     damaged = planned.runs[0].run_dir
     (damaged / store.METRICS).write_text("{not json")
     (planned.runs[1].run_dir / store.METRICS).write_text("")
-    assert [execute.run_status(r) for r in planned.runs] == ["pending", "pending", "completed"]
+    assert [ledger.run_status(r) for r in planned.runs] == ["pending", "pending", "completed"]
     fake = FakeExecutor()
     outcome = execute.execute(planned, fake)
     assert sorted(fake.groups[0]) == sorted(r.run_id for r in planned.runs[:2])
@@ -201,7 +201,7 @@ def test_a_damaged_run_is_moved_aside_and_retrained(tmp_path, no_data):
     kept = outcome.moved_aside[0]
     assert kept.parent == planned.experiment_dir / store.DAMAGED
     assert (kept / store.METRICS).read_text() in ("{not json", "")
-    assert [execute.run_status(r) for r in planned.runs] == ["completed"] * 3
+    assert [ledger.run_status(r) for r in planned.runs] == ["completed"] * 3
 
 
 def test_a_user_folder_that_looks_like_staging_is_never_deleted(tmp_path, no_data):
@@ -291,7 +291,7 @@ def test_two_drivers_never_train_a_run_twice(tmp_path, no_data):
     assert errors == []
     everything = {r.run_id for p in plans for r in p.runs}
     assert sorted(trained) == sorted(everything)  # six runs, each once
-    with open(plans[0].experiment_dir / execute.RUNS_CSV) as handle:
+    with open(plans[0].experiment_dir / ledger.RUNS_CSV) as handle:
         rows = [r["run_id"] for r in csv.DictReader(handle)]
     assert sorted(rows) == sorted(everything)
 
@@ -378,7 +378,7 @@ def test_sigkilled_sweep_resumes_without_loss_or_repeats(killed_and_resumed):
     for name, text in before.items():  # Runs finished before the kill were not redone.
         assert (experiment / name / store.METRICS).read_text() == text
     assert not [p for p in experiment.iterdir() if p.name.startswith(".tmp-")]
-    with open(experiment / execute.RUNS_CSV) as handle:
+    with open(experiment / ledger.RUNS_CSV) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 12 and {r["status"] for r in rows} == {"completed"}
     assert {r["run_id"] for r in rows} == {p.name for p in done}

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from aeexp import execute, store
+from aeexp import ledger, store
 
 GRID = """
 name: shared
@@ -44,7 +44,7 @@ def test_two_sweeps_on_one_folder_train_every_run_exactly_once(tmp_path, mnist_p
     assert [p.returncode for p in processes] == [0, 0], outputs
     # Five distinct runs; the two overlapping ones were trained by one sweep or the other.
     assert sum(trained_now(stdout) for stdout, _ in outputs) == 5
-    with open(out / "shared" / execute.RUNS_CSV) as handle:
+    with open(out / "shared" / ledger.RUNS_CSV) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 5 and len({r["run_id"] for r in rows}) == 5
     assert {r["status"] for r in rows} == {"completed"}

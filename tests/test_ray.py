@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, plan, reach, store
+from aeexp import api, cli, execute, ledger, plan, reach, store
 from aeexp.errors import UserError
 from aeexp.executors import make_executor
 from aeexp.executors import ray as ray_executor
@@ -123,7 +123,7 @@ def test_a_lost_node_costs_only_its_group(tmp_path, mnist_path):
     assert executor.lost_workers == 1
     assert sorted(outcome.trained) == sorted(r.run_id for r in planned.runs)
     assert outcome.problems() == []
-    with open(planned.experiment_dir / execute.RUNS_CSV) as handle:
+    with open(planned.experiment_dir / ledger.RUNS_CSV) as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(r["run_id"] for r in rows) == sorted(r.run_id for r in planned.runs)
     assert {r["status"] for r in rows} == {"completed"}

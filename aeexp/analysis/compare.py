@@ -131,7 +131,7 @@ def _equals(cell: Any, value: Any) -> bool:
 
 def load_side(spec: str, root: Path | None, pool_cache: dict) -> Side:
     """Return the runs one side names: a folder, or a filter over the runs under ``root``."""
-    from aeexp.api import load_runs
+    from aeexp.ledger import load_runs
 
     if paths.is_folder(spec):  # a filter too long for a path name is no folder, not a fault
         return Side(spec, load_runs(spec))

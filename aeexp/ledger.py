@@ -1,0 +1,151 @@
+"""The run ledger: each run's status, the sweep's runs.csv, failure records, the runs table.
+
+Everything that says what became of runs lives here: a status read from a run directory,
+``runs.csv`` rewritten under its lock from the run directories (keeping other sweeps' rows),
+the directory that records a failed run, and ``load_runs``'s DataFrame for a notebook.
+Analysis reads runs through here and the store, never through the API.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aeexp import config as config_lib
+from aeexp import readers, store
+from aeexp.config import RunConfig
+from aeexp.errors import UserError
+from aeexp.losses import loss_key
+from aeexp.plan import PlannedRun, SweepPlan, compact
+from aeexp.vocab import SUMMARY_METRICS, Status, status_of
+
+if TYPE_CHECKING:
+    import pandas
+
+RUNS_CSV = "runs.csv"
+DESCRIPTIVE_COLUMNS = ("loss", "decoder_activation", "optimizer", "learning_rate", "seed")
+
+
+def run_status(run: PlannedRun) -> str:
+    """Return ``completed``, ``diverged``, ``failed`` or ``pending`` (absent or damaged)."""
+    return status_of(store.read_metrics(run.run_dir))
+
+
+def plan_statuses(plan: SweepPlan) -> dict[str, str]:
+    """Return each planned run's status now, by run id, in the plan's order."""
+    return {run.run_id: run_status(run) for run in plan.runs}
+
+
+def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({Status.PENDING})) -> list[PlannedRun]:
+    """Return the runs whose status is in ``redo`` (pending ones, by default)."""
+    return [run for run in plan.runs if run_status(run) in redo]
+
+
+def describe_config(cfg: RunConfig) -> dict[str, Any]:
+    """Return the descriptive columns every table needs, from a resolved config."""
+    return {
+        "loss": loss_key(cfg),
+        "decoder_activation": cfg.model.decoder_activation,
+        "optimizer": cfg.optimizer.name,
+        "learning_rate": cfg.optimizer.params["learning_rate"],
+        "seed": cfg.seed,
+    }
+
+
+def summary_rows(plan: SweepPlan) -> list[dict[str, Any]]:
+    """Return one runs.csv row per planned run: id, status, grid values, metrics."""
+    rows = []
+    for run in plan.runs:
+        metrics = store.read_metrics(run.run_dir)
+        row: dict[str, Any] = {"run_id": run.run_id, "status": status_of(metrics)}
+        row |= {k: compact(v) for k, v in run.point.items()}
+        row |= describe_config(run.config)
+        if metrics is not None:
+            row |= {k: metrics.get(k) for k in SUMMARY_METRICS}
+            row["reason"] = metrics.get("reason", "")
+        rows.append(row)
+    return rows
+
+
+def _summary_fields(plan: SweepPlan) -> list[str]:
+    return [
+        "run_id",
+        "status",
+        *plan.grid_keys,
+        *(c for c in DESCRIPTIVE_COLUMNS if c not in plan.grid_keys),
+        *SUMMARY_METRICS,
+        "reason",
+    ]
+
+
+def _other_rows(path: Path, mine: set[str]) -> tuple[list[dict[str, str]], list[str]]:
+    """Return the rows and columns of an existing runs.csv that belong to other plans."""
+    try:
+        reader = csv.DictReader(io.StringIO(readers.read_text(path, readers.MAX_SUMMARY_BYTES)))
+        rows = [r for r in reader if r.get("run_id") and r["run_id"] not in mine]
+        return rows, list(reader.fieldnames or [])
+    except (UserError, csv.Error):
+        return [], []  # absent, oversized or damaged: rebuilt from this plan's run directories
+
+
+def write_summary(plan: SweepPlan) -> Path:
+    """Rewrite ``runs.csv`` atomically, keeping rows other sweeps of this name wrote there."""
+    path = plan.experiment_dir / RUNS_CSV
+    rows = summary_rows(plan)
+    with store.summary_lock(plan.experiment_dir):
+        others, other_fields = _other_rows(path, {row["run_id"] for row in rows})
+        fields = _summary_fields(plan)
+        fields += [f for f in other_fields if f not in fields]
+        store.write_csv(path, rows + others, fields)
+    return path
+
+
+def record_failure(run: PlannedRun, reason: str) -> None:
+    """Write a complete run directory that says the run failed and why."""
+    metrics = {
+        "run_id": run.run_id,
+        "name": run.config.name,
+        "status": Status.FAILED,
+        "reason": reason,
+    }
+    files = {
+        store.CONFIG: store.encode_yaml(run.config.resolved()).encode(),
+        store.METRICS: store.encode_json(metrics).encode(),
+    }
+    store.write_run_files(run.run_dir, files, run_root(run))
+
+
+def run_root(run: PlannedRun) -> Path:
+    """Return the output folder a run must stay inside."""
+    return Path(run.config.output.dir)
+
+
+def run_record(run_dir: Path, cfg: RunConfig, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Return one DataFrame row: ids, the config as dotted keys, every metric."""
+    row = {
+        "run_id": metrics.get("run_id", cfg.run_id),
+        "name": cfg.name,
+        "status": status_of(metrics),
+        "path": str(run_dir),
+    }
+    row |= config_lib.flatten_dotted({k: v for k, v in cfg.resolved().items() if k != "name"})
+    scores = {k: v for k, v in metrics.items() if k not in ("run_id", "name", "status")}
+    row |= {k: v for k, v in config_lib.flatten_dotted(scores).items() if k not in row}
+    return row
+
+
+def load_runs(path: str | Path) -> pandas.DataFrame:
+    """Return one row per run under ``path`` (a run, a sweep folder or a tree of them).
+
+    Columns: ``run_id``, ``name``, ``status``, ``path``, the resolved config as dotted keys
+    (``loss.name``, ``optimizer.learning_rate``, ...) and every metric (nested ones dotted:
+    ``versions.tensorflow``). Incomplete or damaged run directories are skipped with one
+    warning line each.
+    """
+    import pandas
+
+    rows = [run_record(r.path, r.config, r.metrics) for r in store.load_runs(path)]
+    return pandas.DataFrame(rows)
