@@ -187,6 +187,11 @@ class OptimizerConfig(_Section):
     def _dump(self) -> dict[str, Any]:
         return {"name": self.name, **self.params}
 
+    @property
+    def learning_rate(self) -> float:
+        """Return the learning rate (every optimizer has one; ``lr`` was resolved to it)."""
+        return self.params["learning_rate"]
+
 
 class TrainConfig(_Section):
     """How long and in what batches to train."""

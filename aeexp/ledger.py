@@ -50,7 +50,7 @@ def describe_config(cfg: RunConfig) -> dict[str, Any]:
         "loss": loss_key(cfg),
         "decoder_activation": cfg.model.decoder_activation,
         "optimizer": cfg.optimizer.name,
-        "learning_rate": cfg.optimizer.params["learning_rate"],
+        "learning_rate": cfg.optimizer.learning_rate,
         "seed": cfg.seed,
     }
 

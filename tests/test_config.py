@@ -53,7 +53,7 @@ def test_overrides_and_aliases(tmp_path):
         ["train.epochs=3", "loss.name=i_div1", "model.decoder_activation=relu"],
     )
     assert cfg.train.epochs == 3 and cfg.loss.name == "i_div1"
-    assert cfg.optimizer.params["learning_rate"] == 0.005
+    assert cfg.optimizer.learning_rate == 0.005
     assert cfg.model.decoder_activation == "relu"
 
 
@@ -178,7 +178,7 @@ def test_yaml_12_exponent_floats_are_numbers(text, expected):
 def test_exponent_learning_rate_resolves_like_the_decimal(tmp_path):
     from_set = load(tmp_path, "", ["optimizer.learning_rate=1e-3"])
     from_file = load(tmp_path, "optimizer: {learning_rate: 1E-3}")
-    assert from_set.optimizer.params["learning_rate"] == 0.001
+    assert from_set.optimizer.learning_rate == 0.001
     assert from_set.run_id == from_file.run_id == load(tmp_path).run_id
     assert "learning_rate must be >= 0" in error_of(tmp_path, "", ["optimizer.learning_rate=-1e-3"])
 

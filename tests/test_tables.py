@@ -66,7 +66,7 @@ def test_by_optimizer_picks_the_lowest_error_among_learning_rates(tmp_path):
     fake_run(tmp_path, "adam", learning_rate=0.003, mse=0.01)
     fake_run(tmp_path, "adam", learning_rate=0.01, mse=0.02)
     (stat,) = tables.cells(store.load_runs(tmp_path / "fake"), "mse", by="optimizer").values()
-    assert stat.config.optimizer.params["learning_rate"] == 0.003
+    assert stat.config.optimizer.learning_rate == 0.003
 
 
 def test_best_reads_the_direction_from_the_stats_or_the_argument(experiment):

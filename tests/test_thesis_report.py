@@ -85,7 +85,7 @@ def test_each_cell_gets_its_verdicts_gray_first(tmp_path):
 def test_the_procedure_is_each_seeds_best_grid_point(tmp_path):
     cells = {(c.decoder, c.loss): c for c in build(tmp_path)}
     procedure = cells[("relu", "mse")].estimate(cells_lib.PRIMARY, "gray")
-    rates = [r.config.optimizer.params["learning_rate"] for r in procedure.runs]
+    rates = [r.config.optimizer.learning_rate for r in procedure.runs]
     assert procedure.seeds == (0, 1, 2) and rates == [0.25, 0.25, 0.5]
     grid_best = [max(v, w) for v, w in zip(*_per_rate(tmp_path, "relu", "mse"), strict=True)]
     assert procedure.values == pytest.approx(tuple(grid_best))
@@ -97,7 +97,7 @@ def _per_rate(tmp_path, decoder, loss):
     found = {}
     for r in runs:
         if r.config.model.decoder_activation == decoder and r.config.loss.name == loss:
-            rate = r.config.optimizer.params["learning_rate"]
+            rate = r.config.optimizer.learning_rate
             found.setdefault(rate, {})[r.config.seed] = r.metrics["ssim_thesis"]
     return [[found[rate][seed] for seed in sorted(found[rate])] for rate in RATES]
 

@@ -133,10 +133,6 @@ def select(runs: Sequence[Run], decoder: str, loss: str, optimizer: str | None =
     ]
 
 
-def _learning_rate(stat: ConfigStats) -> float:
-    return stat.config.optimizer.params["learning_rate"]
-
-
 def best_per_seed(grid: Sequence[Run], metric: str) -> tuple[tuple[float, ...], tuple[Run, ...]]:
     """Return each seed's best score over the grid and the run that scored it.
 
@@ -146,7 +142,7 @@ def best_per_seed(grid: Sequence[Run], metric: str) -> tuple[tuple[float, ...], 
     for run in grid:
         value = tables.metric_value(run, metric)
         if value is not None:
-            rate = run.config.optimizer.params["learning_rate"]
+            rate = run.config.optimizer.learning_rate
             by_seed.setdefault(run.config.seed, []).append((value, rate, run))
     sign = 1.0 if vocab.higher_is_better(metric) else -1.0
     picks = [
@@ -174,7 +170,9 @@ def build_cells(defaults: Sequence[Run], tuned: Sequence[Run], meter: Meter) -> 
     cells = []
     for (decoder, loss), (published, optimizer) in vocab.THESIS_SSIM.items():
         grid_runs = select(tuned, decoder, loss, optimizer)
-        grid = tuple(sorted(tables.config_stats(grid_runs, "ssim_thesis"), key=_learning_rate))
+        grid = tuple(
+            sorted(tables.config_stats(grid_runs, "ssim_thesis"), key=lambda s: s.learning_rate)
+        )
         estimates = []
         for variant, metric in VARIANTS.items():
             values, runs = best_per_seed(grid_runs, metric)

@@ -11,6 +11,7 @@ rerun any seed the selection already used, so the estimate never reuses the sele
 
 from __future__ import annotations
 
+import operator
 import os
 import textwrap
 from collections.abc import Sequence
@@ -50,19 +51,14 @@ class Choice(NamedTuple):
     @property
     def grid(self) -> list[float]:
         """Return the learning rates searched for this configuration, ascending."""
-        return [learning_rate(c) for c in self.candidates]
+        return [c.learning_rate for c in self.candidates]
 
     @property
     def at_edge(self) -> bool:
         """Return True if the chosen rate is the lowest or highest searched."""
         # The best rate may then lie outside the grid: a caveat, not a result.
-        rate = learning_rate(self.winner)
+        rate = self.winner.learning_rate
         return rate in (self.grid[0], self.grid[-1])
-
-
-def learning_rate(stat: ConfigStats) -> float:
-    """Return the learning rate of a configuration."""
-    return stat.config.optimizer.params["learning_rate"]
 
 
 def describe(stat: ConfigStats) -> str:
@@ -81,13 +77,16 @@ def searched_rates(choices: Sequence[Choice]) -> str:
 def edge_choices(choices: Sequence[Choice]) -> tuple[int, str]:
     """Return how many choices sit at an edge of their grid, and those choices named."""
     edges = [c for c in choices if c.at_edge]
-    named = "; ".join(f"{describe(c.winner)} at {learning_rate(c.winner):g}" for c in edges)
+    named = "; ".join(f"{describe(c.winner)} at {c.winner.learning_rate:g}" for c in edges)
     return len(edges), named
 
 
 def holdout_sizes(runs: Sequence[Run]) -> str:
     """Return the holdout size the tuning runs used, e.g. ``10000`` (``a/b`` if several)."""
     return "/".join(map(str, sorted({r.config.data.holdout for r in runs})))
+
+
+RATE = operator.attrgetter("learning_rate")  # orders ConfigStats by their rate
 
 
 def _without_learning_rate(run: Run) -> str:
@@ -134,7 +133,7 @@ def ranked(choice: Choice, metric: str) -> list[ConfigStats]:
     sign = -1.0 if vocab.higher_is_better(metric) else 1.0
     scored = [
         tables.ConfigStats(c.runs, _values(c, metric), metric)
-        for c in sorted(choice.candidates, key=learning_rate)
+        for c in sorted(choice.candidates, key=RATE)
     ]
     return sorted((c for c in scored if c.n), key=lambda c: sign * c.mean)
 
@@ -148,7 +147,7 @@ def top_rates(choice: Choice, metrics: Sequence[str], top: int) -> list[ConfigSt
     kept: dict[float, ConfigStats] = {}
     for metric in metrics:
         for stat in ranked(choice, metric)[:top]:
-            kept.setdefault(learning_rate(stat), stat)
+            kept.setdefault(stat.learning_rate, stat)
     return [kept[rate] for rate in sorted(kept)]
 
 
@@ -163,7 +162,7 @@ def best_learning_rates(runs: Sequence[Run], metric: str) -> list[Choice]:
         by_config.setdefault(_without_learning_rate(run), []).append(run)
     chosen, lost = [], []
     for members in by_config.values():
-        candidates = sorted(tables.config_stats(members, metric), key=learning_rate)
+        candidates = sorted(tables.config_stats(members, metric), key=RATE)
         winner = tables.best(candidates)
         if winner is None:
             lost.append(describe(candidates[0]))

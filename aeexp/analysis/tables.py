@@ -64,11 +64,16 @@ class ConfigStats:
         return float(np.std(self.values, ddof=1)) if self.n > 1 else 0.0
 
     @property
+    def learning_rate(self) -> float:
+        """Return the configuration's learning rate."""
+        return self.config.optimizer.learning_rate
+
+    @property
     def optimizer_label(self) -> str:
         """Return e.g. ``Adam`` or ``Adagrad lr=0.0065`` when the rate is not the default."""
         name = self.config.optimizer.name
         spec = optimizers.OPTIMIZERS[name]
-        lr = self.config.optimizer.params["learning_rate"]
+        lr = self.config.optimizer.learning_rate
         suffix = "" if lr == spec.defaults["learning_rate"] else f" lr={lr:g}"
         return spec.label + suffix
 
@@ -262,7 +267,7 @@ def long_rows(
             "decoder": row,
             "loss": column,
             "optimizer": stat.config.optimizer.name,
-            "learning_rate": stat.config.optimizer.params["learning_rate"],
+            "learning_rate": stat.config.optimizer.learning_rate,
             "metric": metric,
             "mean": stat.mean,
             "std": stat.std,

@@ -181,7 +181,7 @@ def _describe(stat: ConfigStats) -> str:
     label = optimizers.OPTIMIZERS[cfg.optimizer.name].label
     return (
         f"β = {cfg.loss.beta:g}, {ORDERS[cfg.loss.order]}, {vocab.decoder_label(cfg)}"
-        f" ({label} lr={cfg.optimizer.params['learning_rate']:g})"
+        f" ({label} lr={cfg.optimizer.learning_rate:g})"
     )
 
 
@@ -239,10 +239,10 @@ def lead_against_tuning(
     neighbours = [c for i, c in enumerate(mine.candidates) if abs(i - at) == 1 and c.n]
     if not neighbours:
         return ""
-    rate, score = selection.learning_rate(mine.winner), mine.winner.mean
+    rate, score = mine.winner.learning_rate, mine.winner.mean
     cost = min(score - c.mean for c in neighbours)
     gap, holdout_lead = best.mean - runner_up.mean, score - theirs.winner.mean
-    scores = "; ".join(f"{selection.learning_rate(c):g}: {c.mean:.4f}" for c in neighbours)
+    scores = "; ".join(f"{c.learning_rate:g}: {c.mean:.4f}" for c in neighbours)
     return (
         f" How narrow the lead is: the learning rates were tuned on {common.seed_list(tune_runs)}"
         f" of the holdout, over a grid whose rates are {_steps_text(mine.grid)}, and there one"
@@ -250,7 +250,7 @@ def lead_against_tuning(
         f" {cost:.4f} ({scores}), {_no_more(cost, gap)} its gap of {gap:.4f} over the runner-up"
         f" on the test set and {_no_more(cost, holdout_lead)} its holdout lead of"
         f" {holdout_lead:.4f} over the runner-up's best rate"
-        f" ({selection.learning_rate(theirs.winner):g}: {theirs.winner.mean:.4f})."
+        f" ({theirs.winner.learning_rate:g}: {theirs.winner.mean:.4f})."
     )
 
 
@@ -267,10 +267,8 @@ def tuning_table(choices: Sequence[selection.Choice], metric: str) -> str:
     rows = []
     for choice in choices:
         cfg = choice.winner.config
-        rate = selection.learning_rate(choice.winner)
-        scores = ", ".join(
-            f"{selection.learning_rate(c):g}: {_score(c)}" for c in choice.candidates
-        )
+        rate = choice.winner.learning_rate
+        scores = ", ".join(f"{c.learning_rate:g}: {_score(c)}" for c in choice.candidates)
         edge = "lowest" if rate == choice.grid[0] else "highest" if rate == choice.grid[-1] else ""
         rows.append(
             [

@@ -48,7 +48,7 @@ def tuned_grid_table(cells: Sequence[cells_lib.Cell]) -> str:
         procedure = cell.estimate(cells_lib.PRIMARY, "gray")
         winners = [] if procedure is None else procedure.runs
         for point in cell.grid:
-            rate = point.config.optimizer.params["learning_rate"]
+            rate = point.config.optimizer.learning_rate
             viridis = tables.config_stats(point.runs, "ssim_thesis_viridis")[0]
             won = [r.config.seed for r in winners if r in point.runs]
             body.append(
