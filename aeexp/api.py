@@ -114,35 +114,6 @@ def _options(
     return ExecutorOptions(executor, progress, dict(options))
 
 
-def resolve_config(
-    config: str | Path | Mapping[str, Any] | RunConfig,
-    overrides: Iterable[str] = (),
-    dotted: Mapping[str, Any] | None = None,
-    seed: int | None = None,
-    out: str | None = None,
-) -> RunConfig:
-    """Return a validated config from a file, a mapping or a RunConfig, with overrides.
-
-    ``overrides`` are ``--set`` strings (values read as YAML); ``dotted`` maps dotted keys to
-    Python values, e.g. ``{"train.epochs": 5}``.
-    """
-    if isinstance(config, RunConfig):
-        raw, source = config.resolved(), "config"
-    elif isinstance(config, Mapping):
-        raw, source = dict(config), "config"
-    else:
-        loaded = config_lib.load_run_config(config, overrides, seed=seed, out=out)
-        raw, source, overrides, seed, out = loaded.resolved(), str(config), (), None, None
-    raw = config_lib.apply_overrides(raw, overrides)
-    for key, value in (dotted or {}).items():
-        raw = config_lib.set_dotted(raw, key, value)
-    if seed is not None:
-        raw["seed"] = seed
-    if out is not None:
-        raw = config_lib.set_dotted(raw, "output.dir", out)
-    return config_lib.validate(raw, source=source)
-
-
 def run(
     config: str | Path | Mapping[str, Any] | RunConfig,
     *,
@@ -167,7 +138,7 @@ def run(
     chosen, dotted = _split(keywords)
     if tensorboard:
         dotted = {**dotted, "output.tensorboard": True}
-    cfg = resolve_config(config, overrides, dotted, seed, out)
+    cfg = config_lib.resolve(config, overrides, dotted, seed, out)
     planned = plan_run(cfg)
     (only,) = planned.runs
     redo = ALL_STATUSES if force else frozenset({Status.PENDING})

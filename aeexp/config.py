@@ -355,14 +355,49 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     return result
 
 
-def load_run_config(
-    path: str | Path,
+def override(
+    raw: Mapping[str, Any],
     overrides: Iterable[str] = (),
+    dotted: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    out: str | None = None,
+) -> dict[str, Any]:
+    """Return ``raw`` with, in this order, ``--set`` strings, dotted values, seed and out set.
+
+    The one way a config is overridden, for a run (:func:`resolve`) and a sweep's points
+    (``plan``) alike: ``overrides`` are ``--set`` strings (values read as YAML), ``dotted``
+    maps dotted keys to Python values, e.g. ``{"train.epochs": 5}``.
+    """
+    result = apply_overrides(raw, overrides)
+    for key, value in (dotted or {}).items():
+        result = set_dotted(result, key, value)
+    if seed is not None:
+        result["seed"] = seed
+    if out is not None:
+        result = set_dotted(result, "output.dir", out)
+    return result
+
+
+def resolve(
+    source: str | Path | Mapping[str, Any] | RunConfig,
+    overrides: Iterable[str] = (),
+    dotted: Mapping[str, Any] | None = None,
     seed: int | None = None,
     out: str | None = None,
 ) -> RunConfig:
-    """Load a run config file, apply CLI overrides and validate it."""
-    raw = apply_overrides(read_yaml(path), overrides)
+    """Return a validated config from a YAML file, a mapping or a RunConfig, overridden.
+
+    A file's run is named after the file (its stem) unless it sets ``name``.
+    """
+    if isinstance(source, RunConfig | Mapping):
+        raw = source.resolved() if isinstance(source, RunConfig) else dict(source)
+        return validate(override(raw, overrides, dotted, seed, out), source="config")
+    raw = override(read_yaml(source), overrides, dotted, seed, out)
+    return validate(_named_after_file(raw, source), source=clip(str(source), 300))
+
+
+def _named_after_file(raw: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Return a file's config with ``name`` defaulting to the file's stem, if none was set."""
     if "name" not in raw:
         stem = Path(path).stem
         problem = _name_problem(stem)
@@ -372,8 +407,4 @@ def load_run_config(
                 "name without .yaml: set 'name:' in the file or rename it)"
             )
         raw["name"] = stem
-    if seed is not None:
-        raw["seed"] = seed
-    if out is not None:
-        raw = set_dotted(raw, "output.dir", out)
-    return validate(raw, source=clip(str(path), 300))
+    return raw

@@ -153,9 +153,7 @@ def _base_config(sweep: Mapping[str, Any], sweep_path: Path) -> dict[str, Any]:
     inline = sweep.get("config") or {}
     if not isinstance(inline, Mapping):
         raise UserError(f"{sweep_path}: 'config' must be a mapping of run-config keys")
-    for key, value in inline.items():
-        raw = config_lib.set_dotted(raw, key, value)
-    return raw
+    return config_lib.override(raw, dotted=inline)
 
 
 def _sweep_name(sweep: Mapping[str, Any], sweep_path: Path) -> str:
@@ -199,15 +197,10 @@ def plan_sweep(
     points = expand_grid(sweep["grid"], max_runs)
     overrides = list(overrides)
     _check_overrides(overrides, [key for point in points for key in point])
-    base = config_lib.apply_overrides(_base_config(sweep, sweep_path), overrides)
-    base["name"] = name
-    if out is not None:
-        base = config_lib.set_dotted(base, "output.dir", out)
+    base = config_lib.override(_base_config(sweep, sweep_path), overrides, {"name": name}, out=out)
     runs: dict[str, PlannedRun] = {}
     for index, point in enumerate(points, start=1):
-        raw = base
-        for key, value in point.items():
-            raw = config_lib.set_dotted(raw, key, value)
+        raw = config_lib.override(base, dotted=point)
         where = f"{sweep_path}: point {index} ({clip(describe_point(point), 160)})"
         cfg = config_lib.validate(raw, source=where)
         runs.setdefault(cfg.run_id, PlannedRun(cfg, point))

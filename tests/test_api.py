@@ -148,7 +148,7 @@ def test_mlflow_gets_params_epoch_losses_metrics_and_files(notebook_run, tmp_pat
     from aeexp.plan import PlannedRun
     from aeexp.tracking import MlflowSink
 
-    config = aeexp.api.resolve_config(notebook_run.run_dir / store.CONFIG)
+    config = aeexp.config.resolve(notebook_run.run_dir / store.CONFIG)
     planned = PlannedRun(config, {})
     assert planned.run_dir == notebook_run.run_dir
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -17,7 +17,7 @@ def write(tmp_path, text, name="cfg.yaml"):
 
 
 def load(tmp_path, text="", overrides=()):
-    return config.load_run_config(write(tmp_path, text), overrides)
+    return config.resolve(write(tmp_path, text), overrides)
 
 
 def error_of(tmp_path, text="", overrides=()):
@@ -125,7 +125,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
 
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="no such file"):
-        config.load_run_config(tmp_path / "absent.yaml")
+        config.resolve(tmp_path / "absent.yaml")
 
 
 @pytest.mark.parametrize("text", ["novalue", "=3", "a.b=[unclosed"])
@@ -261,12 +261,12 @@ def test_dot_dot_in_the_file_cannot_escape_the_output_folder(tmp_path):
 def test_a_file_named_dot_dot_yaml_needs_a_name_key(tmp_path):
     path = write(tmp_path, "seed: 1", name="...yaml")
     with pytest.raises(UserError) as caught:
-        config.load_run_config(path)
+        config.resolve(path)
     message = str(caught.value)
     assert message.startswith(f"{path}: name: '..' starts with '.'")
     assert "the name defaults to the file's name" in message
-    assert config.load_run_config(path, ["name=fine"]).name == "fine"
-    assert config.load_run_config(write(tmp_path, "name: ok", name="...yaml")).name == "ok"
+    assert config.resolve(path, ["name=fine"]).name == "fine"
+    assert config.resolve(write(tmp_path, "name: ok", name="...yaml")).name == "ok"
 
 
 def test_name_is_not_part_of_the_run_id(tmp_path):
@@ -285,7 +285,7 @@ COMMITTED_RUN_IDS = {
 
 def test_committed_thesis_configs_keep_their_run_ids():
     for file, run_id in COMMITTED_RUN_IDS.items():
-        assert config.load_run_config(REPO / "configs" / "thesis" / file).run_id == run_id, file
+        assert config.resolve(REPO / "configs" / "thesis" / file).run_id == run_id, file
 
 
 # --- absurd sizes: refused at validation ------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from aeexp import runner
-from aeexp.config import load_run_config
+from aeexp.config import resolve
 from aeexp.dataset import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def committed_row(run_id: str) -> dict[str, str]:
 def test_thesis_cell_reproduces_the_committed_sweep(tmp_path, mnist_path, monkeypatch):
     # Through the environment, as the sweep found it: data.path would change the run id.
     monkeypatch.setenv("AEEXP_DATA", str(mnist_path))
-    config = load_run_config(CELL, out=str(tmp_path))
+    config = resolve(CELL, out=str(tmp_path))
     (artifacts,) = runner.train_group([config], load_dataset(config))
     expected = committed_row(config.run_id)
     for metric in ("ssim_thesis", "ssim_mean", "final_loss"):
