@@ -14,6 +14,7 @@ import contextlib
 import csv
 import datetime as dt
 import errno
+import hashlib
 import io
 import json
 import os
@@ -54,6 +55,10 @@ _STAGING_PREFIX = ".tmp-"
 # What staged_run_dir names its folders: .tmp-[old-]<10-hex run id>-<host>-<pid>.
 _STAGING_NAME = re.compile(r"^\.tmp-(?:old-)?(?P<run_id>[0-9a-f]{10})-(?P<host>.+)-(?P<pid>\d+)$")
 _HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+# What write_bytes_atomic names its temporary files: .tmp-file-<pid>-<host hash>-<uuid>-<name>,
+# so that one a killed writer left behind can be told from a live writer's and removed.
+_HOST_TAG = hashlib.sha256(_HOST.encode()).hexdigest()[:8]
+_TEMP_FILE = re.compile(r"^\.tmp-file-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[0-9a-f]{32}-")
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,18 @@ def remove_lock_files(experiment_dir: Path) -> None:
         folder.rmdir()
 
 
+def _is_stale_temp_file(path: Path) -> bool:
+    """Return whether ``path`` is a temporary file of this host whose writer is dead."""
+    match = _TEMP_FILE.match(path.name)
+    return (
+        match is not None
+        and match["host"] == _HOST_TAG
+        and not _pid_alive(int(match["pid"]))
+        and path.is_file()
+        and not path.is_symlink()
+    )
+
+
 def remove_stale_staging(folder: Path) -> list[Path]:
     """Delete staging folders of aeexp's own naming whose writer is gone; return them.
 
@@ -239,6 +256,11 @@ def remove_stale_staging(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return removed
     for path in folder.iterdir():
+        if _is_stale_temp_file(path):  # e.g. runs.csv's, its writer killed mid-write
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+            continue
         match = _STAGING_NAME.match(path.name)
         if match is None or not path.is_dir() or path.is_symlink():
             continue
@@ -275,7 +297,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a flushed temporary file and a rename."""
     with os_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f"{_STAGING_PREFIX}{uuid.uuid4().hex}-{path.name}")
+        temp = path.with_name(
+            f"{_STAGING_PREFIX}file-{os.getpid()}-{_HOST_TAG}-{uuid.uuid4().hex}-{path.name}"
+        )
         try:
             _write_new(temp, data)
             os.replace(temp, path)

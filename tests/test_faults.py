@@ -155,3 +155,24 @@ def test_a_report_under_a_file_is_one_line(tmp_path, target):
     fake_run(runs, cell_raw("sigmoid", "mse", "adam"), ssim_thesis=0.8)
     args = [*target.split(), str(runs), str(runs), "--out", str(blocker / "report")]
     one_line_error(CliRunner().invoke(cli.main, args), "a-file")
+
+
+def test_a_killed_writers_temporary_file_is_removed_on_resume(tmp_path):
+    """runs.csv is written through a temporary file; a SIGKILL mid-write leaves it behind."""
+    import subprocess
+    import sys
+
+    from aeexp import store
+
+    store.write_text_atomic(tmp_path / "runs.csv", "run_id\n")  # learn the naming
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    tag = store._HOST_TAG
+    stale = tmp_path / f".tmp-file-{dead}-{tag}-{'0' * 32}-runs.csv"
+    live = tmp_path / f".tmp-file-{os.getpid()}-{tag}-{'1' * 32}-runs.csv"
+    mine = tmp_path / ".tmp-notes"
+    for path in (stale, live, mine):
+        path.write_text("x")
+    assert store.remove_stale_staging(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and mine.exists()
