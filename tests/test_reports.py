@@ -4,23 +4,13 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from fakeruns import fake_run
+from fakeruns import beta_raw, fake_run
 
 from aeexp import store
 from aeexp.analysis import tables
 from aeexp.cli import main
 from aeexp.errors import UserError
 from aeexp.studies import beta as report
-
-
-def beta_raw(beta, order, decoder, lr, seed=0, holdout=None):
-    return {
-        "loss": {"name": "beta", "beta": beta, "order": order},
-        "model": {"decoder_activation": decoder},
-        "seed": seed,
-        "optimizer": {"name": "adam", "learning_rate": lr},
-        "data": {"holdout": holdout},
-    }
 
 
 def test_select_picks_each_configurations_best_rate_and_drops_the_holdout(tmp_path):
