@@ -129,23 +129,9 @@ def decoder_label(cfg: Any) -> str:
 DECODERS = {decoder: activation_pair("relu", decoder) for decoder in ("relu", "sigmoid")}
 
 
-# --- The thesis's published numbers -----------------------------------------------------------
+# --- Loss headers ------------------------------------------------------------------------------
 
-# Thesis section 3.1: (decoder activation, loss) -> (SSIM, optimizer).
-THESIS_SSIM: dict[tuple[str, str], tuple[float, str]] = {
-    ("relu", "mse"): (0.795, "adagrad"),
-    ("relu", "i_div1"): (0.526, "adamax"),
-    ("relu", "i_div2"): (0.751, "adadelta"),
-    ("sigmoid", "mse"): (0.855, "adam"),
-    ("sigmoid", "i_div1"): (0.632, "adamax"),
-    ("sigmoid", "i_div2"): (0.880, "nadam"),
-}
-THESIS_LOSSES = ("mse", "i_div1", "i_div2")
 LOSS_HEADERS = {"mse": "MSE", "i_div1": "E_I1", "i_div2": "E_I2"}
-# The only metric the thesis published: SSIM over its ten-image protocol, grey colour map.
-THESIS_METRIC = "ssim_thesis"
-# The metrics a figure may mark the published value on: the protocol under either colormap.
-PUBLISHED_COMPARABLE = ("ssim_thesis", "ssim_thesis_viridis")
 
 
 def loss_header(key: str) -> str:

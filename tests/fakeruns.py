@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aeexp import config, store, vocab
+from aeexp import config, store
+from aeexp.studies import published
 
 FINISHED_AT = "2026-01-01T00:00:00+00:00"
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "load_average": [1.5, 1.2, 1.0]}
@@ -56,7 +57,7 @@ def cell_raw(decoder: str, loss: str, optimizer: str, seed: int = 0, **params: A
 
 def thesis_cells() -> list[tuple[str, str, float, str]]:
     """Return (decoder, loss, published SSIM, optimizer) for the six cells of the thesis."""
-    return [(d, loss, v, o) for (d, loss), (v, o) in vocab.THESIS_SSIM.items()]
+    return [(d, loss, v, o) for (d, loss), (v, o) in published.THESIS_SSIM.items()]
 
 
 def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.RunConfig, Path]:

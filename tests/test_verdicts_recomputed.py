@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from aeexp import vocab
+from aeexp.studies.published import THESIS_SSIM
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "thesis"
 VERDICTS = RESULTS / "verdicts.csv"
@@ -55,7 +56,7 @@ def recomputed() -> dict[tuple[str, str, str], dict[str, float | str]]:
     tuned = pandas.read_csv(RESULTS / "thesis-tuned-runs.csv")
     defaults = pandas.read_csv(RESULTS / "thesis-optimizers-runs.csv")
     found = {}
-    for (decoder, loss), (published, optimizer) in vocab.THESIS_SSIM.items():
+    for (decoder, loss), (published, optimizer) in THESIS_SSIM.items():
         label = f"{vocab.DECODERS[decoder]} {vocab.loss_header(loss)}"
         for variant, metric in VARIANTS.items():
             grid = cell_rows(tuned, decoder, loss, optimizer).dropna(subset=[metric])

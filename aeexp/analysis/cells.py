@@ -27,6 +27,7 @@ from aeexp.analysis import stats, tables, verdicts
 from aeexp.analysis.protocol import VARIANTS, Meter, ProtocolNoise
 from aeexp.analysis.tables import ConfigStats
 from aeexp.store import Run
+from aeexp.studies.published import THESIS_SSIM
 from aeexp.vocab import DECODERS
 
 PRIMARY = "procedure"
@@ -168,7 +169,7 @@ def _estimate(
 def build_cells(defaults: Sequence[Run], tuned: Sequence[Run], meter: Meter) -> list[Cell]:
     """Return every thesis cell with its estimates under both protocol variants."""
     cells = []
-    for (decoder, loss), (published, optimizer) in vocab.THESIS_SSIM.items():
+    for (decoder, loss), (published, optimizer) in THESIS_SSIM.items():
         grid_runs = select(tuned, decoder, loss, optimizer)
         grid = tuple(
             sorted(tables.config_stats(grid_runs, "ssim_thesis"), key=lambda s: s.learning_rate)

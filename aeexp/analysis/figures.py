@@ -8,7 +8,8 @@ from pathlib import Path
 from aeexp import store
 from aeexp.analysis.tables import cells, ci_half_width, column_order, row_order, thesis_row_key
 from aeexp.store import Run
-from aeexp.vocab import PUBLISHED_COMPARABLE, THESIS_SSIM, loss_header
+from aeexp.studies.published import PUBLISHED_COMPARABLE, THESIS_SSIM
+from aeexp.vocab import loss_header
 
 
 def _history(run: Run) -> tuple[list[float], list[float]] | None:

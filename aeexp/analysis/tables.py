@@ -23,11 +23,9 @@ from aeexp.config import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.losses import loss_key
 from aeexp.store import Run
+from aeexp.studies.published import THESIS_LOSSES, THESIS_METRIC, THESIS_SSIM
 from aeexp.vocab import (
     DECODERS,
-    THESIS_LOSSES,
-    THESIS_METRIC,
-    THESIS_SSIM,
     decoder_label,
     higher_is_better,
     is_completed,

@@ -19,7 +19,7 @@ from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.protocol import VARIANTS
 from aeexp.analysis.tables import ConfigStats
 from aeexp.store import Run
-from aeexp.studies import common
+from aeexp.studies import common, published
 from aeexp.studies import thesis_verdicts as sections
 from aeexp.vocab import DECODERS
 
@@ -128,7 +128,7 @@ def loss_claims(defaults: Sequence[Run], metrics: Sequence[str]) -> list[tuple[s
     for metric in metrics:
         for decoder, label in DECODERS.items():
             ranked = []
-            for loss in vocab.THESIS_LOSSES:
+            for loss in published.THESIS_LOSSES:
                 stat = _stat(cells_lib.select(defaults, decoder, loss), metric)
                 if stat is not None:
                     ranked.append((loss, stat))
@@ -172,7 +172,7 @@ def full_test_table(defaults: Sequence[Run], tuned: Sequence[Run]) -> str:
         "best tuned grid point",
     ]
     body = []
-    for (decoder, loss), (_, optimizer) in vocab.THESIS_SSIM.items():
+    for (decoder, loss), (_, optimizer) in published.THESIS_SSIM.items():
         body.append(
             [
                 f"{DECODERS[decoder]} {vocab.loss_header(loss)}",
