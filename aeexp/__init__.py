@@ -15,11 +15,6 @@ except PackageNotFoundError:  # a source tree on sys.path, never installed
     __version__ = "0+unknown"
 
 
-def aeexp_version() -> str:
-    """Return aeexp's version (pyproject.toml's, as installed)."""
-    return __version__
-
-
 __all__ = ["compare", "load_runs", "run", "sweep"]
 
 

@@ -21,11 +21,19 @@ NAME_MAX = 255
 PATH_MAX = 4096
 
 _REASONS = {
+    errno.ENOENT: "no such file",
+    errno.ENOTDIR: "a part of the path is not a folder",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
     errno.ELOOP: "symlink loop (too many levels of symbolic links)",
     errno.ENAMETOOLONG: "file name too long",
 }
+PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+
+
+def os_reason(error: OSError, fallback: str) -> str:
+    """Return what an OSError means for a path, in a few words; ``fallback`` if unknown."""
+    return _REASONS.get(error.errno or 0, fallback)
 
 
 def _where(path: str | Path) -> str:
@@ -56,17 +64,15 @@ def status(path: str | Path) -> os.stat_result | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as error:
-        reason = _REASONS.get(error.errno or 0, f"cannot look it up ({error.strerror})")
+        reason = os_reason(error, f"cannot look it up ({error.strerror})")
         raise UserError(f"{_where(path)}: {reason}") from None
 
 
 def is_folder(path: str | Path) -> bool:
     """Return whether ``path`` names an existing folder; False if it cannot name one at all."""
-    if length_problem(path) is not None:
-        return False  # e.g. a 5,000-character compare filter: no folder has that name
     try:
         found = status(path)
-    except UserError:
+    except UserError:  # e.g. a 5,000-character compare filter: no folder has that name
         return False
     return found is not None and stat.S_ISDIR(found.st_mode)
 
@@ -82,7 +88,7 @@ def existing_folder(path: str | Path, what: str = "folder") -> Path:
         with os.scandir(path):
             pass
     except OSError as error:
-        reason = _REASONS.get(error.errno or 0, f"cannot list it ({error.strerror})")
+        reason = os_reason(error, f"cannot list it ({error.strerror})")
         raise UserError(f"{_where(path)}: {reason}") from None
     return Path(path)
 

@@ -8,13 +8,13 @@ device such as /dev/zero, a folder or a FIFO), and read up to its cap plus one b
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
+from aeexp import paths
 from aeexp.errors import UserError, clip
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -33,19 +33,17 @@ def _size_label(limit: int) -> str:
     return f"{limit // MIB} MiB" if limit >= MIB else f"{limit // KIB} KiB"
 
 
+class PermissionDenied(UserError):
+    """A file this process may not read: a fault of the machine, never a damaged file."""
+
+
 def _open_failure(where: str, error: OSError | ValueError) -> UserError:
     """Return the one-line error for a file that could not be opened."""
     if isinstance(error, ValueError):  # os.open refuses a path with a NUL character
         return UserError(f"{where}: not a valid file name (it contains a NUL character)")
-    reasons = {
-        errno.ENOENT: "no such file",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.ELOOP: "symlink loop (too many levels of symbolic links)",
-        errno.ENAMETOOLONG: "file name too long",
-        errno.ENOTDIR: "a part of the path is not a folder",
-    }
-    return UserError(f"{where}: {reasons.get(error.errno or 0, f'cannot read ({error.strerror})')}")
+    reason = paths.os_reason(error, f"cannot read ({error.strerror})")
+    kind = PermissionDenied if error.errno in paths.PERMISSION_ERRNOS else UserError
+    return kind(f"{where}: {reason}")
 
 
 def read_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from aeexp import aeexp_version, engine, evaluate, host, losses, optimizers, plots, store
+from aeexp import __version__, engine, evaluate, host, losses, optimizers, plots, store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset
 from aeexp.events import GroupEvents
@@ -35,7 +35,7 @@ def library_versions() -> dict[str, str]:
     import tensorflow as tf
 
     return {
-        "aeexp": aeexp_version(),
+        "aeexp": __version__,
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,

@@ -115,9 +115,9 @@ def read_metrics(run_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         data = readers.read_json(path, readers.MAX_METRICS_BYTES, "metrics file")
-    except UserError as error:
-        if str(error).endswith("permission denied"):
-            raise
+    except readers.PermissionDenied:
+        raise
+    except UserError:  # damaged content: the run is pending, moved aside and retrained
         return None
     return None if metrics_problem(data) else data
 

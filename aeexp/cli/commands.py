@@ -106,8 +106,6 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
         return
     outcome = api.sweep(sweep_file, progress=not quiet, **options)
     echo(outcome.summary())
-    for path in outcome.moved_aside:
-        click.echo(f"aeexp: a damaged run directory was kept at {path}", err=True)
     bad = outcome.problems()
     if bad:
         names = ", ".join(f"{run_id} ({status})" for run_id, status in bad)
