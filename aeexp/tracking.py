@@ -40,7 +40,6 @@ from aeexp.vocab import Status
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
 ACCEPTED = "http(s)://HOST[:PORT][/PATH] for a tracking server or sqlite:///PATH for a local store"
 SQLITE_HEADER = b"SQLite format 3\x00"
-# Seconds a tracking server may take to accept a connection before aeexp refuses it.
 # MLflow's defaults (7 retries with growing back-off, 120 s per request) stall every run for
 # minutes once a server is gone. With these a refused request fails in about 2 s and a server
 # that accepts but never answers costs at most 3 x 10 s. A value the user set is kept.

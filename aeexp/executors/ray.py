@@ -40,7 +40,6 @@ MAX_RETRIES = 2
 PINNED = ("aeexp", "tensorflow", "keras")
 # Seconds to wait for a worker to start (import TensorFlow, check versions).
 START_TIMEOUT = 300.0
-# Seconds a TCP connect to an explicit --address may take before Ray is asked to attach.
 # How many times ray.init tries an explicit address's GCS (Ray's default is 20). Each try waits
 # up to about 40 s (RAY_py_gcs_connect_timeout_s, 30 s, plus two 5 s gRPC connect waits), which
 # Ray reads when it is imported, so only the number of tries can be bounded here.
