@@ -24,7 +24,7 @@ from tqdm import tqdm
 from aeexp import config as config_lib
 from aeexp import execute, ledger, store
 from aeexp.config import RunConfig
-from aeexp.errors import UserError, is_finite_number
+from aeexp.errors import UserError, clip, is_finite_number
 from aeexp.executors import Executor, executor_options, make_executor
 from aeexp.plan import (
     DEFAULT_MAX_RUNS,
@@ -84,7 +84,10 @@ class RunResult:
         """Return the metrics a user looks at first, on one line."""
         metrics = self.metrics
         if not is_completed(metrics):
-            return f"status {metrics.get('status')} at epoch {metrics.get('diverged_epoch')}"
+            status = metrics.get("status")
+            if status == Status.DIVERGED:
+                return f"status {status} at epoch {metrics.get('diverged_epoch')}"
+            return f"status {status}: {clip(str(metrics.get('reason', 'no reason recorded')))}"
 
         def number(key: str, spec: str) -> str:
             # A metrics.json written by hand or damaged may lack a key: shown, not a crash.

@@ -181,6 +181,9 @@ class OptimizerConfig(_Section):
                     unknown_name_message(f"keyword for optimizer {name!r}", key, accepted)
                 )
             optimizers.check_value(key, value)
+        # One spelling per value: `learning_rate: 0` and `0.0` are one run (and Keras refuses
+        # an integer learning rate).
+        raw = {k: v if k in optimizers.BOOLEAN_KEYWORDS else float(v) for k, v in raw.items()}
         return {"name": name, "params": optimizers.resolved_params(name, raw)}
 
     @model_serializer

@@ -506,3 +506,11 @@ def test_many_errors_are_summarised(tmp_path):
 def test_long_set_text_is_shortened(tmp_path):
     message = error_of(tmp_path, "", ["x" * 100_000])
     assert message.startswith("--set 'xxxx") and "..." in message and len(message) < 200
+
+
+def test_an_integer_optimizer_value_is_the_same_run_as_its_float():
+    """`learning_rate: 1` trains (Keras refuses an integer rate) and is the run of `1.0`."""
+    as_int = config.validate({"optimizer": {"name": "adam", "learning_rate": 1, "decay": 0}})
+    as_float = config.validate({"optimizer": {"name": "adam", "learning_rate": 1.0, "decay": 0.0}})
+    assert as_int.run_id == as_float.run_id
+    assert type(as_int.optimizer.learning_rate) is float

@@ -402,3 +402,10 @@ def test_a_damaged_run_is_retrained_with_a_warning(tmp_path, mnist_path):
     assert code == 0 and store.read_metrics(run_dir) is not None
     (warning,) = [line for line in err.splitlines() if line.startswith("aeexp: warning:")]
     assert f"{run_dir}: no readable metrics.json; kept as {out / 'exp' / '.damaged'}" in warning
+
+
+def test_a_failed_runs_headline_says_why_and_a_diverged_one_when():
+    failed = {"status": "failed", "reason": "ValueError: bad\nthing"}
+    assert api.RunResult(Path("."), failed, False).headline == "status failed: ValueError: bad thing"
+    diverged = {"status": "diverged", "diverged_epoch": 3}
+    assert api.RunResult(Path("."), diverged, False).headline == "status diverged at epoch 3"
