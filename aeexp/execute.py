@@ -10,6 +10,7 @@ half-written directory; a killed driver loses only the groups in flight.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -24,15 +25,7 @@ from aeexp import store
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult
-from aeexp.ledger import (
-    RUNS_CSV,
-    plan_statuses,
-    record_failure,
-    run_root,
-    run_status,
-    to_do,
-    write_summary,
-)
+from aeexp.ledger import RUNS_CSV, Ledger, record_failure, run_root
 from aeexp.plan import PlannedRun, SweepPlan, group_runs
 from aeexp.vocab import DEFAULT_MAX_GROUP, Status
 
@@ -41,10 +34,15 @@ from aeexp.vocab import DEFAULT_MAX_GROUP, Status
 class Outcome:
     """What a call to :func:`execute` did."""
 
-    plan: SweepPlan
+    ledger: Ledger
     trained: list[str] = field(default_factory=list)  # run ids written now (failures too)
     already: int = 0  # runs complete before it started
     moved_aside: list[Path] = field(default_factory=list)  # damaged run directories kept
+
+    @property
+    def plan(self) -> SweepPlan:
+        """Return the plan executed."""
+        return self.ledger.plan
 
     @property
     def experiment_dir(self) -> Path:
@@ -52,8 +50,8 @@ class Outcome:
         return self.plan.experiment_dir
 
     def statuses(self) -> dict[str, str]:
-        """Return each planned run's status now."""
-        return plan_statuses(self.plan)
+        """Return each planned run's status: as found, or as this call wrote it."""
+        return self.ledger.statuses()
 
     def problems(self) -> list[tuple[str, str]]:
         """Return (run id, status) of the runs that diverged or failed."""
@@ -175,7 +173,7 @@ class _Driver:
             result = self.executor.next_result()
             self.interrupts.check()
             self._handle(result)
-            write_summary(self.outcome.plan)
+            self.outcome.ledger.write()
 
     def _handle(self, result: JobResult) -> None:
         runs = [self.by_id[c.run_id] for c in result.job.configs]
@@ -188,11 +186,13 @@ class _Driver:
                 self.submit([run])
             return
         for run in runs:
-            record_failure(run, result.error)
+            self.outcome.ledger.record(run.run_id, record_failure(run, result.error))
             self._done(run)
 
     def _finish(self, run: PlannedRun, files: dict[str, bytes]) -> None:
         store.write_run_files(run.run_dir, files, run_root(run))
+        # The metrics in hand, as written: runs.csv needs no re-reading of the directory.
+        self.outcome.ledger.record(run.run_id, json.loads(files[store.METRICS]))
         self._done(run)
 
     def _done(self, run: PlannedRun) -> None:
@@ -224,7 +224,7 @@ def _claim_batch(
     for run in runs:
         if not claims.claim(run):
             elsewhere.append(run)
-        elif run_status(run) in redo:
+        elif outcome.ledger.refresh(run) in redo:
             _prepare(run, outcome)
             mine.append(run)
         else:  # finished by another driver between planning and claiming
@@ -249,8 +249,9 @@ def execute(
     """
     experiment = plan.experiment_dir
     store.check_inside(plan.output_dir, experiment)
-    pending = to_do(plan, redo)
-    outcome = Outcome(plan, already=len(plan.runs) - len(pending))
+    ledger = Ledger(plan)
+    pending = ledger.to_do(redo)
+    outcome = Outcome(ledger, already=len(plan.runs) - len(pending))
     datasets = _load_datasets(pending)  # a sweep refused here has made no folder
     created = _missing_folders(plan.output_dir, experiment)
     try:
@@ -268,7 +269,7 @@ def execute(
                 on_runs_done,
                 sinks,
             )
-        write_summary(plan)
+        ledger.write()
     except BaseException:
         store.remove_lock_files(experiment)
         _remove_if_empty(created)
@@ -304,7 +305,7 @@ def _train(
                 for run in elsewhere:  # trained by another driver: wait, then see
                     claims.wait_for(run)
                     claims.release(run.run_id)
-                pending = [run for run in elsewhere if run_status(run) == Status.PENDING]
+                pending = [r for r in elsewhere if outcome.ledger.refresh(r) == Status.PENDING]
     except BaseException:
         executor.shutdown(cancel=True)
         raise

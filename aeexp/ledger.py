@@ -1,7 +1,8 @@
 """The run ledger: each run's status, the sweep's runs.csv, failure records, the runs table.
 
 Everything that says what became of runs lives here: a status read from a run directory,
-``runs.csv`` rewritten under its lock from the run directories (keeping other sweeps' rows),
+``runs.csv`` rewritten under its lock from what the driver read once and then wrote (keeping
+other sweeps' rows),
 the directory that records a failed run, and ``load_runs``'s DataFrame for a notebook.
 Analysis reads runs through here and the store, never through the API.
 """
@@ -36,12 +37,57 @@ def run_status(run: PlannedRun) -> str:
 
 def plan_statuses(plan: SweepPlan) -> dict[str, str]:
     """Return each planned run's status now, by run id, in the plan's order."""
-    return {run.run_id: run_status(run) for run in plan.runs}
+    return Ledger(plan).statuses()
 
 
 def to_do(plan: SweepPlan, redo: frozenset[str] = frozenset({Status.PENDING})) -> list[PlannedRun]:
     """Return the runs whose status is in ``redo`` (pending ones, by default)."""
-    return [run for run in plan.runs if run_status(run) in redo]
+    return Ledger(plan).to_do(redo)
+
+
+class Ledger:
+    """A plan's runs and their metrics: read from disk once, then kept from results in hand.
+
+    The driver records each run it writes (and each failure) here, so keeping runs.csv
+    current costs no re-reading of every run after every job. A run another driver may have
+    written is re-read on its own (``refresh``).
+    """
+
+    def __init__(self, plan: SweepPlan) -> None:
+        self.plan = plan
+        self.metrics = {run.run_id: store.read_metrics(run.run_dir) for run in plan.runs}
+
+    def status(self, run: PlannedRun) -> str:
+        """Return the run's status as last read or recorded."""
+        return status_of(self.metrics[run.run_id])
+
+    def statuses(self) -> dict[str, str]:
+        """Return each planned run's status, by run id, in the plan's order."""
+        return {run.run_id: self.status(run) for run in self.plan.runs}
+
+    def to_do(self, redo: frozenset[str] = frozenset({Status.PENDING})) -> list[PlannedRun]:
+        """Return the runs whose status is in ``redo``."""
+        return [run for run in self.plan.runs if self.status(run) in redo]
+
+    def refresh(self, run: PlannedRun) -> str:
+        """Re-read one run from its directory (another driver may have written it)."""
+        self.metrics[run.run_id] = store.read_metrics(run.run_dir)
+        return self.status(run)
+
+    def record(self, run_id: str, metrics: Mapping[str, Any]) -> None:
+        """Keep the metrics of a run just written."""
+        self.metrics[run_id] = dict(metrics)
+
+    def write(self) -> Path:
+        """Rewrite ``runs.csv`` atomically, keeping rows other sweeps of this name wrote there."""
+        path = self.plan.experiment_dir / RUNS_CSV
+        rows = summary_rows(self.plan, self.metrics)
+        with store.summary_lock(self.plan.experiment_dir):
+            others, other_fields = _other_rows(path, {row["run_id"] for row in rows})
+            fields = _summary_fields(self.plan)
+            fields += [f for f in other_fields if f not in fields]
+            store.write_csv(path, rows + others, fields)
+        return path
 
 
 def describe_config(cfg: RunConfig) -> dict[str, Any]:
@@ -55,11 +101,13 @@ def describe_config(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def summary_rows(plan: SweepPlan) -> list[dict[str, Any]]:
+def summary_rows(
+    plan: SweepPlan, metrics_by_id: Mapping[str, Mapping[str, Any] | None]
+) -> list[dict[str, Any]]:
     """Return one runs.csv row per planned run: id, status, grid values, metrics."""
     rows = []
     for run in plan.runs:
-        metrics = store.read_metrics(run.run_dir)
+        metrics = metrics_by_id[run.run_id]
         row: dict[str, Any] = {"run_id": run.run_id, "status": status_of(metrics)}
         row |= {k: compact(v) for k, v in run.point.items()}
         row |= describe_config(run.config)
@@ -91,20 +139,8 @@ def _other_rows(path: Path, mine: set[str]) -> tuple[list[dict[str, str]], list[
         return [], []  # absent, oversized or damaged: rebuilt from this plan's run directories
 
 
-def write_summary(plan: SweepPlan) -> Path:
-    """Rewrite ``runs.csv`` atomically, keeping rows other sweeps of this name wrote there."""
-    path = plan.experiment_dir / RUNS_CSV
-    rows = summary_rows(plan)
-    with store.summary_lock(plan.experiment_dir):
-        others, other_fields = _other_rows(path, {row["run_id"] for row in rows})
-        fields = _summary_fields(plan)
-        fields += [f for f in other_fields if f not in fields]
-        store.write_csv(path, rows + others, fields)
-    return path
-
-
-def record_failure(run: PlannedRun, reason: str) -> None:
-    """Write a complete run directory that says the run failed and why."""
+def record_failure(run: PlannedRun, reason: str) -> dict[str, Any]:
+    """Write a complete run directory that says the run failed and why; return its metrics."""
     metrics = {
         "run_id": run.run_id,
         "name": run.config.name,
@@ -116,6 +152,7 @@ def record_failure(run: PlannedRun, reason: str) -> None:
         store.METRICS: store.encode_json(metrics).encode(),
     }
     store.write_run_files(run.run_dir, files, run_root(run))
+    return metrics
 
 
 def run_root(run: PlannedRun) -> Path:

@@ -109,6 +109,21 @@ def test_a_crashing_group_is_retrained_run_by_run(tmp_path, no_data):
     assert [r["status"] for r in rows] == ["completed", "failed", "completed"]
 
 
+def test_the_ledger_reads_each_run_once_then_keeps_the_results_in_hand(
+    tmp_path, no_data, monkeypatch
+):
+    """runs.csv stays current after every job without re-reading every run after every job."""
+    planned = three_rates(tmp_path)
+    reads = []
+    real_read = store.read_metrics
+    monkeypatch.setattr(store, "read_metrics", lambda d: reads.append(d) or real_read(d))
+    execute.execute(planned, FakeExecutor(), max_group=1)  # three jobs, runs.csv written 4 times
+    # Once when planned, once when claimed (another driver may have finished it since).
+    assert len(reads) == 2 * len(planned.runs)
+    with open(planned.experiment_dir / ledger.RUNS_CSV) as handle:
+        assert [r["status"] for r in csv.DictReader(handle)] == ["completed"] * 3
+
+
 def test_rerun_failed_retrains_only_failed_runs(tmp_path, no_data):
     planned = three_rates(tmp_path)
     ledger.record_failure(planned.runs[0], "RuntimeError: earlier")
