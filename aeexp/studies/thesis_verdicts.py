@@ -216,21 +216,3 @@ def counts_lines(cells: Sequence[cells_lib.Cell]) -> list[str]:
         f"{verdicts.counts(holm)}."
     )
     return lines
-
-
-RULE = (
-    "The rule, fixed in the code ({module}) before any run of this study was read: the "
-    "published value P is one draw of the author's procedure, and each of our seeds gives "
-    "one more; with m and s the mean and standard deviation of our n draws, the gap d = m - "
-    "P has standard error se = s * sqrt(1 + 1/n) on n - 1 degrees of freedom. "
-    "**Equivalent**: two one-sided t-tests at {alpha:g} reject |d| >= {margin:g} SSIM (the "
-    "margin: below the smallest published gap between two losses, 0.025); a cell that also "
-    "differs significantly but by less than the margin counts as equivalent. **Different**: "
-    "P lies outside the 95% prediction interval m +- t(0.975, n-1) * se. **Inconclusive**: "
-    "neither. Gray is the primary variant, viridis the secondary; the procedure statistic is "
-    "primary, the defaults statistic secondary. Its error rates are simulated in "
-    "tests/test_verdicts.py: about 5% false 'different' at zero offset, rarely 'equivalent' "
-    "at twice the margin. The protocol's spread is shared by P and our values (the same ten "
-    "images), so it is shown as context, not used in the rule. Machine-readable: "
-    "[{csv}]({csv})."
-)
