@@ -21,7 +21,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import store
+from aeexp import locks, store
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult
@@ -73,7 +73,7 @@ class _Claims:
 
     def claim(self, run: PlannedRun) -> bool:
         """Take ``run``'s lock without waiting; return False if another driver holds it."""
-        lock = store.run_lock(run.config.experiment_dir, run.run_id)
+        lock = locks.run_lock(run.config.experiment_dir, run.run_id)
         try:
             lock.acquire()
         except Timeout:
@@ -83,7 +83,7 @@ class _Claims:
 
     def wait_for(self, run: PlannedRun) -> None:
         """Block until the driver holding ``run`` lets it go, then hold it."""
-        lock = store.run_lock(run.config.experiment_dir, run.run_id)
+        lock = locks.run_lock(run.config.experiment_dir, run.run_id)
         lock.acquire(timeout=-1)
         self.held[run.run_id] = lock
 
@@ -271,10 +271,10 @@ def execute(
             )
         ledger.write()
     except BaseException:
-        store.remove_lock_files(experiment)
+        locks.remove_lock_files(experiment)
         _remove_if_empty(created)
         raise
-    store.remove_lock_files(experiment)
+    locks.remove_lock_files(experiment)
     return outcome
 
 

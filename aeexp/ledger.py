@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeexp import config as config_lib
-from aeexp import readers, store
+from aeexp import locks, readers, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError
 from aeexp.losses import loss_key
@@ -82,7 +82,7 @@ class Ledger:
         """Rewrite ``runs.csv`` atomically, keeping rows other sweeps of this name wrote there."""
         path = self.plan.experiment_dir / RUNS_CSV
         rows = summary_rows(self.plan, self.metrics)
-        with store.summary_lock(self.plan.experiment_dir):
+        with locks.summary_lock(self.plan.experiment_dir):
             others, other_fields = _other_rows(path, {row["run_id"] for row in rows})
             fields = _summary_fields(self.plan)
             fields += [f for f in other_fields if f not in fields]

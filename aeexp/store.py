@@ -1,4 +1,4 @@
-"""Run directories: their layout, atomic writes, locks, what is done, and reading them back.
+"""Run directories: their layout, atomic writes, what is done, and reading them back.
 
 A run directory is complete or absent. Its files are written into a staging folder
 ``.tmp-<run-id>-<host>-<pid>`` beside it, flushed to disk, and renamed into place in one
@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from aeexp import config as config_lib
-from aeexp import paths, readers
+from aeexp import locks, paths, readers
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.vocab import Status
@@ -49,7 +49,6 @@ RECONSTRUCTIONS = "reconstructions.png"
 MODEL = "model.keras"
 HISTORY_FIELDS = ("epoch", "loss", "val_loss", "seconds")
 
-LOCKS = ".locks"
 DAMAGED = ".damaged"
 _STAGING_PREFIX = ".tmp-"
 # What staged_run_dir names its folders: .tmp-[old-]<10-hex run id>-<host>-<pid>.
@@ -174,65 +173,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-# The lock files aeexp makes in <experiment>/.locks/: <run id>.lock and runs.csv.lock.
-_LOCK_NAME = re.compile(r"^(?:[0-9a-f]{10}|runs\.csv)\.lock$")
-# How often an acquire starts again because a finished sweep removed the .locks folder.
-_LOCK_FOLDER_RETRIES = 10
-
-
-class _Lock(FileLock):
-    """A FileLock that makes its folder again if a finished sweep removed it meanwhile.
-
-    filelock makes the folder once, when an acquire starts: a waiter whose folder
-    :func:`remove_lock_files` removed would fail with FileNotFoundError. Starting again is
-    safe: the folder is removed only once empty, so nobody holds a lock in it.
-    """
-
-    def acquire(self, *args: Any, **kwargs: Any) -> Any:
-        """Acquire as FileLock does, starting again if the lock's folder vanished."""
-        for _ in range(_LOCK_FOLDER_RETRIES):
-            try:
-                return super().acquire(*args, **kwargs)
-            except FileNotFoundError:
-                if Path(self.lock_file).parent.exists():
-                    raise
-        return super().acquire(*args, **kwargs)
-
-
-def run_lock(experiment_dir: Path, run_id: str) -> FileLock:
-    """Return the lock a driver holds while it trains or writes ``run_id``."""
-    return _Lock(experiment_dir / LOCKS / f"{run_id}.lock", timeout=0)
-
-
-def summary_lock(experiment_dir: Path) -> FileLock:
-    """Return the lock that serialises rewrites of the experiment's ``runs.csv``."""
-    return _Lock(experiment_dir / LOCKS / "runs.csv.lock", timeout=60)
-
-
-def remove_lock_files(experiment_dir: Path) -> None:
-    """Delete the lock files nobody holds, then the ``.locks`` folder if that empties it.
-
-    filelock leaves its files behind on Unix. Each is deleted only while this process holds
-    it, so never under another live driver; one waiting for it finds the file unlinked when
-    its turn comes and takes a new one (filelock checks the link count after locking). Best
-    effort: a lock that cannot be taken or deleted is left, and so is the folder.
-    """
-    folder = experiment_dir / LOCKS
-    try:
-        names = [p.name for p in folder.iterdir() if _LOCK_NAME.match(p.name)]
-    except OSError:  # no .locks folder: nothing was locked
-        return
-    for name in names:
-        lock = FileLock(folder / name, timeout=0)  # a plain FileLock: never makes the folder
-        try:
-            with lock:
-                (folder / name).unlink(missing_ok=True)
-        except (Timeout, OSError):  # held by a live driver, or not ours to delete
-            continue
-    with contextlib.suppress(OSError):  # not empty: another driver's, or a user's, files
-        folder.rmdir()
-
-
 def _is_stale_temp_file(path: Path) -> bool:
     """Return whether ``path`` is a temporary file of this host whose writer is dead."""
     match = _TEMP_FILE.match(path.name)
@@ -266,7 +206,7 @@ def remove_stale_staging(folder: Path) -> list[Path]:
             continue
         if match["host"] == _HOST and _pid_alive(int(match["pid"])):
             continue
-        lock = run_lock(folder, match["run_id"])
+        lock = locks.run_lock(folder, match["run_id"])
         try:
             with lock:
                 shutil.rmtree(path, ignore_errors=True)

@@ -10,7 +10,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, store
+from aeexp import cli, locks
 from tests.fakeruns import cell_raw, fake_run
 
 
@@ -63,11 +63,11 @@ def test_a_sweep_that_ends_leaves_no_lock_files(tmp_path, monkeypatch):
     for _ in range(2):  # training, then finding every run complete
         result = CliRunner().invoke(cli.main, ["sweep", str(sweep), "--out", str(tmp_path)])
         assert result.exit_code == 0, result.output
-        assert not (tmp_path / "g" / store.LOCKS).exists()
+        assert not (tmp_path / "g" / locks.LOCKS).exists()
 
 
 def test_a_lock_another_process_holds_is_never_removed(tmp_path):
-    folder = tmp_path / store.LOCKS
+    folder = tmp_path / locks.LOCKS
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
     holder = subprocess.Popen(
@@ -77,14 +77,14 @@ def test_a_lock_another_process_holds_is_never_removed(tmp_path):
     )
     try:
         assert holder.stdout.readline() == "held\n"
-        store.run_lock(tmp_path, "abcdefabcd").acquire()  # free: released below, then removed
-        store.run_lock(tmp_path, "abcdefabcd").release()
-        store.remove_lock_files(tmp_path)
+        locks.run_lock(tmp_path, "abcdefabcd").acquire()  # free: released below, then removed
+        locks.run_lock(tmp_path, "abcdefabcd").release()
+        locks.remove_lock_files(tmp_path)
         assert sorted(p.name for p in folder.iterdir()) == ["0123456789.lock", "notes.txt"]
     finally:
         holder.kill()
         holder.wait()
-    store.remove_lock_files(tmp_path)
+    locks.remove_lock_files(tmp_path)
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]  # a user's file keeps the folder
 
 
@@ -99,12 +99,12 @@ time.sleep(60)
 
 
 def test_a_driver_waiting_on_a_lock_survives_its_folder_being_removed(tmp_path):
-    holder = store.run_lock(tmp_path, "0123456789")
+    holder = locks.run_lock(tmp_path, "0123456789")
     holder.acquire()
     waited = []
 
     def wait():  # as _Claims.wait_for does, here with a deadline rather than forever
-        lock = store.run_lock(tmp_path, "0123456789")
+        lock = locks.run_lock(tmp_path, "0123456789")
         lock.acquire(timeout=10)
         waited.append(lock.is_locked)
         lock.release()
@@ -113,7 +113,7 @@ def test_a_driver_waiting_on_a_lock_survives_its_folder_being_removed(tmp_path):
     waiter.start()
     time.sleep(0.3)  # the waiter polls
     holder.release()
-    store.remove_lock_files(tmp_path)  # may run before the waiter's next poll
+    locks.remove_lock_files(tmp_path)  # may run before the waiter's next poll
     waiter.join(15)
     assert waited == [True]
 

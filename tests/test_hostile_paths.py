@@ -406,6 +406,7 @@ def test_a_damaged_run_is_retrained_with_a_warning(tmp_path, mnist_path):
 
 def test_a_failed_runs_headline_says_why_and_a_diverged_one_when():
     failed = {"status": "failed", "reason": "ValueError: bad\nthing"}
-    assert api.RunResult(Path("."), failed, False).headline == "status failed: ValueError: bad thing"
+    headline = api.RunResult(Path("."), failed, False).headline
+    assert headline == "status failed: ValueError: bad thing"
     diverged = {"status": "diverged", "diverged_epoch": 3}
     assert api.RunResult(Path("."), diverged, False).headline == "status diverged at epoch 3"
