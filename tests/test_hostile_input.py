@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,32 @@ MEMORY_LIMIT = 512 << 20  # bytes of address space for each CLI subprocess
 TIME_LIMIT = 20  # seconds for each CLI subprocess (about 0.4 s each when all is well)
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+def memory_cap(limit: int | None) -> Callable[[], None] | None:
+    """Return a pre-exec hook capping a subprocess's address space at ``limit`` bytes."""
+    if limit is None:
+        return None
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def launch(
+    cwd: Path,
+    args: Sequence[str],
+    keras_home: Path,
+    memory: int | None = MEMORY_LIMIT,
+    wrapper: Sequence[str] = (),
+) -> subprocess.CompletedProcess:
+    """Run ``python -m aeexp ARGS`` from ``cwd`` with no MNIST configured, bounded."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AEEXP_DATA": "", "KERAS_HOME": str(keras_home)}
+    return subprocess.run(
+        [*wrapper, sys.executable, "-m", "aeexp", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=TIME_LIMIT,
+        preexec_fn=memory_cap(memory),
+    )
 
 
 def snapshot(folder: Path) -> set[str]:
@@ -47,17 +72,7 @@ def aeexp(tmp_path: Path, *args: str) -> str:
     cwd = tmp_path / "cwd"
     cwd.mkdir(exist_ok=True)
     parent_before, mine_before = snapshot(tmp_path.parent), snapshot(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "AEEXP_DATA": "", "KERAS_HOME": str(cwd)}
-    result = subprocess.run(
-        [sys.executable, "-m", "aeexp", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=TIME_LIMIT,
-        preexec_fn=_limit_memory,
-    )
+    result = launch(cwd, args, keras_home=cwd)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
     lines = result.stderr.splitlines()

@@ -8,16 +8,13 @@ CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from its bounding set through ``setpriv
 
 import json
 import os
-import resource
 import shutil
-import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
 import pytest
 from fakeruns import fake_run
-from test_hostile_input import REPO, TIME_LIMIT, snapshot
+from test_hostile_input import launch, snapshot
 
 from aeexp import api, paths, readers, store
 from aeexp.errors import UserError
@@ -28,10 +25,6 @@ MEMORY_LIMIT = 3 << 30
 RAW = {"loss": {"name": "mse"}, "train": {"epochs": 1}}
 # Without these two capabilities root is held to file modes like any user.
 NO_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
-
-
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
 def cli(
@@ -51,19 +44,9 @@ def cli(
 
     before = beside()
     # Keras writes keras.json into its home when it is first imported: training's cost.
-    home = str(keras_home or cwd)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "AEEXP_DATA": "", "KERAS_HOME": home}
-    result = subprocess.run(
-        [*wrapper, sys.executable, "-m", "aeexp", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=TIME_LIMIT,
-        # Training needs TensorFlow's thread stacks: no address-space cap for it.
-        preexec_fn=_limit_memory if bounded else None,
-    )
+    # Training needs TensorFlow's thread stacks: no address-space cap for it.
+    memory = MEMORY_LIMIT if bounded else None
+    result = launch(cwd, args, keras_home or cwd, memory, wrapper)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert beside() == before
     assert not any(cwd.iterdir()), list(cwd.iterdir())
