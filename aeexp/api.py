@@ -122,7 +122,7 @@ def run(
     *,
     overrides: Iterable[str] = (),
     seed: int | None = None,
-    out: str | None = None,
+    out: str | Path | None = None,
     force: bool = False,
     executor: str | ExecutorOptions = "local",
     progress: bool = False,
@@ -161,7 +161,7 @@ def run(
 def plan(
     sweep_file: str | Path | Mapping[str, Any],
     overrides: Iterable[str] = (),
-    out: str | None = None,
+    out: str | Path | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
 ) -> SweepPlan:
     """Return a sweep's validated runs without training anything."""
@@ -172,7 +172,7 @@ def sweep(
     sweep_file: str | Path | Mapping[str, Any],
     *,
     overrides: Iterable[str] = (),
-    out: str | None = None,
+    out: str | Path | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
     max_group: int = DEFAULT_MAX_GROUP,
     rerun_failed: bool = False,

@@ -363,7 +363,7 @@ def override(
     overrides: Iterable[str] = (),
     dotted: Mapping[str, Any] | None = None,
     seed: int | None = None,
-    out: str | None = None,
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Return ``raw`` with, in this order, ``--set`` strings, dotted values, seed and out set.
 
@@ -377,7 +377,7 @@ def override(
     if seed is not None:
         result["seed"] = seed
     if out is not None:
-        result = set_dotted(result, "output.dir", out)
+        result = set_dotted(result, "output.dir", str(out))  # a notebook's Path too
     return result
 
 
@@ -386,7 +386,7 @@ def resolve(
     overrides: Iterable[str] = (),
     dotted: Mapping[str, Any] | None = None,
     seed: int | None = None,
-    out: str | None = None,
+    out: str | Path | None = None,
 ) -> RunConfig:
     """Return a validated config from a YAML file, a mapping or a RunConfig, overridden.
 

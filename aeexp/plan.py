@@ -179,7 +179,7 @@ def _read_sweep(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any],
 def plan_sweep(
     source: str | Path | Mapping[str, Any],
     overrides: Iterable[str] = (),
-    out: str | None = None,
+    out: str | Path | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
 ) -> SweepPlan:
     """Read a sweep (a file, or its mapping) and return its validated runs.

@@ -77,7 +77,7 @@ def test_sweep_takes_a_mapping_and_load_runs_reads_it(tmp_path, mnist_path):
         },
         "grid": {"loss.name": ["mse", "i_div2"]},
     }
-    outcome = aeexp.sweep(sweep, out=str(tmp_path / "out"))
+    outcome = aeexp.sweep(sweep, out=tmp_path / "out")  # a Path, as a notebook passes it
     assert len(outcome.trained) == 2 and outcome.problems() == []
     runs = aeexp.load_runs(outcome.experiment_dir)
     assert sorted(runs["loss.name"]) == ["i_div2", "mse"]
