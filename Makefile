@@ -6,7 +6,7 @@ ifneq ($(SHARED_MNIST),)
 export AEEXP_DATA ?= $(SHARED_MNIST)
 endif
 
-.PHONY: help install run test test-all lint format bench bench-executors gradcheck reproduce beta
+.PHONY: help install run test test-all lint format bench bench-executors tune-bench gradcheck reproduce beta
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,13 @@ bench:  ## Engine and evaluation benchmark on real MNIST (prints a table, writes
 
 bench-executors:  ## Local vs Ray executors on the thesis grid (prints a table, writes JSON).
 	$(PYTHON) bench/executors.py
+
+# The search's budget: trials per cell and trials per cell per lock-step batch.
+TRIALS ?= 8
+BATCH ?= 2
+
+tune-bench:  ## aeexp tune vs the author's grid on the six cells (hours; TRIALS=, BATCH=, EXECUTOR=).
+	$(PYTHON) bench/tune_vs_grid.py --trials $(TRIALS) --batch $(BATCH) $(EXECUTOR_ARGS)
 
 gradcheck:  ## Hand-derived gradients vs autodiff, into results/gradcheck.md.
 	aeexp gradcheck --format md > results/gradcheck.md

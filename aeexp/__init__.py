@@ -1,7 +1,8 @@
 """aeexp: reproduce and extend 'Autoencoder with New Loss Functions' (Haruguchi, 2019).
 
 In a notebook: ``aeexp.run(config, **{"train.epochs": 5})``, ``aeexp.sweep(path)``,
-``aeexp.load_runs(folder)`` (a pandas DataFrame) and ``aeexp.compare(...)``.
+``aeexp.load_runs(folder)`` (a pandas DataFrame), ``aeexp.compare(...)`` and
+``aeexp.tune(search_file, trials=N)``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ except PackageNotFoundError:  # a source tree on sys.path, never installed
     __version__ = "0+unknown"
 
 
-__all__ = ["compare", "load_runs", "run", "sweep"]
+__all__ = ["compare", "load_runs", "run", "sweep", "tune"]
 
 
 def __getattr__(name: str) -> Any:
     """Import the API on first use, so that ``import aeexp`` and ``aeexp --help`` stay light."""
-    if name in ("run", "sweep", "load_runs"):
+    if name in ("run", "sweep", "tune", "load_runs"):
         from aeexp import api
 
         return getattr(api, name)

@@ -87,6 +87,8 @@ class RunResult:
             status = metrics.get("status")
             if status == Status.DIVERGED:
                 return f"status {status} at epoch {metrics.get('diverged_epoch')}"
+            if status == Status.PRUNED:
+                return f"status {status} at epoch {metrics.get('pruned_epoch')}"
             return f"status {status}: {clip(str(metrics.get('reason', 'no reason recorded')))}"
 
         def number(key: str, spec: str) -> str:
@@ -260,6 +262,78 @@ def describe_plan(planned: SweepPlan) -> str:
         f"-> {planned.experiment_dir}"
     )
     return "\n".join(lines)
+
+
+def tune(
+    search_file: str | Path | Mapping[str, Any],
+    *,
+    trials: int,
+    overrides: Iterable[str] = (),
+    out: str | Path | None = None,
+    seed: int | None = None,
+    batch: int | None = None,
+    max_group: int = DEFAULT_MAX_GROUP,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    top: int = 1,
+    seeds: str | Sequence[int] = "0-4",
+    sweep_out: str | Path | None = None,
+    sweep_name: str | None = None,
+    on_test_set: bool = False,
+    executor: str | ExecutorOptions = "local",
+    progress: bool = False,
+    tensorboard: bool = False,
+    mlflow: str | None = None,
+    **executor_options: Any,
+) -> Any:
+    """Search each cell of a search file with Optuna to ``trials`` trials, then pick its best.
+
+    Trials are asked in batches (``batch`` per cell; default a quarter of ``trials``, at
+    most ``max_group`` shared among the cells), trained in lock-step on the executor,
+    pruned at epoch boundaries, and recorded as runs in ``<out>/<name>/`` with the studies
+    in ``tune.db`` there; a second call resumes. It ends by drawing ``tune.png`` and
+    writing a sweep file of each cell's ``top`` best points over ``seeds`` (``sweep_out``,
+    default ``<out>/<name>/best.yaml``). Returns an :class:`aeexp.tuning.driver.TuneOutcome`.
+    Needs ``pip install 'aeexp[tune]'``.
+    """
+    from aeexp import paths
+    from aeexp.analysis.selection import parse_seeds
+    from aeexp.tuning import best, driver, search
+
+    chosen, unknown = _split(executor_options)
+    if unknown:
+        raise UserError(f"tune() got unknown keywords: {', '.join(sorted(unknown))}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise UserError(f"--trials {trials!r}: give at least one trial per cell")
+    if top < 1:
+        raise UserError(f"--top {top}: keep at least one point per cell")
+    seed_list = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
+    if tensorboard:
+        overrides = [*overrides, "output.tensorboard=true"]
+    spec = search.read_search(search_file, overrides, out, seed, on_test_set, max_runs)
+    if len(spec.cells) * trials > max_runs:
+        raise UserError(
+            f"{len(spec.cells)} cells x {trials} trials = {len(spec.cells) * trials:,} runs, more "
+            f"than the limit of {max_runs:,}; lower --trials or raise --max-runs"
+        )
+    name = config_lib.check_name(sweep_name or f"{spec.name}-best", "--name")
+    target = Path(sweep_out) if sweep_out is not None else spec.experiment_dir / driver.SWEEP_FILE
+    if sweep_out is not None:
+        paths.output_file(target)  # before any work: never a FIFO, a device or a missing folder
+    best.check_seeds(spec, seed_list)
+    driver.require_optuna()
+    options = _options(executor, progress, chosen)
+    return driver.run_search(
+        spec,
+        trials,
+        options.make,
+        batch=batch,
+        max_group=max_group,
+        progress=progress,
+        sinks=tracking_sinks(mlflow),
+        finish=lambda found_search, found: best.write_best(
+            found_search, found, target, name, trials, top, seed_list
+        ),
+    )
 
 
 def environment() -> list[str]:

@@ -13,7 +13,7 @@ once rounded a member's last bit by the group's width).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,15 +39,22 @@ class Member:
 
 @dataclass
 class History:
-    """Per-epoch record of one member; ``diverged_epoch`` is 1-based, None if it never did."""
+    """Per-epoch record of one member; epochs are 1-based, None if it never happened.
+
+    ``diverged_epoch``: its loss turned NaN or infinite; ``stopped_epoch``: a stop rule (a
+    tuner's pruner) froze it after that epoch.
+    """
 
     loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     diverged_epoch: int | None = None
+    stopped_epoch: int | None = None
 
 
 EpochCallback = Callable[[int, Sequence[History]], None]
+# (epoch just finished, every member's history, indices still training) -> indices to freeze.
+StopCallback = Callable[[int, Sequence[History], Sequence[int]], Iterable[int]]
 
 
 def _train_step(members: Sequence[Member], batch: tf.Tensor) -> list[tf.Tensor]:
@@ -134,8 +141,15 @@ class GroupTrainer:
 
         return epoch
 
-    def train(self, epochs: int, on_epoch: EpochCallback | None = None) -> list[History]:
-        """Train for ``epochs``; freeze a member whose loss turns NaN or infinite."""
+    def train(
+        self, epochs: int, on_epoch: EpochCallback | None = None, stop: StopCallback | None = None
+    ) -> list[History]:
+        """Train for ``epochs``; freeze a member whose loss turns NaN or that ``stop`` names.
+
+        ``stop`` is asked after every epoch but the last (a member that trained every epoch
+        is finished, not stopped) with the members still training; those it returns are
+        frozen like a diverged member, and the others go on with the same bits.
+        """
         histories = [History() for _ in self.members]
         active = list(range(len(self.members)))
         epoch_fn = self._compile_epoch(self.members)
@@ -146,7 +160,7 @@ class GroupTrainer:
             train_losses, val_losses = epoch_fn(tf.constant([self.seed, epoch], tf.int64))
             train_losses, val_losses = train_losses.numpy(), val_losses.numpy()
             seconds = time.perf_counter() - started
-            diverged = []
+            frozen = []
             for slot, index in enumerate(active):
                 history = histories[index]
                 history.loss.append(float(train_losses[slot]))
@@ -154,10 +168,18 @@ class GroupTrainer:
                 history.seconds.append(seconds)
                 if not (np.isfinite(train_losses[slot]) and np.isfinite(val_losses[slot])):
                     history.diverged_epoch = epoch + 1
-                    diverged.append(index)
-            if diverged:
-                active = [i for i in active if i not in diverged]
+                    frozen.append(index)
+            survivors = [i for i in active if i not in frozen]
+            if stop is not None and survivors and epoch + 1 < epochs:
+                stopped = set(stop(epoch + 1, histories, tuple(survivors))) & set(survivors)
+                for index in sorted(stopped):
+                    histories[index].stopped_epoch = epoch + 1
+                    frozen.append(index)
+            if frozen:
+                active = [i for i in active if i not in frozen]
                 if active:
+                    # Recompiled for the survivors: each member's own ops are unchanged, so
+                    # its bits do not depend on who else is still training.
                     epoch_fn = self._compile_epoch([self.members[i] for i in active])
             if on_epoch is not None:
                 on_epoch(epoch + 1, histories)

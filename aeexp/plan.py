@@ -146,7 +146,8 @@ def compact(value: Any) -> str:
     return str(value)
 
 
-def _base_config(sweep: Mapping[str, Any], sweep_path: Path) -> dict[str, Any]:
+def base_config(sweep: Mapping[str, Any], sweep_path: Path) -> dict[str, Any]:
+    """Return a sweep's (or search file's) base config with its inline ``config`` applied."""
     raw: dict[str, Any] = {}
     if sweep.get("base") is not None:
         raw = yamlio.read_yaml(sweep_path.parent / str(sweep["base"]))
@@ -156,14 +157,15 @@ def _base_config(sweep: Mapping[str, Any], sweep_path: Path) -> dict[str, Any]:
     return config_lib.override(raw, dotted=inline)
 
 
-def _sweep_name(sweep: Mapping[str, Any], sweep_path: Path) -> str:
+def sweep_name(sweep: Mapping[str, Any], sweep_path: Path) -> str:
+    """Return a sweep's (or search file's) checked name: its ``name``, else the file's stem."""
     if sweep.get("name") is None:  # the file's stem: say where a strange name came from
         hint = " (the name defaults to the file's name without .yaml: set 'name:')"
         return config_lib.check_name(sweep_path.stem, f"{sweep_path}: name{hint}")
     return config_lib.check_name(sweep["name"], f"{sweep_path}: name")
 
 
-def _read_sweep(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path]:
+def read_sweep(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path]:
     """Return a sweep's mapping and the path its ``base`` is relative to and errors name.
 
     A mapping (from a notebook) stands for a file ``sweep.yaml`` in the current folder.
@@ -186,18 +188,18 @@ def plan_sweep(
 
     Raises UserError naming a bad key, a bad grid or the first bad point.
     """
-    sweep, sweep_path = _read_sweep(source)
+    sweep, sweep_path = read_sweep(source)
     for key in sweep:
         if key not in _SWEEP_KEYS:
             message = valid_and_closest(key, _SWEEP_KEYS)
             raise UserError(f"{sweep_path}: {key_text(key)}: unknown key{message}")
     if "grid" not in sweep:
         raise UserError(f"{sweep_path}: missing 'grid'")
-    name = _sweep_name(sweep, sweep_path)
+    name = sweep_name(sweep, sweep_path)
     points = expand_grid(sweep["grid"], max_runs)
     overrides = list(overrides)
-    _check_overrides(overrides, [key for point in points for key in point])
-    base = config_lib.override(_base_config(sweep, sweep_path), overrides, {"name": name}, out=out)
+    check_overrides(overrides, [key for point in points for key in point])
+    base = config_lib.override(base_config(sweep, sweep_path), overrides, {"name": name}, out=out)
     runs: dict[str, PlannedRun] = {}
     for index, point in enumerate(points, start=1):
         raw = config_lib.override(base, dotted=point)
@@ -214,11 +216,11 @@ def plan_run(config: RunConfig) -> SweepPlan:
     return SweepPlan(config.name, Path(config.output.dir), (), (PlannedRun(config, {}),))
 
 
-def _check_overrides(overrides: Sequence[str], grid_keys: Iterable[str]) -> None:
+def check_overrides(overrides: Sequence[str], grid_keys: Iterable[str]) -> None:
     """Refuse a ``--set`` the grid would silently overwrite, or a sweep's name."""
-    grid = {_canonical(key) for key in grid_keys}
+    grid = {canonical_key(key) for key in grid_keys}
     for text in overrides:
-        key = _canonical(config_lib.parse_override(text)[0])
+        key = canonical_key(config_lib.parse_override(text)[0])
         if key == "name":
             raise UserError(f"--set {shorten(text)}: a sweep's name comes from its 'name' key")
         for other in sorted(grid):
@@ -232,7 +234,7 @@ def _check_overrides(overrides: Sequence[str], grid_keys: Iterable[str]) -> None
                 )
 
 
-def _canonical(key: str) -> str:
+def canonical_key(key: str) -> str:
     """Return a dotted key with optimizer aliases resolved (optimizer.lr -> .learning_rate)."""
     parts = key.split(".")
     if len(parts) > 1 and parts[0] == "optimizer":

@@ -208,3 +208,72 @@ def cell_spread(
     axes.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, -0.42), ncols=2)
     axes.grid(axis="y", alpha=0.3)
     _save(figure, path)
+
+
+# How each kind of trial is drawn: a completed one filled, a pruned one hollow (its metric is
+# as it stood when stopped), one without a metric as a cross on the panel's floor.
+_TRIAL_STYLES = {
+    "completed": {"marker": "o", "color": "C0", "label": "completed"},
+    "pruned": {
+        "marker": "o",
+        "facecolors": "none",
+        "edgecolors": "C1",
+        "label": "pruned (when stopped)",
+    },
+    "none": {"marker": "x", "color": "C3", "label": "diverged or failed (no value)"},
+}
+
+
+def search_trials(
+    panels: Sequence[tuple[str, Sequence[tuple[float, float | None, str]], int | None]],
+    xlabel: str,
+    ylabel: str,
+    path: Path,
+    log_x: bool = True,
+    columns: int = 3,
+) -> None:
+    """Draw one panel per cell: each trial's metric against a searched value.
+
+    A panel is (title, points, index of the best point or None); a point is (x, metric or
+    None, kind), kind ``completed`` or ``pruned``; a point without a metric is drawn as a
+    cross at the bottom of its panel, the best as a star.
+    """
+    columns = max(1, min(columns, len(panels)))
+    rows = max(1, -(-len(panels) // columns))
+    figure, axes = _subplots(rows, columns, figsize=(4.4 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, points, best) in zip(axes.flat, panels, strict=False):
+        for kind, style in _TRIAL_STYLES.items():
+            chosen = [(x, y) for x, y, k in points if (k if y is not None else "none") == kind]
+            if not chosen:
+                continue
+            xs = [x for x, _ in chosen]
+            if kind == "none":  # no value: on the floor, in axes coordinates
+                ax.scatter(xs, [0.03] * len(xs), transform=ax.get_xaxis_transform(), **style)
+            else:
+                ax.scatter(xs, [y for _, y in chosen], s=22, **style)
+        if best is not None:
+            x, y, _ = points[best]
+            ax.scatter([x], [y], marker="*", s=140, color="gold", edgecolors="black", label="best")
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    handles: dict[str, object] = {}
+    for ax in axes.flat[: len(panels)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        figure.legend(
+            list(handles.values()),
+            list(handles),
+            loc="lower center",
+            ncols=len(handles),
+            fontsize=8,
+        )
+    figure.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
+    _save(figure, path)

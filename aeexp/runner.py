@@ -22,6 +22,7 @@ from aeexp import __version__, engine, evaluate, host, losses, optimizers, plots
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset
 from aeexp.events import GroupEvents
+from aeexp.executors import StopRule
 from aeexp.model import build_autoencoder
 from aeexp.plan import group_key
 from aeexp.store import RunArtifacts
@@ -54,13 +55,16 @@ def _build_member(config: RunConfig) -> engine.Member:
 
 def _headline(history: engine.History) -> dict[str, Any]:
     finite = history.diverged_epoch is None
-    return {
+    headline: dict[str, Any] = {
         "status": Status.COMPLETED if finite else Status.DIVERGED,
         "diverged_epoch": history.diverged_epoch,
         "epochs_trained": len(history.loss),
         "final_loss": history.loss[-1] if finite else None,
         "final_val_loss": history.val_loss[-1] if finite else None,
     }
+    if history.stopped_epoch is not None:  # only a tuned run can be pruned: others lack the key
+        headline |= {"status": Status.PRUNED, "pruned_epoch": history.stopped_epoch}
+    return headline
 
 
 def _history_csv(history: engine.History) -> str:
@@ -141,8 +145,13 @@ def train_group(
     dataset: Dataset,
     on_epoch: engine.EpochCallback | None = None,
     xla: bool = True,
+    stop: StopRule | None = None,
 ) -> list[RunArtifacts]:
-    """Train ``configs`` (which share a group key) in lock-step; evaluate; return their files."""
+    """Train ``configs`` (which share a group key) in lock-step; evaluate; return their files.
+
+    ``stop`` (a tuner's pruner) may stop members after any epoch: they are recorded as
+    pruned, with their history so far, and evaluated as they stand.
+    """
     if len({group_key(c) for c in configs}) != 1:
         raise ValueError("a group's members must share data, train settings and seed")
     engine.enable_determinism()
@@ -155,15 +164,30 @@ def train_group(
     events = GroupEvents(logged) if logged else None
     try:
         started = time.perf_counter()
-        histories = trainer.train(first.train.epochs, _with_events(configs, events, on_epoch))
+        histories = trainer.train(
+            first.train.epochs,
+            _with_events(configs, events, on_epoch),
+            None if stop is None else _engine_stop(configs, stop),
+        )
         shared = _shared_metrics(configs, dataset, time.perf_counter() - started)
         return [
-            _artifacts(config, member, history, shared, dataset, events)
+            _artifacts(config, member, history, shared, dataset, events, stop)
             for config, member, history in zip(configs, members, histories, strict=True)
         ]
     finally:
         if events is not None:
             events.close()
+
+
+def _engine_stop(configs: Sequence[RunConfig], stop: StopRule) -> engine.StopCallback:
+    """Return the engine's stop callback (member indices) for a rule that speaks run ids."""
+    run_ids = [config.run_id for config in configs]
+
+    def decide(epoch: int, histories: Sequence[engine.History], active: Sequence[int]) -> list[int]:
+        chosen = stop.stop(epoch, {run_ids[i]: histories[i].val_loss for i in active})
+        return [i for i in active if run_ids[i] in chosen]
+
+    return decide
 
 
 def _with_events(
@@ -189,17 +213,21 @@ def _artifacts(
     shared: dict[str, Any],
     dataset: Dataset,
     events: GroupEvents | None,
+    stop: StopRule | None = None,
 ) -> RunArtifacts:
     """Evaluate a trained member and return its metrics and files."""
     metrics: dict[str, Any] = {"run_id": config.run_id, "name": config.name}
     metrics |= _headline(history)
     reconstructed = None
-    if metrics["status"] == Status.COMPLETED:
+    # A pruned member is judged as it stands when stopped (cheap: one compiled pass).
+    if metrics["status"] in (Status.COMPLETED, Status.PRUNED):
         eval_started = time.perf_counter()
         reconstructed = engine.reconstruct(member.model, dataset.x_eval)
         metrics |= evaluate.evaluate(dataset.x_eval, reconstructed, dataset.eval_labels)
         metrics["eval_seconds"] = round(time.perf_counter() - eval_started, 3)
     metrics |= shared
+    if stop is not None:
+        metrics |= stop.record(config.run_id, metrics["status"])
     metrics["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     files = run_files(config, member, history, metrics, reconstructed, dataset)
     if events is not None and config.run_id in events.paths:

@@ -1,4 +1,4 @@
-"""JSON Schemas of the run config and the sweep file, for editors that validate YAML.
+"""JSON Schemas of the run config, the sweep file and the search file, for YAML editors.
 
 The run config's schema comes from the pydantic models, with the loss and optimizer
 sections written out from their registries: each loss and each optimizer is one branch
@@ -14,6 +14,7 @@ and ``exclusiveMinimum`` as a flag on ``minimum``.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
@@ -26,6 +27,7 @@ from aeexp.config import NAME_MAX_LENGTH, RunConfig
 DRAFT = "http://json-schema.org/draft-04/schema#"
 RUN_SCHEMA_FILE = "run-config.schema.json"
 SWEEP_SCHEMA_FILE = "sweep.schema.json"
+TUNE_SCHEMA_FILE = "tune.schema.json"
 # "$" also matches before a final newline in Python's re (jsonschema's), not in JavaScript's:
 # "no character follows" ends a pattern at the very end in both, as aeexp's checks do.
 _END = r"(?![\s\S])"
@@ -209,12 +211,104 @@ def sweep_schema() -> dict[str, Any]:
     }
 
 
+def _space() -> dict[str, Any]:
+    """Return what a searched key takes: one of the search spaces of ``aeexp.tuning.space``."""
+    bounds = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+    plain = {"type": ["number", "string", "boolean", "null"]}
+    kinds = {
+        "log_uniform": {**bounds, "description": "[low, high], low above zero; drawn in log"},
+        "uniform": {**bounds, "description": "[low, high]"},
+        "choice": {"type": "array", "minItems": 1, "items": plain, "uniqueItems": True},
+    }
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {kind: schema},
+                "required": [kind],
+                "additionalProperties": False,
+            }
+            for kind, schema in kinds.items()
+        ]
+    }
+
+
+def _settings(model: Any, description: str) -> dict[str, Any]:
+    """Return a search file's settings section (sampler, pruner): its name alone, or a mapping."""
+    properties: dict[str, Any] = {}
+    for key, field in model.model_fields.items():
+        if key == "name":
+            properties[key] = {"enum": list(field.annotation.__args__), "default": field.default}
+            continue
+        bounds = {}
+        for rule in field.metadata:  # pydantic keeps Field(ge=..., le=...) here
+            bounds |= {"minimum": rule.ge} if hasattr(rule, "ge") else {}
+            bounds |= {"maximum": rule.le} if hasattr(rule, "le") else {}
+        kind = "integer" if field.annotation is int else "number"
+        default = {} if field.default is None else {"default": field.default}
+        properties[key] = {"type": kind, **bounds, **default}
+    names = properties["name"]["enum"]
+    mapping = {"type": "object", "properties": properties, "additionalProperties": False}
+    return {"description": description, "oneOf": [{"enum": names}, mapping]}
+
+
+def tune_schema() -> dict[str, Any]:
+    """Return the JSON Schema (draft-04) of a search file: a sweep file plus what to search."""
+    from aeexp import vocab
+    from aeexp.config import MAX_SEED
+    from aeexp.tuning.search import PrunerSpec, SamplerSpec
+
+    sweep = sweep_schema()
+    keys = dotted_keys(run_config_schema())
+    definitions = dict(sweep["definitions"])
+    definitions["space"] = _space()
+    definitions["search"] = {
+        "type": "object",
+        "description": "dotted run-config keys and where their values are drawn from",
+        "properties": {key: {"$ref": "#/definitions/space"} for key in keys},
+        "additionalProperties": False,
+    }
+    search = {"$ref": "#/definitions/search"}
+    grid = sweep["properties"]["grid"]
+    block = copy.deepcopy(grid["oneOf"][0])
+    block["properties"]["search"] = search  # a block's own spaces, over the top-level ones
+    names = list(vocab.METRICS)
+    metric = {
+        "oneOf": [
+            {"enum": names},
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"enum": names, "default": "ssim_mean"},
+                    "direction": {"enum": ["maximize", "minimize"]},
+                },
+                "additionalProperties": False,
+            },
+        ]
+    }
+    properties = dict(sweep["properties"])
+    properties |= {
+        "grid": {"oneOf": [block, {"type": "array", "minItems": 1, "items": block}]},
+        "search": search,
+        "metric": metric,
+        "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED, "default": 0},
+        "sampler": _settings(SamplerSpec, "Which Optuna sampler proposes trials."),
+        "pruner": _settings(PrunerSpec, "Which Optuna pruner stops trials early."),
+    }
+    return {
+        **{k: v for k, v in sweep.items() if k not in ("properties", "required")},
+        "title": "aeexp search (aeexp tune)",
+        "definitions": definitions,
+        "properties": properties,
+    }
+
+
 def schema_folder() -> Path:
     """Return the folder of the committed schemas, shipped inside the package."""
     return Path(__file__).resolve().parent / "schemas"
 
 
 def render(kind: str = "run") -> str:
-    """Return the schema of ``kind`` (``run`` or ``sweep``) as indented JSON."""
-    schema = run_config_schema() if kind == "run" else sweep_schema()
-    return json.dumps(schema, indent=2) + "\n"
+    """Return the schema of ``kind`` (``run``, ``sweep`` or ``tune``) as indented JSON."""
+    builders = {"run": run_config_schema, "sweep": sweep_schema, "tune": tune_schema}
+    return json.dumps(builders[kind](), indent=2) + "\n"

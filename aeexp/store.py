@@ -35,11 +35,8 @@ from aeexp import config as config_lib
 from aeexp import locks, paths, readers
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, shorten
-from aeexp.vocab import Status
+from aeexp.vocab import RECORDED_STATUSES, Status
 from aeexp.yamlio import ConfigDumper, read_yaml
-
-# The statuses a finished run's metrics.json may record.
-_RECORDED = frozenset({Status.COMPLETED, Status.DIVERGED, Status.FAILED})
 
 CONFIG = "config.yaml"
 HISTORY = "history.csv"
@@ -97,7 +94,7 @@ def metrics_problem(data: Any) -> str | None:
         return f"{METRICS} holds a {type(data).__name__}, not an object"
     if not data:
         return f"{METRICS} is an empty object"
-    if data.get("status", Status.COMPLETED) not in _RECORDED:
+    if data.get("status", Status.COMPLETED) not in RECORDED_STATUSES:
         return f"{METRICS} has an unknown status {shorten(data.get('status'))}"
     return None
 

@@ -215,7 +215,9 @@ class MlflowSink:
         for batch in _chunks(self._epoch_metrics(run, now) + finals, _METRICS_PER_BATCH):
             self.client.log_batch(mlflow_id, metrics=list(batch))
         self.client.log_artifacts(mlflow_id, str(run.run_dir))
-        status = "FINISHED" if metrics.get("status") == Status.COMPLETED else "FAILED"
+        # MLflow's statuses: a tuner's pruned trial was stopped on purpose, not broken.
+        mlflow_status = {Status.COMPLETED: "FINISHED", Status.PRUNED: "KILLED"}
+        status = mlflow_status.get(metrics.get("status"), "FAILED")
         self.client.set_terminated(mlflow_id, status=status)
         return mlflow_id
 

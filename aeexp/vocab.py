@@ -60,6 +60,7 @@ METRICS: dict[str, Metric] = {
         Metric("mse", "MSE over the test set", False, table=True, compare=True),
         Metric("final_loss", "final training loss", False),
         Metric("final_val_loss", "final validation loss", False, table=True, compare=True),
+        Metric("pruned_epoch", "epoch a tuner's pruner stopped the run at", None),
         Metric("diverged_epoch", "epoch the run diverged at", None),
         Metric("train_seconds", "training time (s)", None),
     )
@@ -91,6 +92,13 @@ class Status(enum.StrEnum):
     COMPLETED = "completed"
     DIVERGED = "diverged"
     FAILED = "failed"
+    # Stopped early by a tuner's pruner (``aeexp tune``): its history up to ``pruned_epoch``
+    # and its metrics as it stood then are kept; tables, like for a diverged run, leave it out.
+    PRUNED = "pruned"
+
+
+# The statuses a finished run's metrics.json may record: every status but pending.
+RECORDED_STATUSES = frozenset(Status) - {Status.PENDING}
 
 
 def status_of(metrics: Mapping[str, Any] | None) -> str:

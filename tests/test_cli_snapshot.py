@@ -57,10 +57,12 @@ run --help
 schema --help
 select --help
 sweep --help
+tune --help
 report thesis --help
 report beta --help
 schema
 schema --kind sweep
+schema --kind tune
 sweep configs/sweeps/beta-tune.yaml --dry-run --out dry
 sweep configs/sweeps/beta.yaml --dry-run --out dry
 sweep configs/sweeps/thesis-optimizers.yaml --dry-run --out dry

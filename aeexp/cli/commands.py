@@ -20,10 +20,12 @@ from aeexp.cli.options import (
     EXECUTOR,
     FILE,
     FOLDER,
+    MAX_GROUP,
     OUT,
     OUT_FILE,
     OUT_FOLDER,
     TRACKING,
+    max_runs,
     overrides,
     report_out,
 )
@@ -71,20 +73,8 @@ def run(config: str, quiet: bool, **options: Any) -> None:
 @overrides("Override a key of the base config for every run (repeatable).")
 @OUT
 @click.option("--dry-run", is_flag=True, help="List the runs and which are done; train nothing.")
-@click.option(
-    "--max-group",
-    type=click.IntRange(min=1),
-    default=vocab.DEFAULT_MAX_GROUP,
-    show_default=True,
-    help="Most runs trained together in one lock-step group.",
-)
-@click.option(
-    "--max-runs",
-    type=click.IntRange(min=1),
-    default=vocab.DEFAULT_MAX_RUNS,
-    show_default=True,
-    help="Refuse a grid of more points than this (counted before it is expanded).",
-)
+@MAX_GROUP
+@max_runs("Refuse a grid of more points than this (counted before it is expanded).")
 @click.option("--rerun-failed", is_flag=True, help="Train runs that failed before again.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @EXECUTOR
@@ -111,6 +101,84 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
         names = ", ".join(f"{run_id} ({status})" for run_id, status in bad)
         click.echo(f"aeexp: {len(bad)} run(s) diverged or failed: {names}", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.argument("search_file", metavar="SEARCH", type=FILE)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Trials per cell in all, those done before included: rerun with more to extend.",
+)
+@overrides("Override a key of the base config for every trial (repeatable).")
+@OUT
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The sampler's seed (default: the search file's seed, else 0).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Trials asked per cell at a time and trained in lock-step [default: a quarter of "
+    "--trials, at most --max-group shared among the cells].",
+)
+@MAX_GROUP
+@max_runs("Refuse more cells x trials than this.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Points per cell in the written sweep file: its best K completed trials.",
+)
+@click.option("--seeds", default="0-4", show_default=True, help="Seeds of the written sweep.")
+@click.option(
+    "--sweep-out",
+    type=OUT_FILE,
+    default=None,
+    help="Where to write the sweep of the best points [default: <out>/<name>/best.yaml].",
+)
+@click.option(
+    "--name",
+    "sweep_name",
+    default=None,
+    help="Name of the written sweep (its output folder) [default: <name>-best].",
+)
+@click.option(
+    "--on-test-set",
+    is_flag=True,
+    help="Score trials on the TEST SET (no data.holdout); refused otherwise. --seeds must "
+    "then avoid the trials' seeds.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@EXECUTOR
+@TRACKING
+def tune(search_file: str, quiet: bool, **options: Any) -> None:
+    """Search hyperparameters with Optuna, cell by cell, pruning bad trials early.
+
+    SEARCH is a sweep file (name, base, config, grid) plus 'search', the spaces
+    ({log_uniform: [low, high]}, {uniform: [low, high]}, {choice: [...]}), and
+    optionally metric (default ssim_mean), seed, sampler (tpe, random) and pruner
+    (median, percentile, none). Each grid point is a cell with its own Optuna study;
+    a grid block may carry its own 'search'. Trials are scored on data.holdout,
+    never the test set unless --on-test-set.
+
+    Trials are asked in batches and trained in lock-step, here or on Ray; the pruner
+    stops a trial at an epoch boundary when its holdout validation loss falls behind
+    the cell's finished trials (status 'pruned', history kept). Every trial is a run
+    directory under <out>/<name>/ with runs.csv beside it; the studies live in
+    <out>/<name>/tune.db, so an interrupted tune resumes where it stopped. Ends by
+    drawing tune.png and writing a sweep of each cell's best --top points over
+    --seeds, ready for 'aeexp sweep'. Needs pip install 'aeexp[tune]'.
+    """
+    from aeexp import api
+
+    outcome = api.tune(search_file, progress=not quiet, **options)
+    echo(outcome.summary())
 
 
 @main.command()
@@ -296,13 +364,13 @@ def report_beta(study_dir: Path, tune_dir: Path, out: str) -> None:
 @main.command()
 @click.option(
     "--kind",
-    type=click.Choice(["run", "sweep"]),
+    type=click.Choice(["run", "sweep", "tune"]),
     default="run",
     show_default=True,
-    help="The run config's schema, or the sweep file's.",
+    help="The run config's schema, the sweep file's, or the search file's (aeexp tune).",
 )
 def schema(kind: str) -> None:
-    """Print the JSON Schema of a run config (or a sweep file) for YAML editors.
+    """Print the JSON Schema of a run config (or a sweep or search file) for YAML editors.
 
     The configs under configs/ point at the copies in aeexp/schemas/ with a
     '# yaml-language-server: $schema=...' first line, so editors with the YAML

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from aeexp import paths
+from aeexp import paths, vocab
 from aeexp.errors import UserError
 from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
 
@@ -66,6 +66,24 @@ def report_out(default: str) -> Decorator:
     )
 
 
+def max_runs(help_text: str) -> Decorator:
+    """Return --max-runs, the most runs a command may plan, explained by ``help_text``."""
+    return click.option(
+        "--max-runs",
+        type=click.IntRange(min=1),
+        default=vocab.DEFAULT_MAX_RUNS,
+        show_default=True,
+        help=help_text,
+    )
+
+
+MAX_GROUP = click.option(
+    "--max-group",
+    type=click.IntRange(min=1),
+    default=vocab.DEFAULT_MAX_GROUP,
+    show_default=True,
+    help="Most runs trained together in one lock-step group.",
+)
 OUT = click.option(
     "--out", type=OUT_FOLDER, default=None, help="Output folder (default: output.dir)."
 )

@@ -8,7 +8,7 @@ writes to the output folder; the driver does (see :mod:`aeexp.execute`).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,6 +16,19 @@ from aeexp.config import DataConfig, RunConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, unknown_name_message
 from aeexp.store import RunArtifacts
+
+
+class StopRule(Protocol):
+    """What stops members of a group early (a tuner's pruner), evaluated where the group trains.
+
+    Shipped with the job (so it must pickle): a Ray worker may not see the driver's disk.
+    """
+
+    def stop(self, epoch: int, val_losses: Mapping[str, Sequence[float]]) -> Collection[str]:
+        """Return the run ids, among those given (still training), to stop after ``epoch``."""
+
+    def record(self, run_id: str, status: str) -> dict[str, Any]:
+        """Return what to add to a run's metrics.json (e.g. its trial), given its status."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,7 @@ class Job:
     configs: tuple[RunConfig, ...]
     data: DataConfig
     attempt: int = 0  # how many times a lost worker already cost this job
+    stop: StopRule | None = None  # stops members early; None: every member trains every epoch
 
 
 @dataclass(frozen=True)

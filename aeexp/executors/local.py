@@ -49,7 +49,9 @@ class LocalExecutor:
 
             started = time.perf_counter()
             try:
-                artifacts = runner.train_group(job.configs, self._datasets[job.data], on_epoch)
+                artifacts = runner.train_group(
+                    job.configs, self._datasets[job.data], on_epoch, stop=job.stop
+                )
             except (KeyboardInterrupt, UserError):
                 raise
             except Exception as error:  # a crash inside one run must not stop the sweep

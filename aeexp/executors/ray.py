@@ -9,6 +9,7 @@ another worker a bounded number of times, then handed back as lost.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import numbers
 import os
@@ -26,7 +27,7 @@ from aeexp import host, reach
 from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, one_line
-from aeexp.executors import Job, JobResult
+from aeexp.executors import Job, JobResult, StopRule
 
 try:
     import ray
@@ -168,13 +169,15 @@ class GroupWorker:
             self.datasets[digest] = dataset
         return self.datasets[digest]
 
-    def train(self, configs: tuple, digest: str, boxed_ref: list) -> tuple[str, Any, float]:
+    def train(
+        self, configs: tuple, digest: str, boxed_ref: list, stop: StopRule | None = None
+    ) -> tuple[str, Any, float]:
         """Train one group; return ("ok", artifacts, seconds) or ("error", one line, seconds)."""
         from aeexp import runner
 
         started = time.perf_counter()
         try:
-            artifacts = runner.train_group(configs, self._dataset(digest, boxed_ref))
+            artifacts = runner.train_group(configs, self._dataset(digest, boxed_ref), stop=stop)
         except Exception as error:  # isolated by the driver, like the local executor's
             return "error", one_line(error), time.perf_counter() - started
         return "ok", artifacts, time.perf_counter() - started
@@ -315,7 +318,7 @@ class RayExecutor:
             job, actor = self._queue.popleft(), self._idle.popleft()
             digest, ref = self._datasets[job.data]
             # Boxed in a list so the worker fetches (and checks) it once, not on every call.
-            result = actor.train.remote(job.configs, digest, [ref])
+            result = actor.train.remote(job.configs, digest, [ref], job.stop)
             self._running[result] = (job, actor, time.perf_counter())
 
     def _replace(self, actor: Any) -> None:
@@ -344,9 +347,8 @@ class RayExecutor:
             except _lost_worker_errors() as error:
                 self._replace(actor)
                 if job.attempt < self.max_retries:
-                    self._queue.append(
-                        Job(job.job_id, job.configs, job.data, attempt=job.attempt + 1)
-                    )
+                    # replace(), not a new Job: the retry keeps the job's stop rule.
+                    self._queue.append(dataclasses.replace(job, attempt=job.attempt + 1))
                     continue
                 reason = f"worker lost {job.attempt + 1} times: {one_line(error)}"
                 return JobResult(job, error=reason, lost=True)

@@ -1,0 +1,445 @@
+"""The tuning loop: per cell, ask a batch of trials, train them in lock-step, tell the results.
+
+Each cell has its own Optuna study; all of them live in one SQLite file in the experiment
+folder (``tune.db``), through Optuna's own storage, so a killed ``aeexp tune`` resumes. A
+batch is trained through :func:`aeexp.execute.execute` like a sweep's runs (same run ids,
+same writer, same executors), with the pruning rule shipped in each job. Trials a kill left
+RUNNING are trained again with the same parameters before anything new is asked, and a run
+directory already complete on disk (run ids are content hashes) is told, not retrained.
+
+The sampler is re-seeded before each batch from the search seed, the study and the number of
+trials it already holds, so the sequence of trials is the same whether or not the tuning was
+interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+from tqdm import tqdm
+
+from aeexp import execute, store
+from aeexp.analysis.tables import recorded_number
+from aeexp.dataset import load_dataset
+from aeexp.errors import UserError
+from aeexp.executors import Executor, Job, JobResult
+from aeexp.plan import PlannedRun, SweepPlan
+from aeexp.tuning.search import Cell, Search
+from aeexp.tuning.space import describe_params
+from aeexp.tuning.stop import STATES, PruningRule, Snapshot, TrialRef, intermediate_values
+from aeexp.vocab import DEFAULT_MAX_GROUP, Status, status_of
+
+DATABASE = "tune.db"
+FIGURE = "tune.png"
+SWEEP_FILE = "best.yaml"
+LOCK = ".tune.lock"
+
+
+def require_optuna() -> Any:
+    """Return the optuna module, or raise a one-line UserError saying how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise UserError("aeexp tune needs Optuna: pip install 'aeexp[tune]'") from None
+    if int(optuna.__version__.split(".")[0]) < 4:
+        raise UserError(
+            f"aeexp tune needs Optuna 4 or later (found {optuna.__version__}): "
+            "pip install 'aeexp[tune]'"
+        )
+    return optuna
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial as the summary, the figure and the sweep file see it."""
+
+    cell: Cell
+    number: int
+    params: dict[str, Any]
+    run_id: str  # "" for a trial killed while it was being asked: it has no run
+    state: str  # Optuna's: COMPLETE, PRUNED, FAIL (RUNNING only if it could not finish)
+    status: str  # the run's: completed, pruned, diverged, failed
+    value: float | None  # the metric; a pruned run's as it stood when stopped
+    epochs: int  # epochs its run trained
+
+
+@dataclass
+class TuneOutcome:
+    """What ``aeexp tune`` did: every trial, what it trained now, and the files it wrote."""
+
+    search: Search
+    trials: list[Trial]
+    trained: int  # runs trained by this call
+    figure: Path
+    sweep_file: Path | None  # None if some cell has no completed trial
+
+    @property
+    def experiment_dir(self) -> Path:
+        """Return the folder of the trials' runs, runs.csv, the study and the figure."""
+        return self.search.experiment_dir
+
+    @property
+    def database(self) -> Path:
+        """Return the SQLite file holding every cell's Optuna study."""
+        return self.experiment_dir / DATABASE
+
+    def of(self, cell: Cell) -> list[Trial]:
+        """Return a cell's trials in order."""
+        return [t for t in self.trials if t.cell.index == cell.index]
+
+    def best(self, cell: Cell, top: int = 1) -> list[Trial]:
+        """Return a cell's ``top`` best completed trials (distinct runs), best first."""
+        return ranked(self.of(cell), self.search.metric.maximize)[:top]
+
+    def epochs(self, cell: Cell | None = None) -> int:
+        """Return the epochs trained by the distinct runs of a cell's trials (of all cells)."""
+        chosen = self.trials if cell is None else self.of(cell)
+        return sum({t.run_id: t.epochs for t in chosen}.values())
+
+    def summary(self) -> str:
+        """Return one line per cell (best value, trial counts, epochs) and where files are."""
+        metric = self.search.metric.name
+        lines = [
+            f"{self.experiment_dir / 'runs.csv'}: {len(self.trials)} trials in "
+            f"{len(self.search.cells)} cell(s), {self.trained} run(s) trained now, "
+            f"{self.epochs()} epochs in all; studies in {self.database}"
+        ]
+        for cell in self.search.cells:
+            trials = self.of(cell)
+            counts = {}
+            for trial in trials:
+                counts[trial.status] = counts.get(trial.status, 0) + 1
+            tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            best = self.best(cell)
+            found = (
+                f"best {metric} {best[0].value:.4f} at {describe_params(best[0].params)} "
+                f"(trial {best[0].number}, run {best[0].run_id})"
+                if best
+                else f"no completed trial, so no best {metric}"
+            )
+            lines.append(
+                f"cell {cell.index} ({cell.label}): {found}; {len(trials)} trials: {tally}; "
+                f"{self.epochs(cell)} epochs"
+            )
+        lines.append(f"figure: {self.figure}")
+        if self.sweep_file is not None:
+            lines.append(f"best points: {self.sweep_file}")
+        return "\n".join(lines)
+
+
+def ranked(trials: Sequence[Trial], maximize: bool) -> list[Trial]:
+    """Return the completed trials with a value, best first, one per run (ties: lower number)."""
+    done = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
+    done.sort(key=lambda t: (-t.value if maximize else t.value, t.number))  # type: ignore[operator]
+    unique: dict[str, Trial] = {}
+    for trial in done:
+        unique.setdefault(trial.run_id, trial)
+    return list(unique.values())
+
+
+class _WithRule:
+    """An executor whose every job carries the batch's pruning rule (its own runs' part)."""
+
+    def __init__(self, inner: Executor, rule: PruningRule) -> None:
+        self.inner = inner
+        self.rule = rule
+
+    @property
+    def workers(self) -> int:
+        """Return the wrapped executor's workers (Ray knows them only once started)."""
+        return self.inner.workers
+
+    def start(self, datasets: Any) -> None:
+        """Start the wrapped executor."""
+        self.inner.start(datasets)
+
+    def submit(self, job: Job) -> None:
+        """Submit the job with the rule for its runs attached."""
+        run_ids = {config.run_id for config in job.configs}
+        self.inner.submit(replace(job, stop=self.rule.only(run_ids)))
+
+    def outstanding(self) -> int:
+        """Return the wrapped executor's outstanding jobs."""
+        return self.inner.outstanding()
+
+    def next_result(self) -> JobResult:
+        """Return the wrapped executor's next result."""
+        return self.inner.next_result()
+
+    def shutdown(self, cancel: bool = False) -> None:
+        """Shut the wrapped executor down."""
+        self.inner.shutdown(cancel)
+
+
+@contextmanager
+def _exclusive(experiment: Path) -> Iterator[None]:
+    """Hold the experiment's tuning lock: two drivers on one study would tell trials twice."""
+    lock = FileLock(experiment / LOCK, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UserError(
+            f"{experiment}: another aeexp tune is running on this study (it holds {LOCK}); "
+            "wait for it, or tune into another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def default_batch(trials: int, cells: int, max_group: int) -> int:
+    """Return the trials asked per cell at a time: a quarter of them, the group shared out.
+
+    At least four batches per study, so the sampler learns from results and the pruner has
+    finished trials to compare with; no more than fill one lock-step group across the cells.
+    """
+    return max(1, min(math.ceil(trials / 4), max_group // cells))
+
+
+def _sampler_seed(seed: int, study: str, asked: int) -> int:
+    """Return the sampler's seed for a batch: fixed by the search seed, the study and its size."""
+    digest = hashlib.sha256(f"{seed}:{study}:{asked}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def _check_data(search: Search) -> None:
+    """Load and check every cell's data once before anything is created (a bad path: one line)."""
+    seen = set()
+    for cell in search.cells:
+        cfg = cell.config({s.key: s.samples()[0] for s in cell.spaces})
+        if cfg.data not in seen:
+            seen.add(cfg.data)
+            load_dataset(cfg).check_batch(cfg.train.batch_size)
+
+
+class _Studies:
+    """Every cell's study in one SQLite storage: ask batches, snapshot them, tell results."""
+
+    def __init__(self, optuna: Any, search: Search) -> None:
+        self.optuna = optuna
+        self.search = search
+        url = f"sqlite:///{(search.experiment_dir / DATABASE).resolve()}"
+        self.storage = optuna.storages.RDBStorage(url)
+        direction = "maximize" if search.metric.maximize else "minimize"
+        self.studies = {}
+        for cell in search.cells:
+            study = optuna.create_study(
+                study_name=cell.study_name,
+                storage=self.storage,
+                direction=direction,
+                load_if_exists=True,
+            )
+            study.set_user_attr("cell", cell.label)
+            study.set_user_attr("search", {s.key: s.spec() for s in cell.spaces})
+            study.set_user_attr("metric", search.metric.name)
+            self.studies[cell.study_name] = study
+
+    def trials(self, cell: Cell, *states: Any) -> list[Any]:
+        """Return a cell's trials (FrozenTrials), of the given states or all."""
+        return self.studies[cell.study_name].get_trials(deepcopy=False, states=states or None)
+
+    def next_batch(self, total: int, per_cell: int) -> list[tuple[Cell, int, dict[str, Any]]]:
+        """Return the next batch: trials a kill left running, else up to ``per_cell`` new ones."""
+        state = self.optuna.trial.TrialState
+        left = []
+        for cell in self.search.cells:
+            keys = {space.key for space in cell.spaces}
+            for trial in self.trials(cell, state.RUNNING):
+                if set(trial.params) == keys:
+                    left.append((cell, trial.number, dict(trial.params)))
+                else:  # killed while it was being asked: it never trained
+                    self.studies[cell.study_name].tell(trial.number, state=state.FAIL)
+        if left:
+            return left
+        batch = []
+        for cell in self.search.cells:
+            asked = len(self.trials(cell))
+            count = min(per_cell, total - asked)
+            if count <= 0:
+                continue
+            sampler = self.search.sampler.build(
+                _sampler_seed(self.search.seed, cell.study_name, asked)
+            )
+            study = self.optuna.load_study(
+                study_name=cell.study_name, storage=self.storage, sampler=sampler
+            )
+            for _ in range(count):
+                trial = study.ask(cell.distributions())
+                batch.append((cell, trial.number, dict(trial.params)))
+        return batch
+
+    def snapshot(self, cell: Cell, pruner: Any) -> Snapshot:
+        """Return a cell's finished trials, as the batch's pruning rule sees them."""
+        state = self.optuna.trial.TrialState
+        finished = tuple(self.trials(cell, state.COMPLETE, state.PRUNED))
+        return Snapshot(self.search.metric.maximize, pruner, finished)
+
+    def tell(self, cell: Cell, number: int, run_dir: Path) -> bool:
+        """Tell a trial what its run directory holds; return False if the run is not there."""
+        metrics = store.read_metrics(run_dir)
+        status = status_of(metrics)
+        if metrics is None:
+            return False
+        study = self.studies[cell.study_name]
+        study_id = self.storage.get_study_id_from_name(cell.study_name)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        self.storage.set_trial_user_attr(trial_id, "run_id", run_dir.name)
+        self.storage.set_trial_user_attr(trial_id, "status", status)
+        state = STATES.get(status, "FAIL")
+        if state != "FAIL":
+            try:
+                losses = [row["val_loss"] for row in store.read_history(run_dir)]
+            except ValueError:  # a damaged history: the trial cannot be judged
+                losses, state = [], "FAIL"
+            maximize = self.search.metric.maximize
+            for step, value in intermediate_values(losses, maximize).items():
+                self.storage.set_trial_intermediate_value(trial_id, step, value)
+        value = None
+        if state == "COMPLETE":
+            value = recorded_number(
+                run_dir, self.search.metric.name, metrics.get(self.search.metric.name)
+            )
+            state = "COMPLETE" if value is not None else "FAIL"
+        study.tell(number, value, state=self.optuna.trial.TrialState[state], skip_if_finished=True)
+        return True
+
+
+def _train_batch(
+    search: Search,
+    studies: _Studies,
+    batch: Sequence[tuple[Cell, int, dict[str, Any]]],
+    make_executor: Callable[[], Executor],
+    max_group: int,
+    sinks: Sequence[Callable[[PlannedRun], None]],
+) -> int:
+    """Train a batch's runs (those not on disk yet) with its pruning rule; return how many."""
+    runs: dict[str, PlannedRun] = {}
+    refs: dict[str, TrialRef] = {}
+    for cell, number, params in batch:
+        cfg = cell.config(params)
+        runs.setdefault(cfg.run_id, PlannedRun(cfg, {**cell.point, **params}))
+        refs.setdefault(cfg.run_id, TrialRef(cell.study_name, number))
+    pruner = search.pruner.build()
+    cells = {cell.study_name: cell for cell, _, _ in batch}
+    rule = PruningRule(refs, {name: studies.snapshot(c, pruner) for name, c in cells.items()})
+    planned = SweepPlan(search.name, search.output_dir, search.keys, tuple(runs.values()))
+    outcome = execute.execute(planned, _WithRule(make_executor(), rule), max_group, sinks=sinks)
+    return len(outcome.trained)
+
+
+def _collect(search: Search, studies: _Studies) -> list[Trial]:
+    """Return every trial of every cell with its run's status, metric and epochs."""
+    found = []
+    for cell in search.cells:
+        keys = {space.key for space in cell.spaces}
+        for frozen in studies.trials(cell):
+            params = dict(frozen.params)
+            if set(params) != keys:  # failed while being asked: no run
+                found.append(Trial(cell, frozen.number, params, "", "FAIL", Status.FAILED, None, 0))
+                continue
+            run_id = cell.config(params).run_id
+            metrics = store.read_metrics(search.experiment_dir / run_id) or {}
+            value = metrics.get(search.metric.name)
+            value = value if isinstance(value, int | float) and math.isfinite(value) else None
+            found.append(
+                Trial(
+                    cell,
+                    frozen.number,
+                    params,
+                    run_id,
+                    frozen.state.name,
+                    status_of(metrics) if metrics else Status.PENDING,
+                    value,
+                    int(metrics.get("epochs_trained") or 0),
+                )
+            )
+    return found
+
+
+def _write_summary(
+    search: Search, trials: Sequence[Trial], make_executor: Callable[[], Executor]
+) -> None:
+    """Rewrite runs.csv with every trial's run, in trial order (nothing is trained here)."""
+    runs: dict[str, PlannedRun] = {}
+    for trial in (t for t in trials if t.run_id):
+        cfg = trial.cell.config(trial.params)
+        runs.setdefault(cfg.run_id, PlannedRun(cfg, {**trial.cell.point, **trial.params}))
+    if runs:
+        planned = SweepPlan(search.name, search.output_dir, search.keys, tuple(runs.values()))
+        execute.execute(planned, make_executor(), redo=frozenset())
+
+
+def run_search(
+    search: Search,
+    trials: int,
+    make_executor: Callable[[], Executor],
+    *,
+    batch: int | None = None,
+    max_group: int = DEFAULT_MAX_GROUP,
+    progress: bool = False,
+    sinks: Sequence[Callable[[PlannedRun], None]] = (),
+    finish: Callable[[Search, list[Trial]], Path | None] | None = None,
+) -> TuneOutcome:
+    """Run every cell's study to ``trials`` trials; write runs.csv, the figure, the sweep file.
+
+    ``finish`` writes the best points' sweep file (see :mod:`aeexp.tuning.best`) and returns
+    its path; it runs last, after runs.csv and the figure are written.
+    """
+    optuna = require_optuna()
+    from aeexp.tuning.figure import write_figure
+    from aeexp.tuning.stop import quiet_optuna
+
+    _check_data(search)
+    experiment = search.experiment_dir
+    store.check_inside(search.output_dir, experiment)
+    store.ensure_writable(experiment)
+    per_cell = batch or default_batch(trials, len(search.cells), max_group)
+    trained = 0
+    with _exclusive(experiment):
+        quiet_optuna()
+        studies = _Studies(optuna, search)
+        done = sum(
+            len(studies.trials(c)) - len(studies.trials(c, optuna.trial.TrialState.RUNNING))
+            for c in search.cells
+        )
+        bar = tqdm(
+            total=len(search.cells) * trials,
+            initial=min(done, len(search.cells) * trials),
+            desc=search.name,
+            unit="trial",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        try:
+            while batch_trials := studies.next_batch(trials, per_cell):
+                trained += _train_batch(
+                    search, studies, batch_trials, make_executor, max_group, sinks
+                )
+                told = sum(
+                    studies.tell(cell, number, experiment / cell.config(params).run_id)
+                    for cell, number, params in batch_trials
+                )
+                if not told:
+                    raise UserError(
+                        f"{experiment}: no trial of the batch finished (their runs are still "
+                        "pending: another aeexp holding them?); rerun to resume"
+                    )
+                bar.update(told)
+        except BaseException:
+            bar.leave = False
+            bar.close()
+            raise
+        bar.close()
+        found = _collect(search, studies)
+    _write_summary(search, found, make_executor)
+    figure = write_figure(search, found, experiment / FIGURE)
+    sweep_file = finish(search, found) if finish is not None else None
+    return TuneOutcome(search, found, trained, figure, sweep_file)
