@@ -625,3 +625,49 @@ def test_aeexp_tune_end_to_end(tmp_path, mnist_path, monkeypatch):
     # Run again: everything is on disk, nothing trains.
     again = invoke("tune", write(tmp_path, text), "--trials", 4, "--out", out, "--quiet")
     assert again.exit_code == 0 and "0 run(s) trained now" in again.stdout
+
+
+SIGKILLED_SEARCH = """\
+name: lr
+config: {{data.path: {data}, data.train_limit: 8000, data.holdout: 500, train.epochs: 10,
+         train.batch_size: 128}}
+grid: {{loss.name: [mse], model.decoder_activation: [sigmoid]}}
+search: {{optimizer.learning_rate: {{log_uniform: [1.0e-4, 1.0e-1]}}}}
+pruner: {{name: median, n_startup_trials: 2, n_warmup_steps: 1}}
+seed: 3
+"""
+
+
+def runs_table(folder):
+    with open(folder / "lr" / "runs.csv") as handle:
+        return sorted((r["run_id"], r["status"], r["ssim_mean"]) for r in csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_a_sigkilled_tune_resumes_to_the_uninterrupted_result(tmp_path, mnist_path):
+    """A real process killed mid-study: the rerun ends where one that never stopped ends."""
+    import os
+    import signal
+    import time
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SIGKILLED_SEARCH.format(data=mnist_path))
+
+    def command(out):
+        return [sys.executable, "-m", "aeexp", "tune", path, "--trials", "10", "--batch", "2",
+                "--out", tmp_path / out, "--quiet"]  # fmt: skip
+
+    subprocess.run(command("whole"), check=True, capture_output=True, timeout=600)
+    killed = subprocess.Popen(command("cut"), start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and killed.poll() is None:
+        if len(list((tmp_path / "cut").glob("lr/*/metrics.json"))) >= 4:
+            break
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "cut").glob("lr/*/metrics.json")}
+    assert 0 < len(before) < 10, "the kill should land mid-study"
+    subprocess.run(command("cut"), check=True, capture_output=True, timeout=600)
+    assert runs_table(tmp_path / "cut") == runs_table(tmp_path / "whole")
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "a finished run retrained"
