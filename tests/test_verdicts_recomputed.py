@@ -20,10 +20,6 @@ VERDICTS = RESULTS / "verdicts.csv"
 MARGIN, ALPHA = 0.02, 0.05
 VARIANTS = {"gray": "ssim_thesis", "viridis": "ssim_thesis_viridis"}
 
-pytestmark = pytest.mark.skipif(
-    not VERDICTS.is_file(), reason="results/thesis/verdicts.csv is not committed yet"
-)
-
 
 def rule(values: list[float], published: float) -> dict[str, float | str]:
     """The report's rule, from its own words: TOST at MARGIN, else the prediction interval."""
@@ -78,3 +74,48 @@ def test_every_committed_verdict_recomputes_from_the_runs_csvs():
         assert row["gap"] == pytest.approx(expected["gap"], abs=1e-12)
         assert row["tost_p"] == pytest.approx(expected["tost_p"], rel=1e-9, abs=1e-15)
         assert row["verdict"] == expected["verdict"], row
+
+
+README = RESULTS.parents[1] / "README.md"
+TABLE_START = "<!-- verdicts: rendered from results/thesis/verdicts.csv -->"
+TABLE_END = "<!-- /verdicts -->"
+
+
+def test_the_readme_shows_the_committed_verdicts():
+    """The README's table is verdicts.csv's, rendered as REPORT.md renders it."""
+    import csv
+
+    from aeexp.studies.thesis_verdicts import verdicts_markdown
+
+    with VERDICTS.open() as handle:
+        rows = list(csv.DictReader(handle))
+    text = README.read_text()
+    shown = text.split(TABLE_START)[1].split(TABLE_END)[0]
+    assert shown.strip() == verdicts_markdown(rows).strip()
+    assert verdicts_markdown(rows) in (RESULTS / "REPORT.md").read_text()
+
+
+def test_the_readmes_words_on_the_verdicts_are_the_csvs():
+    """Each count and range the README states beside the table, from verdicts.csv."""
+    frame = pandas.read_csv(VERDICTS)
+    primary = frame[frame["statistic"] == "procedure"]
+    gray, viridis = (primary[primary["variant"] == v] for v in ("gray", "viridis"))
+    text = " ".join(README.read_text().split())
+
+    def counts(column, rows):
+        found = rows[column].value_counts()
+        return tuple(int(found.get(v, 0)) for v in ("equivalent", "different", "inconclusive"))
+
+    assert counts("verdict", gray) == (4, 0, 2) and "Gray: 4 equivalent, 0 different, 2" in text
+    assert counts("verdict", viridis) == (1, 3, 2)
+    assert "Viridis: 1 equivalent, 3 different, 2 inconclusive" in text
+    assert counts("holm_verdict", primary) == (0, 2, 10)
+    assert "0 equivalent, 2 different, 10 inconclusive" in text
+    assert (viridis["gap"] > 0).all() and (gray["gap"] < 0).all()
+    assert f"{viridis['gap'].min():+.3f} to {viridis['gap'].max():+.3f}" in text
+    assert f"{gray['gap'].min():.3f} to {gray['gap'].max():.4f}" in text
+    inconclusive = gray[gray["verdict"] == "inconclusive"]
+    widths = sorted((inconclusive["pi_hi"] - inconclusive["pi_lo"]).round(2))
+    assert f"prediction intervals {widths[0]:.2f} and {widths[1]:.2f} wide" in text
+    equivalent = gray[gray["verdict"] == "equivalent"]["tost_p"]
+    assert f"{equivalent.min():.3f} to {equivalent.max():.3f} for the gray equivalents" in text
