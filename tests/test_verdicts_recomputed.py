@@ -119,3 +119,17 @@ def test_the_readmes_words_on_the_verdicts_are_the_csvs():
     assert f"prediction intervals {widths[0]:.2f} and {widths[1]:.2f} wide" in text
     equivalent = gray[gray["verdict"] == "equivalent"]["tost_p"]
     assert f"{equivalent.min():.3f} to {equivalent.max():.3f} for the gray equivalents" in text
+
+
+def test_the_readmes_training_time_is_the_runs_csvs():
+    """25 groups of 29-30 runs and 175 min: each group's one train_seconds, summed."""
+    frame = pandas.concat(
+        pandas.read_csv(RESULTS / f"{name}-runs.csv")
+        for name in ("thesis-optimizers", "thesis-tuned")
+    )
+    groups = frame.groupby("train_seconds").size()
+    text = " ".join(README.read_text().split())
+    assert len(frame) == 740 and len(groups) == 25 and set(groups) == {29, 30}
+    minutes = groups.index.to_series().sum() / 60
+    assert f"25 lock-step groups of 29-30 runs: {minutes:.0f} min of group training" in text
+    assert f"trained its 25 groups in {minutes:.0f} min" in text
