@@ -6,7 +6,8 @@ ifneq ($(SHARED_MNIST),)
 export AEEXP_DATA ?= $(SHARED_MNIST)
 endif
 
-.PHONY: help install run test test-all lint format bench bench-executors tune-bench gradcheck reproduce beta
+.PHONY: help install run test test-all lint format bench bench-executors bench-device tune-bench \
+	gradcheck reproduce beta backends
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +48,9 @@ BATCH ?= 2
 tune-bench:  ## aeexp tune vs the author's grid on the six cells (hours; TRIALS=, BATCH=, EXECUTOR=).
 	$(PYTHON) bench/tune_vs_grid.py --trials $(TRIALS) --batch $(BATCH) $(EXECUTOR_ARGS)
 
+bench-device:  ## The thesis grid on whatever accelerator JAX sees (bench/device.sh; JSON).
+	bash bench/device.sh
+
 gradcheck:  ## Hand-derived gradients vs autodiff, into results/gradcheck.md.
 	aeexp gradcheck --format md > results/gradcheck.md
 
@@ -73,3 +77,9 @@ beta:  ## The beta-divergence study: holdout tuning, 5 seeds, results/beta/REPOR
 		--tune-sweep configs/sweeps/beta-tune.yaml --out configs/sweeps/beta.yaml
 	$(call SWEEP,configs/sweeps/beta.yaml,$(BETA_RUNS))
 	aeexp report beta $(BETA_RUNS)/beta $(BETA_RUNS)/beta-tune --out results/beta
+
+BACKEND_RUNS := results/backends/runs
+
+backends:  ## The six thesis cells on JAX, 5 seeds, judged against TensorFlow's: results/backends/REPORT.md.
+	$(call SWEEP,configs/sweeps/thesis-cells-jax.yaml,$(BACKEND_RUNS))
+	aeexp report backends $(RUNS)/thesis-optimizers $(BACKEND_RUNS)/thesis-cells-jax --out results/backends

@@ -13,6 +13,7 @@ Mistakes raise :class:`aeexp.errors.UserError`.
 
 from __future__ import annotations
 
+import platform
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -337,17 +338,44 @@ def tune(
 
 
 def environment() -> list[str]:
-    """Return the versions that decide a run's numbers, then the devices TensorFlow sees."""
-    from aeexp import backend, runner
+    """Return the versions that decide a run's numbers, then each backend's devices.
 
-    lines = [f"{key}: {value}" for key, value in runner.library_versions().items()]
-    found = backend.devices()
-    for device in found:
-        model = f" ({device['model']})" if "model" in device else ""
-        lines.append(f"device: {device['type']} {device['name']}{model}")
-    if not any(d["type"] == "GPU" for d in found):
-        lines.append("gpu: none visible to TensorFlow; training runs on the CPU")
+    Every backend is listed (``train.backend`` chooses one per run); a missing one says how
+    to install it. Keras itself is not imported: that would fix this process's backend.
+    """
+    from aeexp import __version__, backend
+
+    lines = [f"aeexp: {__version__}", f"python: {platform.python_version()}"]
+    lines += [f"{name}: {_version(name)}" for name in ("keras", "numpy", "scikit-image")]
+    for name in backend.BACKENDS:
+        if not backend.installed(name):
+            lines.append(f"{name}: not installed (pip install 'aeexp[{name}]')")
+            continue
+        lines += [f"{package}: {_version(package)}" for package in _PACKAGES[name]]
+    usable = [name for name in backend.BACKENDS if backend.installed(name)]
+    lines.append(f"backends: {', '.join(usable) or 'none'} (default {backend.DEFAULT_BACKEND})")
+    for name in usable:
+        found = backend.devices(name)
+        for device in found:
+            model = f" ({device['model']})" if "model" in device else ""
+            lines.append(f"device: {device['type']} {device['name']}{model} [{name}]")
+        if all(d["type"] == "CPU" for d in found):
+            lines.append(f"gpu: none visible to {_LABELS[name]}; training runs on the CPU")
     return lines
+
+
+_PACKAGES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib")}
+_LABELS = {"tensorflow": "TensorFlow", "jax": "JAX"}
+
+
+def _version(package: str) -> str:
+    """Return an installed package's version (TensorFlow's from the module if renamed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:  # e.g. TensorFlow installed as tensorflow-cpu
+        return str(__import__(package).__version__)
 
 
 def tracking_sinks(mlflow: str | None) -> list[Callable[[PlannedRun], None]]:

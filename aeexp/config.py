@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from aeexp import losses, optimizers
+from aeexp.backend import BACKENDS, DEFAULT_BACKEND
 from aeexp.errors import (
     MAX_IMAGES,
     UserError,
@@ -37,6 +38,7 @@ from aeexp.errors import (
 from aeexp.yamlio import MAX_YAML_DEPTH, load_yaml, read_yaml, yaml_problem
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
+Backend = Literal[BACKENDS]
 
 
 NAME_MAX_LENGTH = 100
@@ -197,12 +199,15 @@ class OptimizerConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """How long and in what batches to train."""
+    """How long, in what batches and on which backend to train."""
 
     # At most 10,000 epochs: 200 times the thesis's 50; the per-epoch history stays small.
     epochs: int = Field(50, ge=1, le=10_000)
     # At most 60,000, MNIST's whole training set: a larger batch is the same single batch.
     batch_size: int = Field(256, ge=1, le=60_000)
+    # The Keras backend and engine (aeexp.backend.BACKENDS). Numbers differ between backends,
+    # so it is part of the run id, except at the default: ids from before JAX stay valid.
+    backend: Backend = DEFAULT_BACKEND
 
 
 class OutputConfig(_Section):
@@ -246,8 +251,14 @@ class RunConfig(_Section):
 
     @property
     def run_id(self) -> str:
-        """Return a short hash of everything that affects the result."""
+        """Return a short hash of everything that affects the result.
+
+        The default backend is left out of the hash, so a TensorFlow run keeps the id it had
+        before ``train.backend`` existed; any other backend is in it.
+        """
         content = {k: v for k, v in self.resolved().items() if k not in ("name", "output")}
+        if content["train"]["backend"] == DEFAULT_BACKEND:
+            del content["train"]["backend"]
         digest = hashlib.sha256(json.dumps(_drop_nulls(content), sort_keys=True).encode())
         return digest.hexdigest()[:10]
 

@@ -13,19 +13,30 @@ once rounded a member's last bit by the group's width).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from aeexp.backend import import_tensorflow
 
-tf = import_tensorflow()
+# Re-exported: engine.History, engine.EpochCallback, engine.StopCallback and
+# engine.VALIDATION_CHUNK stay public.
+from aeexp.engine_base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
 
-# Validation rows per compiled call. XLA holds every member's reconstructions of a call at
-# once: 1,000 rows keep a group of 30 at ~0.1 GB where the whole test set took ~0.9 GB.
-VALIDATION_CHUNK = 1000
+__all__ = [
+    "VALIDATION_CHUNK",
+    "EpochCallback",
+    "GroupTrainer",
+    "History",
+    "Member",
+    "StopCallback",
+    "enable_determinism",
+    "reconstruct",
+]
+
+tf = import_tensorflow()
 
 
 @dataclass
@@ -35,26 +46,6 @@ class Member:
     model: Any
     optimizer: Any
     loss: Callable[[Any, Any], Any]
-
-
-@dataclass
-class History:
-    """Per-epoch record of one member; epochs are 1-based, None if it never happened.
-
-    ``diverged_epoch``: its loss turned NaN or infinite; ``stopped_epoch``: a stop rule (a
-    tuner's pruner) froze it after that epoch.
-    """
-
-    loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    diverged_epoch: int | None = None
-    stopped_epoch: int | None = None
-
-
-EpochCallback = Callable[[int, Sequence[History]], None]
-# (epoch just finished, every member's history, indices still training) -> indices to freeze.
-StopCallback = Callable[[int, Sequence[History], Sequence[int]], Iterable[int]]
 
 
 def _train_step(members: Sequence[Member], batch: tf.Tensor) -> list[tf.Tensor]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import locks, store
+from aeexp import backend, locks, store
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult
@@ -245,8 +245,12 @@ def execute(
 
     Each sink is called with a run once its directory is written (``aeexp.tracking``).
     Nothing is created before the data is checked; the lock files go when it ends, and on
-    an error so do the folders it created, if they are left empty.
+    an error so do the folders it created, if they are left empty. The plan's backend
+    becomes this process's Keras backend before anything (the data's Keras source
+    included) imports Keras; a process whose Keras runs another backend is refused when it
+    trains (a Ray driver never does).
     """
+    backend.prefer(plan.backend)
     experiment = plan.experiment_dir
     store.check_inside(plan.output_dir, experiment)
     ledger = Ledger(plan)

@@ -55,6 +55,11 @@ class SweepPlan:
         """Return ``<output>/<name>``, where the runs and ``runs.csv`` live."""
         return self.output_dir / self.name
 
+    @property
+    def backend(self) -> str:
+        """Return the backend every run trains on (a plan never mixes them)."""
+        return self.runs[0].config.train.backend
+
 
 def _range_count(key: str, values: Mapping[str, Any]) -> int:
     start, stop, step = (values[k] for k in ("start", "stop", "step"))
@@ -206,9 +211,24 @@ def plan_sweep(
         where = f"{sweep_path}: point {index} ({clip(describe_point(point), 160)})"
         cfg = config_lib.validate(raw, source=where)
         runs.setdefault(cfg.run_id, PlannedRun(cfg, point))
+    _check_one_backend(runs.values(), sweep_path)
     keys = tuple(dict.fromkeys(k for p in points for k in p))
     first = next(iter(runs.values())).config
     return SweepPlan(name, Path(first.output.dir), keys, tuple(runs.values()))
+
+
+def _check_one_backend(runs: Iterable[PlannedRun], sweep_path: Path) -> None:
+    """Refuse a grid whose runs train on different backends.
+
+    Keras takes its backend once per process, so one sweep's groups, trained in one process
+    (or on one set of Ray workers), cannot use two; two sweeps, one per backend, can.
+    """
+    backends = sorted({run.config.train.backend for run in runs})
+    if len(backends) > 1:
+        raise UserError(
+            f"{sweep_path}: the grid mixes train.backend values ({', '.join(backends)}); "
+            "a process holds one Keras backend, so give each backend a sweep of its own"
+        )
 
 
 def plan_run(config: RunConfig) -> SweepPlan:

@@ -14,38 +14,53 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeexp import __version__, engine, evaluate, host, losses, optimizers, plots, store
+from aeexp import __version__, backend, evaluate, host, losses, optimizers, plots, store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset
-from aeexp.events import GroupEvents
+from aeexp.engine_base import EpochCallback, History, StopCallback
 from aeexp.executors import StopRule
 from aeexp.model import build_autoencoder
 from aeexp.plan import group_key
 from aeexp.store import RunArtifacts
 from aeexp.vocab import Status
 
+if TYPE_CHECKING:
+    from aeexp.events import GroupEvents
 
-def library_versions() -> dict[str, str]:
-    """Return the versions that determine a run's numbers."""
-    import keras
+
+def library_versions(backend_name: str = backend.DEFAULT_BACKEND) -> dict[str, str]:
+    """Return the versions that determine a run's numbers on ``backend_name``.
+
+    A TensorFlow run records what it always did; a JAX run names its backend, JAX and jaxlib
+    instead of TensorFlow (which it never imports).
+    """
     import skimage
-    import tensorflow as tf
 
-    return {
-        "aeexp": __version__,
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
+    keras = backend.import_keras()
+    versions = {"aeexp": __version__, "python": platform.python_version()}
+    if backend_name == "jax":
+        jax = backend.import_jax()
+        import jaxlib
+
+        versions |= {"keras_backend": keras.backend.backend(), "jax": jax.__version__}
+        versions |= {"jaxlib": jaxlib.__version__}
+    else:
+        versions["tensorflow"] = backend.import_tensorflow().__version__
+    return versions | {
         "keras": keras.__version__,
         "numpy": np.__version__,
         "scikit-image": skimage.__version__,
     }
 
 
-def _build_member(config: RunConfig) -> engine.Member:
+def _build_member(config: RunConfig, engine: ModuleType) -> Any:
+    if config.train.backend == "jax":
+        return engine.build_member(config)
     return engine.Member(
         model=build_autoencoder(config.model, config.seed),
         optimizer=optimizers.build(config.optimizer.name, **config.optimizer.params),
@@ -53,7 +68,7 @@ def _build_member(config: RunConfig) -> engine.Member:
     )
 
 
-def _headline(history: engine.History) -> dict[str, Any]:
+def _headline(history: History) -> dict[str, Any]:
     finite = history.diverged_epoch is None
     headline: dict[str, Any] = {
         "status": Status.COMPLETED if finite else Status.DIVERGED,
@@ -67,7 +82,7 @@ def _headline(history: engine.History) -> dict[str, Any]:
     return headline
 
 
-def _history_csv(history: engine.History) -> str:
+def _history_csv(history: History) -> str:
     epochs = range(1, len(history.loss) + 1)
     columns = (epochs, history.loss, history.val_loss, history.seconds)
     rows = [dict(zip(store.HISTORY_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)]
@@ -90,8 +105,8 @@ def _model_bytes(model: Any) -> bytes:
 
 def run_files(
     config: RunConfig,
-    member: engine.Member,
-    history: engine.History,
+    member: Any,
+    history: History,
     metrics: dict[str, Any],
     reconstructed: np.ndarray | None,
     dataset: Dataset,
@@ -116,15 +131,14 @@ def run_files(
     return files
 
 
-def _devices() -> dict[str, Any]:
-    """Return the GPUs TensorFlow trained on, when there are any (absent on a CPU run)."""
-    from aeexp.backend import gpu_names
-
-    gpus = gpu_names()
+def _devices(backend_name: str) -> dict[str, Any]:
+    """Return the accelerators the backend trained on, if any (absent on a CPU run)."""
+    gpus = backend.gpu_names(backend_name)
     return {"gpus": gpus} if gpus else {}
 
 
 def _shared_metrics(configs: Sequence[RunConfig], dataset: Dataset, seconds: float) -> dict:
+    backend_name = configs[0].train.backend
     return {
         "train_seconds": round(seconds, 3),
         "group_size": len(configs),
@@ -134,34 +148,37 @@ def _shared_metrics(configs: Sequence[RunConfig], dataset: Dataset, seconds: flo
             "train_images": len(dataset.train_images),
             "test_images": len(dataset.eval_images),
         },
-        "versions": library_versions(),
+        "versions": library_versions(backend_name),
         "machine": host.record(),
-        **_devices(),
+        **_devices(backend_name),
     }
 
 
 def train_group(
     configs: Sequence[RunConfig],
     dataset: Dataset,
-    on_epoch: engine.EpochCallback | None = None,
+    on_epoch: EpochCallback | None = None,
     xla: bool = True,
     stop: StopRule | None = None,
 ) -> list[RunArtifacts]:
     """Train ``configs`` (which share a group key) in lock-step; evaluate; return their files.
 
-    ``stop`` (a tuner's pruner) may stop members after any epoch: they are recorded as
-    pruned, with their history so far, and evaluated as they stand.
+    The group's ``train.backend`` picks the engine; ``xla`` applies to TensorFlow's only
+    (JAX always compiles). ``stop`` (a tuner's pruner) may stop members after any epoch:
+    they are recorded as pruned, with their history so far, and evaluated as they stand.
     """
     if len({group_key(c) for c in configs}) != 1:
         raise ValueError("a group's members must share data, train settings and seed")
-    engine.enable_determinism()
     first = configs[0]
-    members = [_build_member(c) for c in configs]
+    engine = backend.engine_module(first.train.backend)
+    engine.enable_determinism()
+    members = [_build_member(c, engine) for c in configs]
+    options = {"xla": xla} if first.train.backend == "tensorflow" else {}
     trainer = engine.GroupTrainer(
-        members, dataset.x_train, dataset.x_eval, first.train.batch_size, first.seed, xla=xla
+        members, dataset.x_train, dataset.x_eval, first.train.batch_size, first.seed, **options
     )
     logged = [c.run_id for c in configs if c.output.tensorboard]
-    events = GroupEvents(logged) if logged else None
+    events = _events(logged)
     try:
         started = time.perf_counter()
         histories = trainer.train(
@@ -171,7 +188,7 @@ def train_group(
         )
         shared = _shared_metrics(configs, dataset, time.perf_counter() - started)
         return [
-            _artifacts(config, member, history, shared, dataset, events, stop)
+            _artifacts(config, member, history, shared, dataset, events, engine, stop)
             for config, member, history in zip(configs, members, histories, strict=True)
         ]
     finally:
@@ -179,25 +196,34 @@ def train_group(
             events.close()
 
 
-def _engine_stop(configs: Sequence[RunConfig], stop: StopRule) -> engine.StopCallback:
+def _engine_stop(configs: Sequence[RunConfig], stop: StopRule) -> StopCallback:
     """Return the engine's stop callback (member indices) for a rule that speaks run ids."""
     run_ids = [config.run_id for config in configs]
 
-    def decide(epoch: int, histories: Sequence[engine.History], active: Sequence[int]) -> list[int]:
+    def decide(epoch: int, histories: Sequence[History], active: Sequence[int]) -> list[int]:
         chosen = stop.stop(epoch, {run_ids[i]: histories[i].val_loss for i in active})
         return [i for i in active if run_ids[i] in chosen]
 
     return decide
 
 
+def _events(run_ids: Sequence[str]) -> GroupEvents | None:
+    """Return TensorBoard writers for ``run_ids``, or None when no run asked for events."""
+    if not run_ids:
+        return None
+    from aeexp.events import GroupEvents
+
+    return GroupEvents(run_ids)
+
+
 def _with_events(
-    configs: Sequence[RunConfig], events: GroupEvents | None, on_epoch: engine.EpochCallback | None
-) -> engine.EpochCallback | None:
+    configs: Sequence[RunConfig], events: GroupEvents | None, on_epoch: EpochCallback | None
+) -> EpochCallback | None:
     """Return the epoch callback that also writes TensorBoard scalars, if any are asked for."""
     if events is None:
         return on_epoch
 
-    def callback(epoch: int, histories: Sequence[engine.History]) -> None:
+    def callback(epoch: int, histories: Sequence[History]) -> None:
         by_id = {c.run_id: h for c, h in zip(configs, histories, strict=True)}
         events.epoch(epoch, {run_id: by_id[run_id] for run_id in events.paths})
         if on_epoch is not None:
@@ -208,11 +234,12 @@ def _with_events(
 
 def _artifacts(
     config: RunConfig,
-    member: engine.Member,
-    history: engine.History,
+    member: Any,
+    history: History,
     shared: dict[str, Any],
     dataset: Dataset,
     events: GroupEvents | None,
+    engine: ModuleType,
     stop: StopRule | None = None,
 ) -> RunArtifacts:
     """Evaluate a trained member and return its metrics and files."""

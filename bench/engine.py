@@ -11,10 +11,14 @@ Times, per model-epoch after the first (compiling) epoch, best of ``--epochs``:
 * the matrix-product floor: per step and member the forward ``x @ W1``, ``h @ W2`` and the
   backward ``h^T @ dY``, ``dY @ W2^T``, ``x^T @ dH``, alone in a compiled loop over the same
   number of rows, each step's products depending on the previous step's as in training (the
-  faster of plain TensorFlow and XLA).
+  faster of plain TensorFlow and XLA);
+* the JAX engine (``bench/jax_rows.py``, a child process: a process holds one Keras
+  backend): one model, the 30-member group, and a learning-rate group of eight stacked and
+  vmapped beside the same eight looped (skipped, and said so, where JAX is not installed).
 
 Every configuration runs interleaved with the others (one epoch each per round, driven by
-``fit``'s epoch callback), so a busy machine slows them alike. Peak memory is the maximum
+``fit``'s epoch callback; the JAX child trains its epoch when told to), so a busy machine
+slows them alike. Peak memory is the maximum
 resident set of a child process that trains one configuration for one epoch. Evaluation
 compares aeexp's full-test-set SSIM with scikit-image's per-image loop.
 """
@@ -22,6 +26,7 @@ compares aeexp's full-test-set SSIM with scikit-image's per-image loop.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import json
 import os
@@ -68,6 +73,8 @@ THIRTY = list(
 )
 GROUPS = {"aeexp-1": ONE, "aeexp-1-noxla": ONE, "aeexp-6": SIX, "aeexp-30": THIRTY}
 FLOORS = {"floor-1": 1, "floor-1-xla": 1, "floor-30": 30, "floor-30-xla": 30}
+# The JAX child's rows and their member counts (bench/jax_rows.py).
+JAX_ROWS = {"jax-1": 1, "jax-30": 30, "jax-lr-8": 8, "jax-lr-8-loop": 8}
 # The issue's targets: name -> (">=" or "<=", bound).
 TARGETS = {
     "aeexp-1 vs fit": (">=", 6.0),
@@ -155,13 +162,47 @@ def fit_model() -> Any:
     return model
 
 
+class JaxChild:
+    """The JAX rows' process: told an epoch index, it trains one epoch of each row."""
+
+    def __init__(self) -> None:
+        script = Path(__file__).with_name("jax_rows.py")
+        self.process = subprocess.Popen(
+            [sys.executable, str(script), str(DATA)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        self.platform = self._answer()["platform"]
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench/jax_rows.py ended with code {self.process.wait()}")
+        return json.loads(line)
+
+    def epoch(self, index: int) -> dict[str, float]:
+        """Return each JAX row's seconds for epoch ``index``."""
+        self.process.stdin.write(f"{index}\n")
+        self.process.stdin.flush()
+        return self._answer()["seconds"]
+
+    def close(self) -> None:
+        """End the child."""
+        self.process.stdin.close()
+        self.process.wait()
+
+
 class Interleave(keras.callbacks.Callback):
     """Times each fit epoch, then runs one epoch of every other configuration."""
 
-    def __init__(self, runners: dict[str, Callable[[int], Any]]) -> None:
+    def __init__(self, runners: dict[str, Callable[[int], Any]], child: JaxChild | None) -> None:
         super().__init__()
         self.runners = runners
-        self.seconds: dict[str, list[float]] = {"fit": [], **{k: [] for k in runners}}
+        self.child = child
+        rows = [*runners, *(JAX_ROWS if child else ())]
+        self.seconds: dict[str, list[float]] = {"fit": [], **{k: [] for k in rows}}
         self.last: dict[str, Any] = {}
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -174,29 +215,40 @@ class Interleave(keras.callbacks.Callback):
             self.last[name] = run(epoch)
             self.seconds[name].append(time.perf_counter() - started)
             print(f"  epoch {epoch + 1}: {name} {self.seconds[name][-1]:.3f} s", flush=True)
+        if self.child is not None:
+            for name, seconds in self.child.epoch(epoch).items():
+                self.seconds[name].append(seconds)
+                print(f"  epoch {epoch + 1}: {name} {seconds:.3f} s", flush=True)
 
 
-def time_training(epochs: int, x_train: np.ndarray, x_test: np.ndarray) -> dict[str, Any]:
+def time_training(
+    epochs: int, x_train: np.ndarray, x_test: np.ndarray, with_jax: bool
+) -> dict[str, Any]:
     """Return per-model-epoch seconds of every configuration, and the trained one-member model."""
     runners = {name: epoch_runner(name, x_train, x_test) for name in GROUPS}
     for name, size in FLOORS.items():
         runners[name] = floor_runner(size, x_train, xla=name.endswith("xla"))
+    child = JaxChild() if with_jax else None
     keras.utils.set_random_seed(SEED)  # fit's shuffle and dropout-free layers need one seed
     model = fit_model()
-    timer = Interleave(runners)
-    model.fit(
-        x_train,
-        x_train,
-        batch_size=BATCH,
-        epochs=epochs + 1,
-        validation_data=(x_test, x_test),
-        shuffle=True,
-        verbose=0,
-        callbacks=[timer],
-    )
+    timer = Interleave(runners, child)
+    try:
+        model.fit(
+            x_train,
+            x_train,
+            batch_size=BATCH,
+            epochs=epochs + 1,
+            validation_data=(x_test, x_test),
+            shuffle=True,
+            verbose=0,
+            callbacks=[timer],
+        )
+    finally:
+        if child is not None:
+            child.close()
     per_model = {}
     for name, seconds in timer.seconds.items():
-        size = len(GROUPS[name]) if name in GROUPS else FLOORS.get(name, 1)
+        size = len(GROUPS[name]) if name in GROUPS else {**FLOORS, **JAX_ROWS}.get(name, 1)
         per_model[name] = {
             "members": size,
             "first_epoch_s": seconds[0],
@@ -204,7 +256,8 @@ def time_training(epochs: int, x_train: np.ndarray, x_test: np.ndarray) -> dict[
             "per_member_epoch_s": min(seconds[1:]) / size,
             "all_epochs_s": seconds,
         }
-    return {"configs": per_model, "model": timer.last["aeexp-1"][2][0].model}
+    platform = child.platform if child is not None else None
+    return {"configs": per_model, "model": timer.last["aeexp-1"][2][0].model, "jax": platform}
 
 
 def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -275,6 +328,13 @@ def run_child(name: str) -> None:
     print(json.dumps({"peak_mb": peak_rss_mb()}))
 
 
+def jax_versions(with_jax: bool) -> dict[str, str]:
+    """Return JAX's and jaxlib's versions, without importing JAX into this TensorFlow process."""
+    from importlib.metadata import version
+
+    return {"jax": version("jax"), "jaxlib": version("jaxlib")} if with_jax else {}
+
+
 def peak_rss_mb() -> float:
     """Return this process's peak resident memory in MB.
 
@@ -305,6 +365,23 @@ def ratios(configs: dict, evaluation: dict, memory: dict) -> dict[str, float]:
     if "aeexp-30" in memory:
         out["aeexp-30 peak MB"] = memory["aeexp-30"]
     return out
+
+
+def jax_ratios(configs: dict) -> dict[str, float]:
+    """Return the JAX rows against the baselines measured beside them (not targets)."""
+    if "jax-1" not in configs:
+        return {}
+
+    def per(name: str) -> float:
+        return configs[name]["per_member_epoch_s"]
+
+    return {
+        "jax-1 vs fit": per("fit") / per("jax-1"),
+        "jax-1 vs aeexp-1 (TensorFlow)": per("aeexp-1") / per("jax-1"),
+        "jax-30 per member vs fit": per("fit") / per("jax-30"),
+        "jax-30 vs aeexp-30 (TensorFlow)": per("aeexp-30") / per("jax-30"),
+        "jax-lr-8 stacked vs looped": per("jax-lr-8-loop") / per("jax-lr-8"),
+    }
 
 
 def met(name: str, value: float) -> bool:
@@ -341,6 +418,12 @@ def print_table(result: dict) -> None:
     for name, value in result["ratios"].items():
         bound, limit = TARGETS[name]
         print(f"{name:30s} {value:10.3g} {bound}{limit:7g}  {'yes' if met(name, value) else 'NO'}")
+    if result["jax_platform"] is None:
+        print("\nJAX rows: skipped (JAX is not installed: pip install 'aeexp[jax]')")
+        return
+    print(f"\nJAX on {result['jax_platform']}, speed-up (> 1: JAX faster)  measured")
+    for name, value in result["jax_ratios"].items():
+        print(f"{name:45s} {value:8.2f}x")
 
 
 def main() -> None:
@@ -353,6 +436,7 @@ def main() -> None:
         default=0,
         help="TensorFlow intra- and inter-op threads (0: its default)",
     )
+    parser.add_argument("--no-jax", action="store_true", help="leave out the JAX rows")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "engine.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -367,8 +451,9 @@ def main() -> None:
     engine.enable_determinism()
     epochs = 1 if args.quick else args.epochs
     x_train, x_test, y_test = load_pixels()
+    with_jax = not args.no_jax and importlib.util.find_spec("jax") is not None
     print(f"training {epochs + 1} epochs of each configuration, interleaved", flush=True)
-    training = time_training(epochs, x_train, x_test)
+    training = time_training(epochs, x_train, x_test, with_jax)
     evaluation = time_evaluation(training["model"], x_test, y_test, args.quick)
     memory: dict[str, float] = {}
     if not args.quick:
@@ -381,6 +466,8 @@ def main() -> None:
         "peak_mb": memory,
         "ratios": ratios(training["configs"], evaluation, memory),
         "targets": TARGETS,
+        "jax_platform": training["jax"],
+        "jax_ratios": jax_ratios(training["configs"]),
         "machine": {
             "cpus": os.cpu_count(),
             "tf_threads": args.threads or "default",
@@ -390,6 +477,7 @@ def main() -> None:
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "numpy": np.__version__,
+            **jax_versions(with_jax),
         },
     }
     print_table(result)

@@ -282,3 +282,25 @@ def test_ctrl_c_while_ray_starts_leaves_no_ray_process(tmp_path, mnist_path, who
         driver.kill()
         for pid, _ in session_members(driver.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow  # Ray, two JAX workers and a JAX child process: ~1 minute
+def test_ray_workers_train_jax_runs_as_a_local_jax_process_does(tmp_path, mnist_path):
+    """The driver's Keras runs TensorFlow; the workers take the groups' backend, JAX."""
+    pytest.importorskip("jax")
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL.format(data=mnist_path))
+    local = [sys.executable, "-m", "aeexp", "sweep", str(path), "--quiet"]
+    local += ["--set", "train.backend=jax", "--out", str(tmp_path / "local")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(local, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    planned = plan.plan_sweep(path, ["train.backend=jax"], out=str(tmp_path / "ray"))
+    options = api.ExecutorOptions("ray", options={"cpus_per_worker": 1})
+    outcome = api.train_plan(planned, executor=options)
+    assert sorted(outcome.trained) == sorted(r.run_id for r in planned.runs)
+    for run in planned.runs:
+        here = tmp_path / "local" / run.config.name / run.run_id
+        assert numbers(run.run_dir) == numbers(here)
+        metrics = json.loads((run.run_dir / store.METRICS).read_text())
+        assert metrics["versions"]["keras_backend"] == "jax"

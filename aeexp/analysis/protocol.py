@@ -148,11 +148,14 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     Raises UnusableModel, with a one-line reason, for a file Keras cannot load or a model
     that is not an autoencoder of these images.
     """
-    from aeexp.backend import import_keras
+    from aeexp.backend import import_keras, loaded_engine
 
     keras = import_keras()  # quietly: TensorFlow's start-up notices are not for a report
     # keras2 registers the Keras 2.2 optimizer classes a saved model may name.
-    from aeexp import engine, keras2  # noqa: F401
+    from aeexp import keras2  # noqa: F401
+
+    # The engine of whichever backend Keras runs here: a report needs no particular one.
+    engine = loaded_engine()
 
     found = paths.status(model_path)
     if found is None or not stat.S_ISREG(found.st_mode):

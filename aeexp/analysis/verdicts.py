@@ -18,6 +18,11 @@ smallest published gap between two losses in one row of the thesis table (0.025)
 "equivalent" cell cannot be confused with its neighbour. The ten-image protocol's own spread
 is shared by P and our values (same images), so it stays out of the rule. Holm's correction
 over a family of cells is reported beside the per-cell verdicts.
+
+:func:`compare_samples` is the same rule for two samples of one procedure run two ways
+(e.g. the TensorFlow and the JAX engine, several seeds each): the gap is the difference of
+the two means, its standard error and degrees of freedom Welch's; TOST at ``MARGIN`` says
+equivalent, Welch's two-sided test at ``ALPHA`` says different, neither is inconclusive.
 """
 
 from __future__ import annotations
@@ -89,7 +94,73 @@ def judge(values: Sequence[float], published: float, margin: float = MARGIN) -> 
     )
 
 
-def holm_verdicts(judgements: Sequence[Judgement]) -> list[str]:
+@dataclass(frozen=True)
+class Comparison:
+    """The rule applied to two samples (``a`` against ``b``), one value per seed each."""
+
+    n_a: int
+    mean_a: float
+    sd_a: float
+    n_b: int
+    mean_b: float
+    sd_b: float
+    gap: float  # mean_a - mean_b
+    se: float  # Welch's standard error of the gap
+    df: float  # Welch-Satterthwaite degrees of freedom
+    ci_lo: float  # the 95% Welch interval of the gap
+    ci_hi: float
+    tost_p: float  # the larger of the two one-sided p-values
+    diff_p: float  # Welch's two-sided p of the gap
+    min_margin: float  # the smallest margin at which TOST would pass at ALPHA
+    verdict: str
+
+    def row(self) -> dict[str, float | int | str]:
+        """Return the comparison as one flat mapping (a CSV row)."""
+        return asdict(self)
+
+
+def compare_samples(a: Sequence[float], b: Sequence[float], margin: float = MARGIN) -> Comparison:
+    """Return the verdict on mean(a) - mean(b): equivalent, different, or inconclusive."""
+    from scipy.stats import t
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n_a, n_b = int(x.size), int(y.size)
+    mean_a = float(x.mean()) if n_a else math.nan
+    mean_b = float(y.mean()) if n_b else math.nan
+    sd_a = float(x.std(ddof=1)) if n_a >= 2 else math.nan
+    sd_b = float(y.std(ddof=1)) if n_b >= 2 else math.nan
+    samples = {"n_a": n_a, "mean_a": mean_a, "sd_a": sd_a, "n_b": n_b, "mean_b": mean_b}
+    samples |= {"sd_b": sd_b, "gap": mean_a - mean_b}
+    if n_a < 2 or n_b < 2 or (sd_a == 0.0 and sd_b == 0.0):
+        untested = dict.fromkeys(("se", "df", "ci_lo", "ci_hi", "tost_p", "diff_p"), math.nan)
+        return Comparison(**samples, **untested, min_margin=math.nan, verdict=NOT_TESTABLE)
+    gap = samples["gap"]
+    var_a, var_b = sd_a**2 / n_a, sd_b**2 / n_b
+    se = math.sqrt(var_a + var_b)
+    df = (var_a + var_b) ** 2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
+    half = float(t.ppf(1 - ALPHA / 2, df)) * se
+    tost_p = max(float(t.sf((gap + margin) / se, df)), float(t.cdf((gap - margin) / se, df)))
+    diff_p = float(2 * t.sf(abs(gap) / se, df))
+    if tost_p < ALPHA:
+        verdict = EQUIVALENT
+    elif diff_p < ALPHA:
+        verdict = DIFFERENT
+    else:
+        verdict = INCONCLUSIVE
+    return Comparison(
+        **samples,
+        se=se,
+        df=df,
+        ci_lo=gap - half,
+        ci_hi=gap + half,
+        tost_p=tost_p,
+        diff_p=diff_p,
+        min_margin=abs(gap) + float(t.ppf(1 - ALPHA, df)) * se,
+        verdict=verdict,
+    )
+
+
+def holm_verdicts(judgements: Sequence[Judgement | Comparison]) -> list[str]:
     """Return each verdict that survives Holm's correction over the family, else inconclusive.
 
     Each verdict keeps its own test: "equivalent" stays if its TOST p-value, Holm-adjusted

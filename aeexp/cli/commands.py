@@ -29,6 +29,7 @@ from aeexp.cli.options import (
     overrides,
     report_out,
 )
+from aeexp.errors import UserError
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -361,6 +362,25 @@ def report_beta(study_dir: Path, tune_dir: Path, out: str) -> None:
     echo(beta.write_report(study_dir, tune_dir, Path(out)))
 
 
+@report.command("backends")
+@click.argument("tensorflow_dir", type=FOLDER)
+@click.argument("jax_dir", type=FOLDER)
+@report_out("results/backends")
+def report_backends(tensorflow_dir: Path, jax_dir: Path, out: str) -> None:
+    """Compare runs trained on JAX with the same configurations trained on TensorFlow.
+
+    JAX_DIR holds runs with train.backend: jax (make backends: the thesis's six
+    cells, five seeds); TENSORFLOW_DIR holds TensorFlow runs, among them the same
+    configurations (thesis-optimizers). Per cell and SSIM metric, the JAX seeds
+    against the TensorFlow seeds are judged equivalent, different or inconclusive
+    by the reproduction report's rule (TOST at 0.02 SSIM, Welch), Holm-corrected;
+    REPORT.md and verdicts.csv go to --out.
+    """
+    from aeexp.studies import backends
+
+    echo(backends.write_report(tensorflow_dir, jax_dir, Path(out)))
+
+
 @main.command()
 @click.option(
     "--kind",
@@ -383,7 +403,7 @@ def schema(kind: str) -> None:
 
 @main.command()
 def env() -> None:
-    """Show the versions that decide a run's numbers and the devices TensorFlow sees."""
+    """Show the versions that decide a run's numbers and the devices each backend sees."""
     from aeexp import api
 
     echo("\n".join(api.environment()))
@@ -419,8 +439,12 @@ def gradcheck(fmt: str) -> None:
     entropy-loss and cross-entropy documents as written, in float64, against
     TensorFlow's autodiff of the function it claims to differentiate, and gives
     the largest absolute and relative error and a verdict. Exits 0 whatever
-    the verdicts.
+    the verdicts. Needs TensorFlow (its autodiff is the reference).
     """
+    from aeexp import backend
+
+    if not backend.installed("tensorflow"):
+        raise UserError("gradcheck needs TensorFlow's autodiff: pip install 'aeexp[tensorflow]'")
     from aeexp import gradcheck as gradcheck_lib
 
     echo(gradcheck_lib.render(gradcheck_lib.run_checks(), fmt))

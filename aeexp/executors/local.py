@@ -15,7 +15,7 @@ from aeexp.executors import Job, JobResult, describe_group
 
 
 class LocalExecutor:
-    """Train jobs in the driver's process with TensorFlow's default thread pools."""
+    """Train jobs in the driver's process with the backend's default thread pools."""
 
     workers = 1
 

@@ -1,10 +1,13 @@
 """The Ray executor: long-lived actors on a Ray cluster train the groups.
 
-Each actor owns ``cpus_per_worker`` CPUs and sizes TensorFlow's thread pools to them before
-TensorFlow starts. Datasets go to the cluster once per sweep through the object store and
-are checked by hash on arrival, so no worker reads a path. An actor whose aeexp, TensorFlow
-or Keras differs from the driver's is refused. A job whose worker dies is retried on
-another worker a bounded number of times, then handed back as lost.
+Each actor owns ``cpus_per_worker`` CPUs. It imports nothing of a backend until its first
+group arrives: then it makes that group's ``train.backend`` its Keras backend (a process
+keeps one) and, for TensorFlow, sizes TensorFlow's thread pools to its CPUs before
+TensorFlow starts; a JAX worker imports no TensorFlow. Datasets go to the cluster once per
+sweep through the object store and are checked by hash on arrival, so no worker reads a
+path. An actor whose aeexp, TensorFlow, JAX or Keras differs from the driver's is refused.
+A job whose worker dies is retried on another worker a bounded number of times, then
+handed back as lost.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ except ImportError:  # the optional extra; make_executor reports it on one line
 # A job's worker may die this many times before the job is recorded as failed.
 MAX_RETRIES = 2
 # Versions that must match between the driver and every worker for bit-identical numbers.
-PINNED = ("aeexp", "tensorflow", "keras")
-# Seconds to wait for a worker to start (import TensorFlow, check versions).
+PINNED = ("aeexp", "tensorflow", "jax", "jaxlib", "keras")
+# Seconds to wait for a worker to start and report its versions.
 START_TIMEOUT = 300.0
 # How many times ray.init tries an explicit address's GCS (Ray's default is 20). Each try waits
 # up to about 40 s (RAY_py_gcs_connect_timeout_s, 30 s, plus two 5 s gRPC connect waits), which
@@ -138,18 +141,30 @@ def _lost_worker_errors() -> tuple[type[BaseException], ...]:
 
 
 class GroupWorker:
-    """A Ray actor that trains groups; TensorFlow is pinned to its CPUs before it starts."""
+    """A Ray actor that trains groups on the backend its first group names."""
 
     def __init__(self, threads: int) -> None:
         for variable in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
             os.environ[variable] = str(threads)
-        from aeexp.backend import import_tensorflow
-
-        tf = import_tensorflow()
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
         self.threads = threads
+        self.backend: str | None = None
         self.datasets: dict[str, Dataset] = {}
+
+    def _prepare(self, backend_name: str) -> None:
+        """Make ``backend_name`` this worker's backend before anything imports Keras."""
+        if self.backend == backend_name:
+            return
+        from aeexp import backend
+
+        backend.use(backend_name)  # a second backend in one worker is refused, on one line
+        if backend_name == "tensorflow":
+            # Before TensorFlow runs anything: its pools take the worker's CPUs, no more.
+            tf = backend.import_tensorflow()
+            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(self.threads)
+        # JAX sizes its pool by the CPUs the process may run on and has no setting for it;
+        # its bits do not depend on that count (aeexp.engine_jax).
+        self.backend = backend_name
 
     def describe(self) -> dict[str, Any]:
         """Return this worker's pinned versions, node and thread count."""
@@ -177,6 +192,7 @@ class GroupWorker:
 
         started = time.perf_counter()
         try:
+            self._prepare(configs[0].train.backend)
             artifacts = runner.train_group(configs, self._dataset(digest, boxed_ref), stop=stop)
         except Exception as error:  # isolated by the driver, like the local executor's
             return "error", one_line(error), time.perf_counter() - started
