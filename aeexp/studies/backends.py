@@ -223,4 +223,6 @@ def write_report(tf_dir: Path, jax_dir: Path, out_dir: Path) -> Path:
     text, rows = render(cells, tf_dir, jax_dir)
     store.write_text_atomic(out_dir / "REPORT.md", text)
     store.write_csv(out_dir / VERDICTS_CSV, rows, list(rows[0]))
+    # The TensorFlow side's runs.csv is already committed with the thesis report.
+    common.copy_summaries([jax_dir], out_dir)
     return out_dir / "REPORT.md"
