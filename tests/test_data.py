@@ -238,7 +238,8 @@ def test_keras_cache_hash_when_present(tmp, arrays, monkeypatch):
 def fake_keras(load_data):
     """A stand-in `keras` module, so the Keras branch runs without TensorFlow or a download."""
     return types.SimpleNamespace(
-        datasets=types.SimpleNamespace(mnist=types.SimpleNamespace(load_data=load_data))
+        datasets=types.SimpleNamespace(mnist=types.SimpleNamespace(load_data=load_data)),
+        backend=types.SimpleNamespace(backend=lambda: "tensorflow"),
     )
 
 
