@@ -60,6 +60,7 @@ sweep --help
 tune --help
 report thesis --help
 report beta --help
+report backends --help
 schema
 schema --kind sweep
 schema --kind tune
@@ -99,6 +100,7 @@ report thesis runs/thesis-optimizers runs/thesis-tuned --out reports/thesis
 report thesis runs/thesis-optimizers nowhere --out reports/x
 report beta beta/study/fake beta/tune/fake --out reports/beta
 report beta beta/study/fake runs/thesis-optimizers --out reports/beta2
+report backends runs/thesis-optimizers nowhere --out reports/b
 select beta/tune/fake --name picked --out picked.yaml
 select beta/tune/fake --name picked --top 2 --seeds 5-6 --out picked2.yaml
 select beta/tune/fake --name picked --seeds x --out p3.yaml
