@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("jax")
+# A child process trains some 40 small groups (~25 s): with the slow set, which CI runs, and
+# again in the venv without TensorFlow (.ci/jax-without-tensorflow).
+pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ("again", "pair", "pair_same_stack", "trio", "trio_reordered")

@@ -384,6 +384,7 @@ def killed_and_resumed(tmp_path_factory, mnist_path):
     return path, out, experiment, before, resumed
 
 
+@pytest.mark.slow  # a real 12-run sweep, killed and resumed (~20 s)
 def test_sigkilled_sweep_resumes_without_loss_or_repeats(killed_and_resumed):
     path, out, experiment, before, resumed = killed_and_resumed
     assert 0 < len(before) < 12, "the kill should land midway"
@@ -403,6 +404,7 @@ def test_sigkilled_sweep_resumes_without_loss_or_repeats(killed_and_resumed):
     assert again.returncode == 0 and "0 trained now, 12 already complete" in again.stdout
 
 
+@pytest.mark.slow  # shares the killed sweep above
 def test_table_thesis_layout_and_comparison(killed_and_resumed):
     _, _, experiment, _, _ = killed_and_resumed
     result = CliRunner().invoke(cli.main, ["table", str(experiment)])

@@ -73,6 +73,7 @@ def test_a_worker_with_other_versions_is_refused(monkeypatch):
         executor.shutdown(cancel=True)
 
 
+@pytest.mark.slow  # a real Ray cluster training a sweep (~17 s)
 def test_ray_trains_a_sweep_bit_for_bit_as_the_local_executor(tmp_path, mnist_path):
     path = tmp_path / "small.yaml"
     path.write_text(SMALL.format(data=mnist_path))
