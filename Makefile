@@ -45,7 +45,7 @@ bench-executors:  ## Local vs Ray executors on the thesis grid (prints a table, 
 TRIALS ?= 8
 BATCH ?= 2
 
-tune-bench:  ## aeexp tune vs the author's grid on the six cells (hours; TRIALS=, BATCH=, EXECUTOR=).
+tune-bench:  ## aeexp tune vs the author's grid on the six cells (about 26 min on 2 cores; TRIALS=, BATCH=, EXECUTOR=).
 	$(PYTHON) bench/tune_vs_grid.py --trials $(TRIALS) --batch $(BATCH) $(EXECUTOR_ARGS)
 
 bench-device:  ## The thesis grid on whatever accelerator JAX sees (bench/device.sh; JSON).
