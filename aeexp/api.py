@@ -215,9 +215,10 @@ def train_plan(
     are waited for, and said so on stderr.
     """
     redo = redo_statuses(rerun_failed)
+    known = ledger.Ledger(planned)  # read once: for the bar's start and for the driver
     bar = tqdm(
         total=len(planned.runs),
-        initial=len(planned.runs) - len(ledger.to_do(planned, redo)),
+        initial=len(planned.runs) - len(known.to_do(redo)),
         desc=planned.name,
         unit="run",
         disable=not executor.progress,
@@ -234,6 +235,7 @@ def train_plan(
                 f"aeexp: waiting for {n} run(s) another aeexp is training", file=sys.stderr
             ),
             sinks=sinks,
+            ledger=known,
         )
     except BaseException:
         _clear(bar)  # the error line that follows must stand alone

@@ -240,10 +240,12 @@ def execute(
     on_runs_done: Callable[[int], None] | None = None,
     on_waiting: Callable[[int], None] | None = None,
     sinks: Sequence[Callable[[PlannedRun], None]] = (),
+    ledger: Ledger | None = None,
 ) -> Outcome:
     """Train every run of ``plan`` whose status is in ``redo``; write runs and runs.csv.
 
     Each sink is called with a run once its directory is written (``aeexp.tracking``).
+    ``ledger`` is the plan's, when the caller already read it (for a progress bar's start).
     Nothing is created before the data is checked; the lock files go when it ends, and on
     an error so do the folders it created, if they are left empty. The plan's backend
     becomes this process's Keras backend before anything (the data's Keras source
@@ -253,7 +255,7 @@ def execute(
     backend.prefer(plan.backend)
     experiment = plan.experiment_dir
     store.check_inside(plan.output_dir, experiment)
-    ledger = Ledger(plan)
+    ledger = ledger or Ledger(plan)
     pending = ledger.to_do(redo)
     outcome = Outcome(ledger, already=len(plan.runs) - len(pending))
     datasets = _load_datasets(pending)  # a sweep refused here has made no folder

@@ -25,7 +25,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from aeexp import execute, store
+from aeexp import execute, ledger, store
 from aeexp.analysis.tables import recorded_number
 from aeexp.dataset import load_dataset
 from aeexp.errors import UserError
@@ -364,9 +364,7 @@ def _collect(search: Search, studies: _Studies) -> list[Trial]:
     return found
 
 
-def _write_summary(
-    search: Search, trials: Sequence[Trial], make_executor: Callable[[], Executor]
-) -> None:
+def _write_summary(search: Search, trials: Sequence[Trial]) -> None:
     """Rewrite runs.csv with every trial's run, in trial order (nothing is trained here)."""
     runs: dict[str, PlannedRun] = {}
     for trial in (t for t in trials if t.run_id):
@@ -374,7 +372,7 @@ def _write_summary(
         runs.setdefault(cfg.run_id, PlannedRun(cfg, {**trial.cell.point, **trial.params}))
     if runs:
         planned = SweepPlan(search.name, search.output_dir, search.keys, tuple(runs.values()))
-        execute.execute(planned, make_executor(), redo=frozenset())
+        ledger.Ledger(planned).write()
 
 
 def run_search(
@@ -439,7 +437,7 @@ def run_search(
             raise
         bar.close()
         found = _collect(search, studies)
-    _write_summary(search, found, make_executor)
+    _write_summary(search, found)
     figure = write_figure(search, found, experiment / FIGURE)
     sweep_file = finish(search, found) if finish is not None else None
     return TuneOutcome(search, found, trained, figure, sweep_file)
