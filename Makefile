@@ -7,7 +7,7 @@ export AEEXP_DATA ?= $(SHARED_MNIST)
 endif
 
 .PHONY: help install run test test-all lint format bench bench-executors bench-device tune-bench \
-	gradcheck reproduce beta backends
+	tune-replay gradcheck reproduce beta backends
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,12 +41,18 @@ bench:  ## Engine and evaluation benchmark on real MNIST (prints a table, writes
 bench-executors:  ## Local vs Ray executors on the thesis grid (prints a table, writes JSON).
 	$(PYTHON) bench/executors.py
 
-# The search's budget: trials per cell and trials per cell per lock-step batch.
+# The search's budget: trials per cell and trials per cell per lock-step batch; one search
+# per sampler seed.
 TRIALS ?= 8
 BATCH ?= 2
+SEARCH_SEEDS ?= 0,1,2
 
-tune-bench:  ## aeexp tune vs the author's grid on the six cells (about 26 min on 2 cores; TRIALS=, BATCH=, EXECUTOR=).
-	$(PYTHON) bench/tune_vs_grid.py --trials $(TRIALS) --batch $(BATCH) $(EXECUTOR_ARGS)
+tune-bench:  ## aeexp tune vs the author's grid on the six cells (about 40 min on 2 cores; TRIALS=, BATCH=, SEARCH_SEEDS=, EXECUTOR=).
+	$(PYTHON) bench/tune_vs_grid.py --trials $(TRIALS) --batch $(BATCH) \
+		--search-seeds $(SEARCH_SEEDS) $(EXECUTOR_ARGS)
+
+tune-replay:  ## 100 searches per setting replayed on tune-bench's recorded grid (a few minutes, trains nothing).
+	$(PYTHON) bench/tune_replay.py
 
 bench-device:  ## The thesis grid on whatever accelerator JAX sees (bench/device.sh; JSON).
 	bash bench/device.sh

@@ -1,17 +1,25 @@
 """``aeexp tune`` against the author's grid, on the six thesis cells, on the same holdout metric.
 
-    python bench/tune_vs_grid.py [--trials 8] [--batch 2] [--epochs 50] [--holdout 10000]
-                                 [--train-limit N] [--test-limit N] [--cells K] [--out DIR]
-                                 [--executor local|ray] [--json PATH] [--md PATH]
+    python bench/tune_vs_grid.py [--trials 8] [--batch 2] [--search-seeds 0,1,2] [--epochs 50]
+                                 [--holdout 10000] [--train-limit N] [--test-limit N]
+                                 [--cells K] [--out DIR] [--executor local|ray]
+                                 [--json PATH] [--md PATH] [--runs-dir DIR]
 
 The grid is ``configs/sweeps/thesis-tuned.yaml`` (each cell's optimizer and the author's
 learning rates: 118 points) on seed 0 only, scored on the last ``--holdout`` training images
 (``data.holdout``) instead of the test set. The search is ``configs/tune/thesis-cells.yaml``:
-the same cells, each searched over the author's range by ``aeexp tune`` with pruning. Both
-train through the same executor into ``--out`` (a temporary folder unless given, so both
-start from nothing). For each cell it prints the best ``ssim_mean`` each finds (and at which
-learning rate), the epochs each trained, and the wall time of each side; the target is the
-search within 0.005 SSIM of the grid's best in every cell at a third of its epochs or less.
+the same cells, each searched over the author's range by ``aeexp tune`` with pruning, once
+per sampler seed (``--search-seeds``: one search is one draw of the sampler's randomness, so
+several say how often the target is met, not whether it was once). Both train through the
+same executor into ``--out`` (a temporary folder unless given, so both start from nothing).
+For each cell it prints the best ``ssim_mean`` each finds (and at which learning rate), the
+epochs each trained, and the wall time of each side; the target is the search within 0.005
+SSIM of the grid's best in every cell at a third of its epochs or less. Beside it, the same
+yardstick applied to the grid's own thirds (every third learning rate: a third of the
+epochs), which says how much of the target is a maximum over single-seed noise.
+
+``--runs-dir`` receives each side's runs.csv and the grid's per-epoch validation losses
+(``grid-histories.csv``), from which ``bench/tune_replay.py`` replays the search offline.
 
 A quick end-to-end check of the script itself (not a measurement):
 ``python bench/tune_vs_grid.py --epochs 2 --train-limit 1500 --holdout 500 --cells 2 --trials 3``.
@@ -20,8 +28,10 @@ A quick end-to-end check of the script itself (not a measurement):
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -58,7 +68,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_grid(args: argparse.Namespace, out: Path, executor: dict[str, Any]) -> dict[str, Any]:
-    """Train the author's grid on seed 0, scored on the holdout; return each cell's best."""
+    """Train the author's grid on seed 0, scored on the holdout; return each cell's runs."""
     sweep = yamlio.read_yaml(GRID)
     blocks = [{**block, "seed": [0]} for block in sweep["grid"][: args.cells]]
     mapping = {"name": "grid", "config": settings(args), "grid": blocks}
@@ -67,19 +77,36 @@ def run_grid(args: argparse.Namespace, out: Path, executor: dict[str, Any]) -> d
     wall = time.perf_counter() - started
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
     for run in store.load_runs(outcome.experiment_dir):
-        cell = cells.setdefault(cell_key(run.config), {"best": None, "lr": None, "epochs": 0})
+        cell = cells.setdefault(cell_key(run.config), {"epochs": 0, "points": []})
         cell["epochs"] += int(run.metrics.get("epochs_trained") or 0)
         value = run.metrics.get(METRIC) if run.metrics.get("status") == "completed" else None
-        if value is not None and (cell["best"] is None or value > cell["best"]):
-            cell["best"], cell["lr"] = value, run.config.optimizer.learning_rate
-    return {"wall_seconds": wall, "runs": len(outcome.plan.runs), "cells": cells}
+        cell["points"].append((run.config.optimizer.learning_rate, value))
+    for cell in cells.values():
+        cell["points"].sort()
+        cell["best"], cell["lr"] = best_point(cell["points"])
+        cell["thirds"] = [best_point(cell["points"][start::3])[0] for start in range(3)]
+    return {
+        "wall_seconds": wall,
+        "runs": len(outcome.plan.runs),
+        "cells": cells,
+        "dir": str(outcome.experiment_dir),
+    }
 
 
-def run_tune(args: argparse.Namespace, out: Path, executor: dict[str, Any]) -> dict[str, Any]:
+def best_point(points: list[tuple[float, float | None]]) -> tuple[float | None, float | None]:
+    """Return the best value among (learning rate, value) points and its learning rate."""
+    scored = [(value, lr) for lr, value in points if value is not None]
+    return max(scored) if scored else (None, None)
+
+
+def run_tune(
+    args: argparse.Namespace, out: Path, executor: dict[str, Any], seed: int
+) -> dict[str, Any]:
     """Search each cell with ``aeexp tune``; return each cell's best and the epochs trained."""
     search = yamlio.read_yaml(SEARCH)
     search["grid"] = search["grid"][: args.cells]
     search["config"] = {**search.get("config", {}), **settings(args)}
+    search["seed"] = seed
     started = time.perf_counter()
     outcome = aeexp.tune(
         search,
@@ -102,11 +129,22 @@ def run_tune(args: argparse.Namespace, out: Path, executor: dict[str, Any]) -> d
             "trials": len(outcome.of(cell)),
             "pruned": sum(t.status == "pruned" for t in outcome.of(cell)),
         }
-    return {"wall_seconds": wall, "trials": len(outcome.trials), "cells": cells}
+    return {
+        "seed": seed,
+        "wall_seconds": wall,
+        "trials": len(outcome.trials),
+        "cells": cells,
+        "dir": str(outcome.experiment_dir),
+    }
+
+
+def within(best: float | None, other: float | None) -> bool:
+    """Return whether ``other`` is within the target of the grid's ``best``."""
+    return best is not None and other is not None and best - other <= TARGET_SSIM
 
 
 def compare(grid: dict[str, Any], tune: dict[str, Any]) -> dict[str, Any]:
-    """Return per-cell rows and the verdict against the targets."""
+    """Return one search's per-cell rows and its verdict against the targets."""
     rows = []
     for key, mine in grid["cells"].items():
         theirs = tune["cells"].get(key, {})
@@ -116,9 +154,10 @@ def compare(grid: dict[str, Any], tune: dict[str, Any]) -> dict[str, Any]:
         rows.append({"cell": " / ".join(key), "grid": mine, "tune": theirs, "gap": gap})
     grid_epochs = sum(r["grid"]["epochs"] for r in rows)
     tune_epochs = sum(r["tune"].get("epochs", 0) for r in rows)
-    close = [r["gap"] is not None and r["gap"] <= TARGET_SSIM for r in rows]
+    close = [within(r["grid"]["best"], r["tune"].get("best")) for r in rows]
     ratio = tune_epochs / grid_epochs if grid_epochs else float("nan")
     return {
+        "search_seed": tune["seed"],
         "rows": rows,
         "grid_epochs": grid_epochs,
         "tune_epochs": tune_epochs,
@@ -130,43 +169,85 @@ def compare(grid: dict[str, Any], tune: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def markdown(result: dict[str, Any], args: argparse.Namespace) -> str:
-    """Return the comparison as a markdown table and a verdict line."""
+def thirds(grid: dict[str, Any]) -> list[int]:
+    """Return, per third of the grid (every third rate from 0, 1, 2), its cells within target."""
+    cells = grid["cells"].values()
+    return [sum(within(c["best"], c["thirds"][start]) for c in cells) for start in range(3)]
 
-    def number(value: Any, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
 
+def number(value: Any, spec: str) -> str:
+    """Return a value formatted, or a dash when there is none."""
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(results: list[dict[str, Any]], third: list[int], args: argparse.Namespace) -> str:
+    """Return the comparison as a markdown table per search and the verdict lines."""
     lines = [
-        f"`aeexp tune` ({args.trials} trials per cell, batches of {args.batch}) against the "
-        f"author's grid, seed 0, {args.epochs} epochs, {METRIC} on data.holdout={args.holdout}",
+        f"`aeexp tune` ({args.trials} trials per cell, batches of {args.batch}, sampler seeds "
+        f"{args.search_seeds}) against the author's grid, seed 0, {args.epochs} epochs, "
+        f"{METRIC} on data.holdout={args.holdout}",
         "",
-        "| cell | grid best | at lr | tune best | at lr | grid - tune | grid epochs "
-        "| tune epochs | tune trials (pruned) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| cell | grid best | at lr | sampler seed | tune best | at lr | grid - tune "
+        "| grid epochs | tune epochs | tune trials (pruned) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in result["rows"]:
-        grid, tune = row["grid"], row["tune"]
+    for index, row in enumerate(results[0]["rows"]):
+        grid = row["grid"]
+        for result in results:
+            mine = result["rows"][index]
+            tune = mine["tune"]
+            lines.append(
+                f"| {row['cell']} | {number(grid['best'], '.4f')} | {number(grid['lr'], '.3g')} "
+                f"| {result['search_seed']} | {number(tune.get('best'), '.4f')} "
+                f"| {number(tune.get('lr'), '.3g')} | {number(mine['gap'], '+.4f')} "
+                f"| {grid['epochs']} | {tune.get('epochs', 0)} "
+                f"| {tune.get('trials', 0)} ({tune.get('pruned', 0)}) |"
+            )
+    cells = len(results[0]["rows"])
+    lines.append("")
+    for result in results:
         lines.append(
-            f"| {row['cell']} | {number(grid['best'], '.4f')} | {number(grid['lr'], '.3g')} "
-            f"| {number(tune.get('best'), '.4f')} | {number(tune.get('lr'), '.3g')} "
-            f"| {number(row['gap'], '+.4f')} | {grid['epochs']} | {tune.get('epochs', 0)} "
-            f"| {tune.get('trials', 0)} ({tune.get('pruned', 0)}) |"
+            f"- Sampler seed {result['search_seed']}: epochs tune/grid = "
+            f"{result['epochs_ratio']:.3f} (target <= {TARGET_EPOCHS:.3f}); cells within "
+            f"{TARGET_SSIM} SSIM of the grid's best: {result['cells_within_target']}/{cells}; "
+            f"wall: grid {result['grid_wall_seconds']:.0f} s, tune "
+            f"{result['tune_wall_seconds']:.0f} s. Target met: "
+            f"{'yes' if result['met'] else 'NO'}."
         )
+    met = sum(result["met"] for result in results)
     lines += [
-        f"| **all** | | | | | | **{result['grid_epochs']}** | **{result['tune_epochs']}** | |",
+        f"- The grid's own thirds (every third rate from the 1st, 2nd, 3rd: a third of its "
+        f"epochs) within {TARGET_SSIM} of its best: {', '.join(f'{n}/{cells}' for n in third)} "
+        "cells.",
         "",
-        f"Epochs: tune/grid = {result['epochs_ratio']:.3f} (target <= {TARGET_EPOCHS:.3f}); "
-        f"cells within {TARGET_SSIM} SSIM of the grid's best: {result['cells_within_target']}/"
-        f"{len(result['rows'])}; wall: grid {result['grid_wall_seconds']:.0f} s, tune "
-        f"{result['tune_wall_seconds']:.0f} s. Target met: {'yes' if result['met'] else 'NO'}.",
+        f"Target met by {met} of {len(results)} searches.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def keep_runs(grid: dict[str, Any], tunes: list[dict[str, Any]], folder: Path) -> None:
+    """Copy each side's runs.csv into ``folder``, with the grid's per-epoch validation losses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(grid["dir"]) / "runs.csv", folder / "grid-runs.csv")
+    for tune in tunes:
+        shutil.copyfile(
+            Path(tune["dir"]) / "runs.csv", folder / f"tune-seed{tune['seed']}-runs.csv"
+        )
+    with open(folder / "grid-histories.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run_id", "epoch", "val_loss"])
+        for run in store.load_runs(grid["dir"]):
+            for row in store.read_history(run.path):
+                writer.writerow([run.path.name, int(row["epoch"]), repr(float(row["val_loss"]))])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8, help="trials per cell")
     parser.add_argument("--batch", type=int, default=2, help="trials per cell per batch")
+    parser.add_argument(
+        "--search-seeds", default="0,1,2", help="the sampler seeds: one search for each"
+    )
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--holdout", type=int, default=10_000)
     parser.add_argument("--train-limit", type=int, default=None)
@@ -179,6 +260,9 @@ def main() -> None:
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "tune_vs_grid.json")
     parser.add_argument("--md", type=Path, default=REPO / "bench" / "tune_vs_grid.md")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=REPO / "bench" / "tune_vs_grid_runs", help="runs CSVs"
+    )
     args = parser.parse_args()
     os.environ.setdefault("AEEXP_DATA", str(DATA))
     executor: dict[str, Any] = {"executor": args.executor}
@@ -190,14 +274,19 @@ def main() -> None:
         out = args.out or Path(scratch)
         print(f"grid: {GRID.name}, seed 0, {args.cells} cell(s)", flush=True)
         grid = run_grid(args, out / "grid", executor)
-        print(f"tune: {SEARCH.name}, {args.trials} trials per cell", flush=True)
-        tune = run_tune(args, out / "tune", executor)
-    result = compare(grid, tune)
-    text = markdown(result, args)
+        tunes = []
+        for seed in (int(part) for part in args.search_seeds.split(",")):
+            print(f"tune: {SEARCH.name}, {args.trials} trials per cell, seed {seed}", flush=True)
+            tunes.append(run_tune(args, out / f"tune-seed{seed}", executor, seed))
+        keep_runs(grid, tunes, args.runs_dir)
+    results = [compare(grid, tune) for tune in tunes]
+    third = thirds(grid)
+    text = markdown(results, third, args)
     print("\n" + text)
-    args.json.write_text(json.dumps({"args": vars(args), **result}, indent=2, default=str) + "\n")
+    record = {"args": vars(args), "searches": results, "grid_thirds_within_target": third}
+    args.json.write_text(json.dumps(record, indent=2, default=str) + "\n")
     args.md.write_text(text)
-    print(f"wrote {args.json} and {args.md}")
+    print(f"wrote {args.json}, {args.md} and {args.runs_dir}")
 
 
 if __name__ == "__main__":
