@@ -107,6 +107,14 @@ def test_the_readmes_words_on_the_replay_recompute():
     unpruned = rows["no pruning, 16 trials"]
     assert unpruned["cells_within"]["i_div1 / sigmoid / adamax"] == 100
     assert f"{unpruned['epochs_median']:.0%} of the grid's epochs" in text
+    late = rows["pruning from epoch 15"]["cells_within"]["i_div1 / sigmoid / adamax"]
+    early = mine["cells_within"]["i_div1 / sigmoid / adamax"]
+    assert (
+        f"grid best in {late} of 100 searches when pruning starts at epoch 15, in {early} when "
+        "it starts at epoch 5"
+    ) in text
+    committed = tune_replay.bench.yamlio.read_yaml(tune_replay.bench.SEARCH)["pruner"]
+    assert (tune_replay.WARM_15["n_warmup_steps"], committed["n_warmup_steps"]) == (15, 5)
     steady = [mine["cells_within"][c] for c in STEADY]
     assert f"within 0.005 of the grid's best in {min(steady)} to {max(steady)} searches" in text
 
