@@ -40,7 +40,13 @@ import tune_vs_grid as bench  # noqa: E402  (this folder is on sys.path when run
 
 from aeexp.tuning import driver  # noqa: E402
 from aeexp.tuning import search as search_lib  # noqa: E402
-from aeexp.tuning.stop import PruningRule, Snapshot, TrialRef, intermediate_values  # noqa: E402
+from aeexp.tuning.stop import (  # noqa: E402
+    PruningRule,
+    Snapshot,
+    TrialRef,
+    intermediate_values,
+    quiet_optuna,
+)
 
 LEARNING_RATE = "optimizer.learning_rate"
 
@@ -144,7 +150,7 @@ def replay_cell(
     best, epochs, rates = None, 0, []
     while (asked := len(study.trials)) < trials:
         study.sampler = search.sampler.build(
-            driver._sampler_seed(search.seed, cell.study_name, asked)
+            driver.sampler_seed(search.seed, cell.study_name, asked)
         )
         members = [study.ask(cell.distributions()) for _ in range(min(batch, trials - asked))]
         finished = tuple(study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED)))
@@ -167,11 +173,16 @@ def replay_cell(
     return CellReplay(best, epochs, tuple(rates))
 
 
+def grid_key(cell: search_lib.Cell) -> tuple[str, str, str]:
+    """Return the grid cell a search cell is compared with: its loss, decoder, optimizer."""
+    return bench.cell_key(cell.config({space.key: space.samples()[0] for space in cell.spaces}))
+
+
 def replay(search: search_lib.Search, grid: dict, trials: int, batch: int) -> dict[str, Any]:
     """Return one replayed search: each cell within the target or not, the epochs, the verdict."""
     rows, epochs = {}, 0
     for cell in search.cells:
-        key = bench.cell_key(cell.config({s.key: s.samples()[0] for s in cell.spaces}))
+        key = grid_key(cell)
         replayed = replay_cell(search, cell, grid[key], trials, batch)
         epochs += replayed.epochs
         rows[" / ".join(key)] = bench.within(grid[key].best, replayed.best)
@@ -215,7 +226,7 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
         f"`aeexp tune` replayed on the grid's recorded curves ({total} searches per setting, "
         f"sampler seeds 0-{total - 1}): how many meet the target (every cell within "
         f"{bench.TARGET_SSIM} SSIM of the grid's best, at <= {bench.TARGET_EPOCHS:.3f} of its "
-        "epochs), and in how many each cell is within 0.005",
+        f"epochs), and in how many each cell is within {bench.TARGET_SSIM}",
         "",
         "| setting | trials x batch | target met (95% Wilson) | epochs/grid median (max) | "
         + " | ".join(cells)
@@ -241,8 +252,6 @@ def main() -> None:
     parser.add_argument("--md", type=Path, default=REPO / "bench" / "tune_replay.md")
     args = parser.parse_args()
     driver.require_optuna()
-    from aeexp.tuning.stop import quiet_optuna
-
     quiet_optuna()
     grid = read_grid(args.runs_dir)
     summaries, replays = [], {}

@@ -25,15 +25,13 @@ def grid():
 
 def test_the_replay_asks_what_the_real_searches_asked(grid):
     """The first batch of each cell needs no results: replayed, it is the real one, bit for bit."""
-    search = tune_replay.read_search(COMMITTED, len(grid))
     for seed in (0, 1, 2):
+        search = replace(tune_replay.read_search(COMMITTED, len(grid)), seed=seed)
         real = pandas.read_csv(RUNS / f"tune-seed{seed}-runs.csv")
-        for cell in replace(search, seed=seed).cells:
-            replayed = tune_replay.replay_cell(
-                replace(search, seed=seed), cell, grid[cell_key(cell)], trials=2, batch=2
-            )
-            loss, decoder, _ = cell_key(cell)
-            rows = real[(real["loss"] == loss) & (real["decoder_activation"] == decoder)]
+        for cell in search.cells:
+            key = tune_replay.grid_key(cell)
+            replayed = tune_replay.replay_cell(search, cell, grid[key], trials=2, batch=2)
+            rows = real[(real["loss"] == key[0]) & (real["decoder_activation"] == key[1])]
             assert set(replayed.rates) <= set(rows["learning_rate"]), (seed, cell.label)
 
 
@@ -68,10 +66,6 @@ def test_the_summary_is_its_replays():
 def test_the_readme_carries_the_replay_table():
     table = (REPO / "bench" / "tune_replay.md").read_text()
     assert table.strip() in (REPO / "README.md").read_text()
-
-
-def cell_key(cell):
-    return tune_replay.bench.cell_key(cell.config({s.key: s.samples()[0] for s in cell.spaces}))
 
 
 def readme() -> str:

@@ -204,7 +204,7 @@ def default_batch(trials: int, cells: int, max_group: int) -> int:
     return max(1, min(math.ceil(trials / 4), max_group // cells))
 
 
-def _sampler_seed(seed: int, study: str, asked: int) -> int:
+def sampler_seed(seed: int, study: str, asked: int) -> int:
     """Return the sampler's seed for a batch: fixed by the search seed, the study and its size."""
     digest = hashlib.sha256(f"{seed}:{study}:{asked}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
@@ -266,7 +266,7 @@ class _Studies:
             if count <= 0:
                 continue
             sampler = self.search.sampler.build(
-                _sampler_seed(self.search.seed, cell.study_name, asked)
+                sampler_seed(self.search.seed, cell.study_name, asked)
             )
             study = self.optuna.load_study(
                 study_name=cell.study_name, storage=self.storage, sampler=sampler
