@@ -76,7 +76,8 @@ def run_grid(args: argparse.Namespace, out: Path, executor: dict[str, Any]) -> d
     outcome = aeexp.sweep(mapping, out=str(out), progress=args.progress, **executor)
     wall = time.perf_counter() - started
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for run in store.load_runs(outcome.experiment_dir):
+    runs = store.load_runs(outcome.experiment_dir)
+    for run in runs:
         cell = cells.setdefault(cell_key(run.config), {"epochs": 0, "points": []})
         cell["epochs"] += int(run.metrics.get("epochs_trained") or 0)
         value = run.metrics.get(METRIC) if run.metrics.get("status") == "completed" else None
@@ -90,6 +91,7 @@ def run_grid(args: argparse.Namespace, out: Path, executor: dict[str, Any]) -> d
         "runs": len(outcome.plan.runs),
         "cells": cells,
         "dir": str(outcome.experiment_dir),
+        "run_dirs": [run.path for run in runs],  # read once; keep_runs copies their histories
     }
 
 
@@ -236,9 +238,9 @@ def keep_runs(grid: dict[str, Any], tunes: list[dict[str, Any]], folder: Path) -
     with open(folder / "grid-histories.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["run_id", "epoch", "val_loss"])
-        for run in store.load_runs(grid["dir"]):
-            for row in store.read_history(run.path):
-                writer.writerow([run.path.name, int(row["epoch"]), repr(float(row["val_loss"]))])
+        for run_dir in grid["run_dirs"]:
+            for row in store.read_history(run_dir):
+                writer.writerow([run_dir.name, int(row["epoch"]), repr(float(row["val_loss"]))])
 
 
 def main() -> None:
