@@ -1,10 +1,11 @@
-"""Every number the README's beta section states, recomputed from the committed CSVs.
+"""Every number the beta-study page states, recomputed from the committed CSVs.
 
 ``results/beta/beta-runs.csv`` (the study: 5 seeds per configuration on the test set) and
 ``results/beta/beta-tune-runs.csv`` (the learning-rate tuning on the holdout) are the evidence
-behind the README's "The beta-divergence study" section and ``results/beta/REPORT.md``. These
-tests recompute each claim with their own pandas/numpy/scipy code (not aeexp's statistics)
-and fail when the prose states a number, or a fact, that the CSVs do not give.
+behind ``docs/results/beta.md`` (and the README's two sentences on it) and
+``results/beta/REPORT.md``. These tests recompute each claim with their own pandas/numpy/scipy
+code (not aeexp's statistics) and fail when the prose states a number, or a fact, that the
+CSVs do not give.
 """
 
 from __future__ import annotations
@@ -43,11 +44,8 @@ def tune() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def section() -> str:
-    """Return the README's beta section: from its heading to the next ``## `` heading."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## The beta-divergence study")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+    """Return the docs' beta-study page, whole."""
+    return (ROOT / "docs" / "results" / "beta.md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -389,7 +387,7 @@ def test_every_number_in_the_section_is_one_the_tests_account_for(section):
     found = {n.rstrip(",") for n in found}
     checked = CHECKED_NUMBERS
     unknown = found - checked - set(constants)
-    assert not unknown, f"numbers in the README's beta section no test checks: {sorted(unknown)}"
+    assert not unknown, f"numbers on the beta page no test checks: {sorted(unknown)}"
     for number in checked - {"1", "3", "5"}:
         assert number in found, f"a checked number the section no longer states: {number}"
     # The constants' sources.
@@ -533,3 +531,18 @@ def test_the_lead_sentence_says_no_more_than_when_tuning_cannot_overturn_it(tmp_
     assert "no more than its holdout lead of 0.2000" in sentence
     assert report.lead_against_tuning(ranking[:1], choices, tune_runs) == ""
     assert report.lead_against_tuning(ranking, [], tune_runs) == ""
+
+
+def numbers(text: str) -> set[str]:
+    """Return the decimal numbers a text states (a beta's value, an SSIM, an interval's end)."""
+    return set(re.findall(r"(?<![\w.^\-])\d+\.\d+", text))
+
+
+def test_the_readmes_beta_answer_uses_only_the_pages_checked_numbers(section):
+    """The README's two sentences repeat numbers the page states (and the tests above check)."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Which beta-divergence suits an autoencoder?")
+    answer = readme[start : readme.index("\n## ", start + 1)]
+    stated = numbers(answer)
+    assert stated >= {"0.75", "0.884", "0.881", "0.849", "0.871", "0.878"}
+    assert stated <= numbers(section), sorted(stated - numbers(section))

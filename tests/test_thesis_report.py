@@ -124,7 +124,10 @@ def test_verdicts_csv_is_the_rule_row_by_row(tmp_path):
 def test_report_counts_its_grid_and_cites_only_repository_files(tmp_path):
     text = write(tmp_path, diverge={("relu", "mse", 0)})
     assert "3 losses x 2 decoders x 5 optimizers" in text  # the thesis's five, counted
-    assert "THESIS.md" not in text and "[docs/protocol.md](../../docs/protocol.md)" in text
+    assert (
+        "THESIS.md" not in text
+        and "[docs/explanation/ssim-protocol.md](../../docs/explanation/ssim-protocol.md)" in text
+    )
     assert "2-3 completed seeds (of 3)" in text
     assert "nan" not in text.lower().replace("nadam", "")
     assert (Path(report.__file__).parents[2] / report.PROTOCOL_PAGE).is_file()

@@ -1,9 +1,10 @@
-"""The committed tune-vs-grid benchmark, recomputed from its runs CSVs, and the README's words."""
+"""The committed tune-vs-grid benchmark, recomputed from its runs CSVs, and the docs' words."""
 
 import json
 import re
 from pathlib import Path
 
+import docpages
 import pandas
 import pytest
 
@@ -82,13 +83,13 @@ def test_the_grids_own_thirds_recompute():
     assert f"its best: {', '.join(f'{n}/6' for n in counts)} cells" in TABLE
 
 
-def test_the_readme_carries_the_benchmark():
-    assert TABLE.strip() in (REPO / "README.md").read_text()
+def test_the_docs_carry_the_benchmark():
+    assert TABLE.strip() in docpages.text("docs/explanation/tuning-benchmark.md")
 
 
 def readme() -> str:
-    """Return the README with its line breaks folded, as prose is searched."""
-    return " ".join((REPO / "README.md").read_text().split())
+    """Return the tuning pages with their line breaks folded, as prose is searched."""
+    return docpages.prose("docs/explanation/tuning-benchmark.md", "docs/how-to/tune.md")
 
 
 def test_the_readmes_words_on_the_searches_recompute():

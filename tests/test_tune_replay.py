@@ -5,6 +5,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import docpages
 import pandas
 import pytest
 
@@ -63,14 +64,14 @@ def test_the_summary_is_its_replays():
         assert row["interval"] == [low, high] and low <= row["met"] / 100 <= high
 
 
-def test_the_readme_carries_the_replay_table():
+def test_the_docs_carry_the_replay_table():
     table = (REPO / "bench" / "tune_replay.md").read_text()
-    assert table.strip() in (REPO / "README.md").read_text()
+    assert table.strip() in docpages.text("docs/explanation/tuning-benchmark.md")
 
 
 def readme() -> str:
-    """Return the README with its line breaks folded, as prose is searched."""
-    return " ".join((REPO / "README.md").read_text().split())
+    """Return the tuning pages with their line breaks folded, as prose is searched."""
+    return docpages.prose("docs/explanation/tuning-benchmark.md", "docs/how-to/tune.md")
 
 
 def summaries() -> dict[str, dict]:

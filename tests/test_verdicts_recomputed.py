@@ -77,6 +77,8 @@ def test_every_committed_verdict_recomputes_from_the_runs_csvs():
 
 
 README = RESULTS.parents[1] / "README.md"
+REPRODUCE = RESULTS.parents[1] / "docs" / "how-to" / "reproduce.md"
+PERFORMANCE = RESULTS.parents[1] / "docs" / "explanation" / "performance.md"
 TABLE_START = "<!-- verdicts: rendered from results/thesis/verdicts.csv -->"
 TABLE_END = "<!-- /verdicts -->"
 
@@ -89,26 +91,30 @@ def test_the_readme_shows_the_committed_verdicts():
 
     with VERDICTS.open() as handle:
         rows = list(csv.DictReader(handle))
-    text = README.read_text()
-    shown = text.split(TABLE_START)[1].split(TABLE_END)[0]
-    assert shown.strip() == verdicts_markdown(rows).strip()
+    for page in (README, REPRODUCE):
+        shown = page.read_text().split(TABLE_START)[1].split(TABLE_END)[0]
+        assert shown.strip() == verdicts_markdown(rows).strip(), page
     assert verdicts_markdown(rows) in (RESULTS / "REPORT.md").read_text()
 
 
 def test_the_readmes_words_on_the_verdicts_are_the_csvs():
-    """Each count and range the README states beside the table, from verdicts.csv."""
+    """Each count and range the docs state beside the table, from verdicts.csv."""
     frame = pandas.read_csv(VERDICTS)
     primary = frame[frame["statistic"] == "procedure"]
     gray, viridis = (primary[primary["variant"] == v] for v in ("gray", "viridis"))
-    text = " ".join(README.read_text().split())
+    text = " ".join(REPRODUCE.read_text().split())
+    readme = " ".join(README.read_text().split())
 
     def counts(column, rows):
         found = rows[column].value_counts()
         return tuple(int(found.get(v, 0)) for v in ("equivalent", "different", "inconclusive"))
 
     assert counts("verdict", gray) == (4, 0, 2) and "Gray: 4 equivalent, 0 different, 2" in text
+    assert "Gray: 4 equivalent, 0 different, 2 inconclusive;" in readme
+    assert "4 of the 6 cells are equivalent to the published value and none is different" in readme
     assert counts("verdict", viridis) == (1, 3, 2)
     assert "Viridis: 1 equivalent, 3 different, 2 inconclusive" in text
+    assert "Viridis: 1 equivalent, 3 different, 2 inconclusive," in readme
     assert counts("holm_verdict", primary) == (0, 2, 10)
     assert "0 equivalent, 2 different, 10 inconclusive" in text
     assert (viridis["gap"] > 0).all() and (gray["gap"] < 0).all()
@@ -128,8 +134,10 @@ def test_the_readmes_training_time_is_the_runs_csvs():
         for name in ("thesis-optimizers", "thesis-tuned")
     )
     groups = frame.groupby("train_seconds").size()
-    text = " ".join(README.read_text().split())
+    text = " ".join((REPRODUCE.read_text() + PERFORMANCE.read_text()).split())
+    readme = " ".join(README.read_text().split())
     assert len(frame) == 740 and len(groups) == 25 and set(groups) == {29, 30}
     minutes = groups.index.to_series().sum() / 60
     assert f"25 lock-step groups of 29-30 runs: {minutes:.0f} min of group training" in text
     assert f"trained its 25 groups in {minutes:.0f} min" in text
+    assert f"740 runs, about {minutes / 60:.0f} hours on 2 cores" in readme

@@ -128,7 +128,7 @@ TRACKING = stacked(
         metavar="URI",
         default=None,
         help="Also log each run (config, per-epoch losses, metrics, files) to this MLflow "
-        "tracking URI: http(s)://HOST[:PORT][/PATH] or sqlite:///PATH "
+        "tracking URI: http(s)://HOST[:PORT] (and a path) or sqlite:///PATH "
         "(pip install 'aeexp[mlflow]').",
     ),
 )

@@ -214,7 +214,7 @@ def test_images_text(runs: Sequence[Run]) -> str:
     return f"{'/'.join(f'{n:,}' for n in counts)} test images" if counts else "the test images"
 
 
-PROTOCOL_PAGE = "docs/protocol.md"
+PROTOCOL_PAGE = "docs/explanation/ssim-protocol.md"
 
 
 # From results/thesis/REPORT.md to the repository's root.
