@@ -40,9 +40,8 @@ docs:  ## Build the docs site into site/, strictly: a broken link or a failing p
 docs-serve:  ## Serve the docs site at http://127.0.0.1:8000, rebuilt as pages change.
 	$(DOCS_ENV) $(PYTHON) -m mkdocs serve
 
-notebook:  ## Execute the quickstart notebook on all of MNIST and keep its outputs (a few minutes).
-	AEEXP_QUICKSTART_OUT=$$(mktemp -d) $(PYTHON) -m jupyter nbconvert --to notebook --execute \
-		--inplace --ExecutePreprocessor.timeout=1800 docs/tutorials/quickstart.ipynb
+notebook:  ## Execute the quickstart notebook on all of MNIST, keeping its outputs for the docs (minutes).
+	$(PYTHON) docs/notebook.py
 
 format:  ## ruff: apply formatting and safe fixes.
 	ruff check --fix aeexp tests bench docs

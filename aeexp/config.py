@@ -99,13 +99,32 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where MNIST comes from and how much of it to use."""
 
-    path: str | None = Field(None, min_length=1, max_length=PATH_MAX_LENGTH)
+    path: str | None = Field(
+        None,
+        min_length=1,
+        max_length=PATH_MAX_LENGTH,
+        description="an MNIST .npz (Keras layout) or a folder of the four IDX files, gzipped or "
+        "not; unset: $AEEXP_DATA, else Keras's cache",
+    )
     # At most MAX_IMAGES, the most images aeexp.data reads from any source.
-    train_limit: int | None = Field(None, ge=1, le=MAX_IMAGES)
-    test_limit: int | None = Field(None, ge=1, le=MAX_IMAGES)
+    train_limit: int | None = Field(
+        None, ge=1, le=MAX_IMAGES, description="train on the first N training images only"
+    )
+    test_limit: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_IMAGES,
+        description="evaluate on the first N test images only (the thesis SSIM needs 63)",
+    )
     # Hold out the last N training images and validate/evaluate on them instead of the test
     # set: for tuning hyperparameters without ever looking at the test set.
-    holdout: int | None = Field(None, ge=1, le=MAX_IMAGES)
+    holdout: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_IMAGES,
+        description="train on all but the last N training images; validate and evaluate on "
+        "those N instead of the test set",
+    )
 
     @field_validator("path")
     @classmethod
@@ -119,9 +138,9 @@ class ModelConfig(_Section):
     # At most 4096, about five times the 784 pixels: already far past any useful code for
     # an autoencoder, and its two weight matrices (2 x 784 x 4096 float32, 26 MB, times the
     # optimizer's slots) still fit several lock-step members in memory.
-    code_dim: int = Field(32, ge=1, le=4096)
-    encoder_activation: Activation = "relu"
-    decoder_activation: Activation = "sigmoid"
+    code_dim: int = Field(32, ge=1, le=4096, description="the code's width (the thesis's 32)")
+    encoder_activation: Activation = Field("relu", description="the 784 -> code layer's")
+    decoder_activation: Activation = Field("sigmoid", description="the code -> 784 layer's")
 
 
 class _LossSection(_Section):
@@ -202,20 +221,29 @@ class TrainConfig(_Section):
     """How long, in what batches and on which backend to train."""
 
     # At most 10,000 epochs: 200 times the thesis's 50; the per-epoch history stays small.
-    epochs: int = Field(50, ge=1, le=10_000)
+    epochs: int = Field(50, ge=1, le=10_000, description="passes over the training images")
     # At most 60,000, MNIST's whole training set: a larger batch is the same single batch.
-    batch_size: int = Field(256, ge=1, le=60_000)
+    batch_size: int = Field(256, ge=1, le=60_000, description="images per training step")
     # The Keras backend and engine (aeexp.backend.BACKENDS). Numbers differ between backends,
     # so it is part of the run id, except at the default: ids from before JAX stay valid.
-    backend: Backend = DEFAULT_BACKEND
+    backend: Backend = Field(
+        DEFAULT_BACKEND, description="the engine: part of the run id except at the default"
+    )
 
 
 class OutputConfig(_Section):
     """Where run directories go, and what else they hold. Not part of the run id."""
 
-    dir: str = Field("results", min_length=1, max_length=PATH_MAX_LENGTH)
+    dir: str = Field(
+        "results",
+        min_length=1,
+        max_length=PATH_MAX_LENGTH,
+        description="where run directories go (--out); not part of the run id",
+    )
     # TensorBoard events (per-epoch losses, the reconstructions) under <run>/tensorboard/.
-    tensorboard: bool = False
+    tensorboard: bool = Field(
+        False, description="also write TensorBoard events (--tensorboard); not part of the run id"
+    )
 
     @field_validator("dir")
     @classmethod
@@ -229,7 +257,7 @@ class RunConfig(_Section):
     # One folder under output.dir: see check_name.
     name: str = "run"
     # It seeds tf.constant([seed, epoch], tf.int64) and np.random.SeedSequence: int64's range.
-    seed: int = Field(0, ge=0, le=MAX_SEED)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="initial weights and shuffling")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()

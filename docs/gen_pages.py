@@ -30,12 +30,33 @@ def _json(value: Any) -> str:
     return f"`{json.dumps(value)}`"
 
 
+def _cell(text: str) -> str:
+    """Return text safe inside a Markdown table cell: no HTML tags, no column breaks."""
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def _branch(branch: dict[str, Any]) -> str:
+    """Return one alternative of a ``oneOf``: its names, its keys or its type."""
+    if "enum" in branch:
+        return "one of " + ", ".join(_json(v) for v in branch["enum"])
+    keys = branch.get("properties", {})
+    if branch.get("type") == "object" and keys:
+        return (
+            "a mapping of "
+            + ", ".join(f"`{key}`" for key in list(keys)[:6])
+            + (", ..." if len(keys) > 6 else "")
+        )
+    return {"object": "a mapping", "array": "a list"}.get(branch.get("type", ""), "a value")
+
+
 def _types(prop: dict[str, Any]) -> str:
     """Return a property's type, a union written out."""
     if "enum" in prop:
         return "one of " + ", ".join(_json(v) for v in prop["enum"])
     if "anyOf" in prop:
         return " or ".join(_types(p) for p in prop["anyOf"])
+    if "oneOf" in prop:
+        return "; or ".join(_branch(p) for p in prop["oneOf"])
     kind = prop.get("type", "any")
     return " or ".join(kind) if isinstance(kind, list) else kind
 
@@ -44,6 +65,8 @@ def _limits(prop: dict[str, Any]) -> str:
     """Return a property's range, from whichever branch carries one."""
     for branch in [prop, *prop.get("anyOf", [])]:
         low, high = branch.get("minimum"), branch.get("maximum")
+        if low is not None and high is not None and -low == high > 1e300:
+            return "any finite number"
         if low is not None or high is not None:
             open_low = "(" if branch.get("exclusiveMinimum") else "["
             return f"{open_low}{low}, {high if high is None or high < 1e300 else 'max float'}]"
@@ -56,6 +79,7 @@ def _row(key: str, prop: dict[str, Any]) -> str:
     """Return one table row: key, type, default, range, description."""
     default = _json(prop["default"]) if "default" in prop else ""
     cells = [f"`{key}`", _types(prop), default, _limits(prop), prop.get("description", "")]
+    cells = [_cell(cell) for cell in cells]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -124,8 +148,9 @@ def run_config_page() -> str:
 def _top_level_page(title: str, kind: str, intro: str) -> str:
     """Return a sweep or search file's reference: its top-level keys and their meaning."""
     spec = schema.sweep_schema() if kind == "sweep" else schema.tune_schema()
+    definitions = spec.get("definitions", {})
     rows = [
-        _row(key, {**prop, "type": prop.get("type", "see below")})
+        _row(key, definitions[prop["$ref"].rsplit("/", 1)[1]] if "$ref" in prop else prop)
         for key, prop in spec["properties"].items()
     ]
     required = ", ".join(f"`{key}`" for key in spec.get("required", [])) or "none"

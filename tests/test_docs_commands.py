@@ -53,10 +53,6 @@ REDUCED = {
         "python -m pytest --collect-only -q -p no:cacheprovider tests/test_cli_snapshot.py",
         "a test suite inside the test suite; the snapshot test itself runs in CI",
     ),
-    "aeexp sweep examples/first-sweep.yaml": (
-        f"aeexp sweep examples/first-sweep.yaml --quiet {SMALL}",
-        "eight runs of ten epochs on 10,000 images",
-    ),
     "aeexp run configs/thesis/i_div2_relu-sigmoid_nadam.yaml --set train.epochs=5": (
         "aeexp run configs/thesis/i_div2_relu-sigmoid_nadam.yaml --set data.train_limit=400 "
         "--set data.test_limit=100 --set train.epochs=5 --quiet",

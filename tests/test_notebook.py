@@ -1,4 +1,4 @@
-"""docs/tutorials/quickstart.ipynb runs top to bottom in a real Jupyter kernel, on a few MNIST images.
+"""The quickstart notebook (docs/tutorials/) runs top to bottom in a real kernel, on a few images.
 
 A stale notebook (an API it calls renamed, a column it reads gone) fails here, as CI runs it.
 """
@@ -41,3 +41,32 @@ def test_quickstart_notebook_runs(tmp_path, mnist_path, monkeypatch):
     assert len(images) >= 4  # a reconstruction, the plot, one reconstruction per loss
     assert (tmp_path / "runs" / "quickstart-sweep").is_dir()
     assert not (tmp_path / "quickstart-runs").exists() and os.listdir(tmp_path) == ["runs"]
+
+
+def committed() -> nbformat.NotebookNode:
+    """Return the notebook as committed, with the outputs the docs site renders."""
+    return nbformat.read(NOTEBOOK, as_version=4)
+
+
+def test_the_committed_outputs_are_a_real_run_of_this_version():
+    """Rendered outputs come from this aeexp: `make notebook` again when the version moves."""
+    import aeexp
+
+    notebook = committed()
+    assert notebook.metadata["aeexp"]["executed_with"] == aeexp.__version__
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert not code[0].outputs  # the install cell does nothing where aeexp is installed
+    assert all(cell.outputs for cell in code[2:]), "a cell shows no output"
+    outputs = [o for cell in code for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert not [o for o in outputs if o.get("name") == "stderr"], "a progress bar was kept"
+
+
+def test_the_notebooks_thesis_cell_is_the_readmes_quickstart():
+    """Its first run is `make run`'s config on all of MNIST: the same line, to the digit."""
+    readme = (NOTEBOOK.parents[2] / "README.md").read_text()
+    shown = readme.split("```text\n", 1)[1].split("```")[0].splitlines()[1]
+    printed = "".join(
+        o.get("text", "") for o in committed().cells[4].outputs if o.output_type == "stream"
+    )
+    assert shown.startswith("ssim_thesis") and printed.strip() == shown
