@@ -111,7 +111,8 @@ def test_the_readmes_words_on_the_verdicts_are_the_csvs():
 
     assert counts("verdict", gray) == (4, 0, 2) and "Gray: 4 equivalent, 0 different, 2" in text
     assert "Gray: 4 equivalent, 0 different, 2 inconclusive;" in readme
-    assert "4 of the 6 cells are equivalent to the published value and none is different" in readme
+    assert "4 of the 6 cells are equivalent to the published value within 0.02 SSIM" in readme
+    assert "within 0.02 SSIM and none is different" in readme
     assert counts("verdict", viridis) == (1, 3, 2)
     assert "Viridis: 1 equivalent, 3 different, 2 inconclusive" in text
     assert "Viridis: 1 equivalent, 3 different, 2 inconclusive," in readme
