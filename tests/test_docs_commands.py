@@ -50,7 +50,7 @@ REDUCED = {
     "make test-all": ("make -n test-all", "the test suite itself"),
     "make docs": ("make -n docs", ".ci/run builds the docs strictly"),
     "python -m build --wheel": (
-        "python -m build --wheel --outdir \"$(mktemp -d)\"",
+        'python -m build --wheel --outdir "$(mktemp -d)"',
         "writes dist/ in the clone; .ci/wheel builds and installs the wheel",
     ),
     "AEEXP_UPDATE_GOLDEN=1 python -m pytest tests/test_cli_snapshot.py": (
