@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import math
 import os
 import re
@@ -43,6 +42,9 @@ _RUNS_CSV_NAME = re.compile(r"^(?:.+-)?runs\.csv$")
 # 64 MiB file of one-byte cells cannot cost gigabytes of Python objects.
 MAX_ROWS = 2 * DEFAULT_MAX_RUNS
 MAX_COLUMNS = 100
+# ... and the cells of all rows: ~80 bytes each as Python strings, so at most ~80 MB, which
+# keeps a 64 MiB file of tiny cells inside the CLI's memory (a real one has ~30 columns).
+MAX_CELLS = 1_000_000
 # The descriptive columns every runs.csv has, and the config key each one records.
 DESCRIPTIVE = {
     "decoder_activation": "model.decoder_activation",
@@ -133,7 +135,9 @@ def read(path: str | Path) -> list[Recorded]:
     where = clip(str(path), 200)
     text = readers.read_text(path, readers.MAX_SUMMARY_BYTES, "runs CSV").removeprefix("\ufeff")
     try:
-        found = list(_recorded(_rows(text, where), where, Path(path)))
+        header, rows = _rows(text, where)
+        del text  # the cells hold what is needed: the text's copy would double the peak
+        found = list(_recorded(header, rows, where, Path(path)))
     except csv.Error as error:  # e.g. a field past csv's 128 KiB limit
         raise UserError(f"{where}: not a readable CSV ({error})") from None
     if not found:
@@ -141,23 +145,42 @@ def read(path: str | Path) -> list[Recorded]:
     return found
 
 
-def _rows(text: str, where: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield each data row as column -> text with its line number, checking the shape."""
-    reader = csv.reader(io.StringIO(text))
+def _rows(text: str, where: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Return the header and each data row's line number and cells, checking the shape.
+
+    Every row is split before any is interpreted, so an oversized file is refused at once.
+    """
+    reader = csv.reader(_lines(text))
     header = next(reader, None)
     if not header or header == [""]:
         raise UserError(f"{where}: empty, not a runs CSV")
     _check_header(header, where)
-    for index, cells in enumerate(reader):
-        if index >= MAX_ROWS:
-            raise UserError(f"{where}: more than {MAX_ROWS} rows, more than a runs CSV holds")
+    rows = []
+    most = min(MAX_ROWS, MAX_CELLS // len(header))
+    for cells in reader:
         if not cells:
             continue  # a blank line, as a hand edit may leave at the end
+        if len(rows) == most:
+            raise UserError(
+                f"{where}: more than {most} rows of {len(header)} columns, more than a runs "
+                "CSV holds"
+            )
         if len(cells) != len(header):
             raise UserError(
                 f"{where}: line {reader.line_num} has {len(cells)} fields, the header {len(header)}"
             )
-        yield reader.line_num, dict(zip(header, cells, strict=True))
+        rows.append((reader.line_num, cells))
+    return header, rows
+
+
+def _lines(text: str) -> Iterator[str]:
+    """Yield ``text``'s lines one at a time (io.StringIO would copy it, up to four-fold)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def _check_header(header: Sequence[str], where: str) -> None:
@@ -176,11 +199,12 @@ def _check_header(header: Sequence[str], where: str) -> None:
 
 
 def _recorded(
-    rows: Iterator[tuple[int, dict[str, str]]], where: str, path: Path
+    header: Sequence[str], rows: Sequence[tuple[int, list[str]]], where: str, path: Path
 ) -> Iterator[Recorded]:
     """Yield each trained row as a Recorded run; refuse a run id seen before."""
     seen: dict[str, int] = {}
-    for line, row in rows:
+    for line, cells in rows:
+        row = dict(zip(header, cells, strict=True))
         at = f"{where}: line {line}"
         run_id = row["run_id"]
         if not run_id:
@@ -223,7 +247,12 @@ def _config_keys(row: Mapping[str, str], at: str) -> dict[str, Any]:
     keys["seed"] = _integer(row, "seed", at)
     for column, text in row.items():
         if "." in column and column.split(".")[0] in _CONFIG_SECTIONS and text != "":
-            keys[column] = _scalar(text, column, at)
+            value = _scalar(text, column, at)
+            if keys.setdefault(column, value) != value:  # a foreign or hand-edited CSV
+                raise UserError(
+                    f"{at}: {clip(column, 80)} is {shorten(text)}, its descriptive column "
+                    f"says {shorten(keys[column])}"
+                )
     return keys
 
 
@@ -254,7 +283,7 @@ def _scalar(text: str, column: str, at: str) -> Any:
     except yaml.YAMLError:
         value = None
     if isinstance(value, list | dict) or value is None:
-        raise UserError(f"{at}: {shorten(column)} holds {shorten(text)}, not a single value")
+        raise UserError(f"{at}: {clip(column, 80)} holds {shorten(text)}, not a single value")
     return value
 
 
