@@ -417,3 +417,27 @@ def test_pending_rows_are_left_out(tmp_path):
         pending = with_cell(column, "", pending)
     frame = aeexp.load_runs(write_case(tmp_path, f"{HEADER}\n{ROW}\n{pending}\n"))
     assert list(frame["run_id"]) == ["b9623b8d13"] and not math.isnan(frame["ssim_thesis"][0])
+
+
+# --- The how-to page ---------------------------------------------------------------------------
+
+DOC = REPO / "docs/how-to/compare.md"
+
+
+def documented_outputs() -> list[tuple[str, str]]:
+    """Return each documented command whose output the page shows, with that output."""
+    text = DOC.read_text()
+    shown = re.findall(
+        r"```bash\n(aeexp [^\n]+)\n```\n\n(?:[^`]*?\n)?```text\n(.*?)```", text, re.S
+    )
+    return [(command, output) for command, output in shown]
+
+
+def test_the_page_shows_what_its_commands_print(monkeypatch):
+    monkeypatch.chdir(REPO)
+    shown = documented_outputs()
+    assert len(shown) == 4  # the thesis table, a folder's CSV, two comparisons
+    for command, output in shown:
+        result = CliRunner().invoke(cli.main, command.split()[1:])
+        assert result.exit_code == 0, (command, result.output)
+        assert result.stdout == output, command
