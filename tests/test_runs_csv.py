@@ -198,6 +198,9 @@ def test_filters_select_from_a_root_csv():
         chosen = frame[(frame["optimizer"] == name) & (frame["loss"] == "i_div2")]
         assert sorted(side.values("ssim_mean")) == sorted(chosen["ssim_mean"])
     assert result.differing["optimizer.name"] == ["adam", "nadam"]
+    assert compare.CSV_NOTE not in result.render()  # one sweep: one base config
+    mixed = compare.compare(str(JAX), "optimizer.name=adam", root=OPTIMIZERS)
+    assert compare.CSV_NOTE in mixed.render()  # two sweeps: what a CSV does not say may differ
 
 
 def test_where_that_no_run_of_a_side_meets_is_one_line():

@@ -32,6 +32,10 @@ CSV_CAVEAT = (
     "The config keys the sides record do not differ; a runs CSV records only its grid's "
     "keys, so the sides may differ in their base configs (e.g. train.backend)."
 )
+CSV_NOTE = (
+    "A runs CSV records only its grid's keys, so the sides may also differ in their base "
+    "configs (e.g. train.backend)."
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Side:
     label: str
     runs: pandas.DataFrame
     recorded_only: bool = False  # read from a runs CSV: only the grid's config keys are known
+    source: str = ""  # the folder or CSV its runs come from (a filter's: the root)
 
     def values(self, metric: str) -> list[float]:
         """Return ``metric`` over the side's completed runs; a value not a number is missing."""
@@ -143,7 +148,8 @@ def load_side(spec: str, root: Path | None, pool_cache: dict) -> Side:
     from aeexp.ledger import load_runs
 
     if paths.is_folder(spec) or runs_csv.names_csv(spec):  # a long filter is neither
-        return Side(spec, load_runs(spec), recorded_only=runs_csv.locate(spec) is not None)
+        csv = runs_csv.locate(spec) is not None
+        return Side(spec, load_runs(spec), recorded_only=csv, source=spec)
     if "=" not in spec:
         what = "file" if spec.lower().endswith(runs_csv.SUFFIX) else "folder"
         raise UserError(f"compare: {clip(spec, 120)}: no such {what} (or give key=value)")
@@ -151,7 +157,8 @@ def load_side(spec: str, root: Path | None, pool_cache: dict) -> Side:
         raise UserError("compare: a filter needs --root, the folder whose runs it selects")
     if "pool" not in pool_cache:
         pool_cache["pool"] = load_runs(root)
-    return Side(spec, _filtered(spec, pool_cache["pool"]), recorded_only=_recorded_only(root))
+    runs = _filtered(spec, pool_cache["pool"])
+    return Side(spec, runs, recorded_only=_recorded_only(root), source=str(root))
 
 
 def _recorded_only(root: Path) -> bool:
@@ -249,14 +256,16 @@ class Comparison:
             for i, s in enumerate(self.sides)
         ]
         parts = ["\n".join(f"- {label}" for label in labels), ""]
+        # Sides from one sweep share its base config; sides from two may differ there.
+        sources = {s.source for s in self.sides}
+        partial = any(s.recorded_only for s in self.sides) and len(sources) > 1
         if self.differing:
             header = ["config key", *(chr(65 + i) for i in range(len(self.sides)))]
             body = [[key, *values] for key, values in self.differing.items()]
             parts += [to_markdown(header, body), ""]
-        elif any(s.recorded_only for s in self.sides):
-            parts += [CSV_CAVEAT, ""]
+            parts += [CSV_NOTE, ""] if partial else []
         else:
-            parts += ["The sides' configurations do not differ.", ""]
+            parts += [CSV_CAVEAT if partial else "The sides' configurations do not differ.", ""]
         header = ["metric", "A: mean [95% CI] (sd, n)"]
         for i in range(1, len(self.sides)):
             header.append(f"{chr(65 + i)}: mean [95% CI] (sd, n)")
@@ -295,7 +304,7 @@ def restricted(side: Side, where: str | None) -> Side:
         return side
     label = clip(side.label, 120)
     runs = _filtered(where, side.runs, f"of {label}")
-    return Side(side.label, runs, side.recorded_only)
+    return Side(side.label, runs, side.recorded_only, side.source)
 
 
 def compare(
