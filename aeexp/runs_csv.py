@@ -241,10 +241,8 @@ def _one_run(row: Mapping[str, str], at: str, label: Path) -> Recorded:
 def _config_keys(row: Mapping[str, str], at: str) -> dict[str, Any]:
     """Return the config keys a row records, dotted: descriptive columns, then grid keys."""
     keys = dict(_loss_keys(row["loss"], at))
-    keys["model.decoder_activation"] = row["decoder_activation"]
-    keys["optimizer.name"] = row["optimizer"]
-    keys["optimizer.learning_rate"] = _number(row, "learning_rate", at)
-    keys["seed"] = _integer(row, "seed", at)
+    for column, key in DESCRIPTIVE.items():
+        keys[key] = _TYPED.get(column, _text)(row, column, at)
     for column, text in row.items():
         if "." in column and column.split(".")[0] in _CONFIG_SECTIONS and text != "":
             value = _scalar(text, column, at)
@@ -302,6 +300,14 @@ def _integer(row: Mapping[str, str], column: str, at: str) -> int:
     if not math.isfinite(number) or number != int(number):
         raise UserError(f"{at}: {column} holds {shorten(row[column])}, not a whole number")
     return int(number)
+
+
+def _text(row: Mapping[str, str], column: str, _at: str) -> str:
+    """Return a cell as it is (a name, which the config validates)."""
+    return row[column]
+
+
+_TYPED = {"learning_rate": _number, "seed": _integer}
 
 
 def read_runs(path: str | Path) -> list[store.Run]:
