@@ -1,7 +1,7 @@
 """aeexp: reproduce and extend 'Autoencoder with New Loss Functions' (Haruguchi, 2019).
 
 In a notebook: ``aeexp.run(config, **{"train.epochs": 5})``, ``aeexp.sweep(path)``,
-``aeexp.load_runs(folder)`` (a pandas DataFrame), ``aeexp.compare(...)`` and
+``aeexp.load_runs(folder or runs CSV)`` (a pandas DataFrame), ``aeexp.compare(...)`` and
 ``aeexp.tune(search_file, trials=N)``.
 """
 

@@ -2,7 +2,8 @@
 
 ``run`` and ``sweep`` go through :func:`aeexp.execute.execute`, so a single run is a sweep
 of one: it skips a complete run, checks the output folder, clears stale staging and records
-a failure the same way. ``load_runs`` reads run directories into a pandas DataFrame.
+a failure the same way. ``load_runs`` reads run directories (or a sweep's runs.csv, such as
+a report's committed ``<sweep>-runs.csv``) into a pandas DataFrame.
 Mistakes raise :class:`aeexp.errors.UserError`.
 
     >>> import aeexp

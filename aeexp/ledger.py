@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeexp import config as config_lib
-from aeexp import locks, readers, store
+from aeexp import locks, readers, runs_csv, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError
 from aeexp.losses import loss_key
@@ -177,6 +177,9 @@ def run_record(run_dir: Path, cfg: RunConfig, metrics: Mapping[str, Any]) -> dic
 def load_runs(path: str | Path) -> pandas.DataFrame:
     """Return one row per run under ``path`` (a run, a sweep folder or a tree of them).
 
+    ``path`` may also be a sweep's runs.csv or a report's ``<sweep>-runs.csv`` (or a folder
+    holding one and no run directory): see :func:`aeexp.runs_csv.read_frame`.
+
     Columns: ``run_id``, ``name``, ``status``, ``path``, the resolved config as dotted keys
     (``loss.name``, ``optimizer.learning_rate``, ...) and every metric (nested ones dotted:
     ``versions.tensorflow``). Incomplete or damaged run directories are skipped with one
@@ -184,5 +187,8 @@ def load_runs(path: str | Path) -> pandas.DataFrame:
     """
     import pandas
 
+    found = runs_csv.locate(path)
+    if found is not None:
+        return runs_csv.read_frame(found)
     rows = [run_record(r.path, r.config, r.metrics) for r in store.load_runs(path)]
     return pandas.DataFrame(rows)

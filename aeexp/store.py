@@ -421,6 +421,15 @@ def _run_dirs(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def holds_runs(folder: Path) -> bool:
+    """Return whether any run directory lies under ``folder``; stops at the first found."""
+    for _parent, folders, files in os.walk(folder):
+        if CONFIG in files or METRICS in files:
+            return True
+        folders[:] = [f for f in folders if not f.startswith(".")]
+    return False
+
+
 def warn_skipped(run_dir: Path, reason: str) -> None:
     """Say on one stderr line that a damaged run directory is left out, and why."""
     line = " ".join(f"skipping {run_dir}: {reason}".split())  # a newline in a name too

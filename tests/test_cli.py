@@ -83,8 +83,8 @@ def test_bad_config_exits_2_with_one_line(tmp_path, text, fragment):
         (["sweep", "x.yaml", "--max-group", "many"], "'--max-group'"),
         (["sweep"], "sweep: Missing argument 'SWEEP'"),
         (["sweep", "{tmp}"], "Invalid value for 'SWEEP'"),
-        (["table"], "table: Missing argument 'FOLDER'"),
-        (["table", "{cfg}"], "table: Invalid value for 'FOLDER'"),  # A file.
+        (["table"], "table: Missing argument 'RUNS'"),
+        (["table", "{cfg}"], "table: Invalid value for 'RUNS'"),  # A file, not a CSV.
         (["table", "{tmp}", "--metric", "ssim"], "table: Invalid value for '--metric'"),
         (["table", "{tmp}", "--by", "seed"], "'--by'"),
         (["data", "--path"], "data: Option '--path' requires an argument"),

@@ -96,6 +96,18 @@ compare loss.name=mse loss.name=i_div2 --root runs/thesis-optimizers --metric ss
 compare loss.name=mse --root runs/thesis-optimizers --metric nonsense
 compare loss.name=msee loss.name=mse --root runs/thesis-optimizers
 compare runs/thesis-optimizers runs/thesis-tuned
+table csv/one/thesis-cells-jax-runs.csv --compare thesis
+table csv/one --by optimizer --format csv
+table csv
+table csv/bad/duplicated-runs.csv
+table csv/bad/text-runs.csv
+table csv/bad/foreign-runs.csv
+table csv/absent-runs.csv
+table csv/one/thesis-cells-jax-runs.csv --figures figures
+compare csv/one runs/thesis-optimizers --where loss.name=mse --metric ssim_thesis
+compare loss.name=mse loss.name=i_div2 --root csv/one --metric ssim_thesis
+compare csv/one/thesis-cells-jax-runs.csv csv/bad/text-runs.csv
+compare csv/one csv/one --where loss.name=bce
 report thesis runs/thesis-optimizers runs/thesis-tuned --out reports/thesis
 report thesis runs/thesis-optimizers nowhere --out reports/x
 report beta beta/study/fake beta/tune/fake --out reports/beta
@@ -155,11 +167,28 @@ def write_inputs() -> None:
     make_study(Path("beta"))
     write_tuned_grid(Path("ontest"), {(0.01, 0): (0.57, 0.63), (0.02, 0): (0.56, 0.60)})
     fake_run(Path("runs"), {"loss": {"name": "mse"}}, name="thesis-optimizers", ssim_thesis=0.5)
+    write_runs_csvs(Path("csv"))
     Path("bad").mkdir()
     for name, text in BAD_CONFIGS.items():
         Path("bad", f"{name}.yaml").write_text(text)
     for name, text in BAD_SWEEPS.items():
         Path("bad", f"sweep-{name}.yaml").write_text(f"config: {{}}\n{text}")
+
+
+def write_runs_csvs(folder: Path) -> None:
+    """Write a committed runs CSV alone in a folder, and damaged ones beside it."""
+    committed = (REPO / "results/backends/thesis-cells-jax-runs.csv").read_text()
+    header, first, *_ = committed.splitlines()
+    (folder / "one").mkdir(parents=True)
+    (folder / "bad").mkdir()
+    (folder / "one" / "thesis-cells-jax-runs.csv").write_text(committed)
+    (folder / "a-runs.csv").write_text(committed)
+    (folder / "runs.csv").write_text(committed)
+    (folder / "bad" / "duplicated-runs.csv").write_text(f"{header}\n{first}\n{first}\n")
+    text = first.split(",")
+    text[header.split(",").index("ssim_mean")] = "high"
+    (folder / "bad" / "text-runs.csv").write_text(f"{header}\n{','.join(text)}\n")
+    (folder / "bad" / "foreign-runs.csv").write_text("name,score\nx,1\n")
 
 
 def transcript() -> str:

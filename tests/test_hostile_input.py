@@ -62,7 +62,7 @@ def snapshot(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
-def aeexp(tmp_path: Path, *args: str) -> str:
+def aeexp(tmp_path: Path, *args: str, memory: int = MEMORY_LIMIT) -> str:
     """Run the CLI; assert exit 2, one ``aeexp: error:`` line, no traceback, no stray files.
 
     Returns the message after ``aeexp: error: ``. The subprocess runs in tmp_path/cwd with
@@ -72,7 +72,7 @@ def aeexp(tmp_path: Path, *args: str) -> str:
     cwd = tmp_path / "cwd"
     cwd.mkdir(exist_ok=True)
     parent_before, mine_before = snapshot(tmp_path.parent), snapshot(tmp_path)
-    result = launch(cwd, args, keras_home=cwd)
+    result = launch(cwd, args, keras_home=cwd, memory=memory)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
     lines = result.stderr.splitlines()

@@ -1,7 +1,8 @@
 """``aeexp compare``: groups of runs side by side, with the config keys that tell them apart.
 
-A side is a folder (a run, a sweep, a tree of them) or a filter ``key=value[,key=value]``
-over the runs under a root folder, e.g. ``loss.name=mse,model.decoder_activation=sigmoid``.
+A side is a folder (a run, a sweep, a tree of them), a runs CSV (a sweep's runs.csv or a
+report's committed ``<sweep>-runs.csv``) or a filter ``key=value[,key=value]`` over the runs
+under a root folder or in a root runs CSV, e.g. ``loss.name=mse,model.decoder_activation=sigmoid``.
 Each metric gets each side's mean, standard deviation over its completed runs and 95% t
 interval, the difference from the first side, and Welch's test when both sides have two
 runs or more (Holm-corrected over the table's tests).
@@ -17,13 +18,24 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import paths, vocab, yamlio
+from aeexp import paths, runs_csv, vocab, yamlio
 from aeexp.analysis import stats, tables
 from aeexp.errors import UserError, clip, unknown_name_message, valid_and_closest
 from aeexp.vocab import Status
 
 if TYPE_CHECKING:
     import pandas
+
+# A runs CSV records a sweep's grid keys, not its base config (e.g. train.backend), so sides
+# read from one may differ in what it does not say.
+CSV_CAVEAT = (
+    "The config keys the sides record do not differ; a runs CSV records only its grid's "
+    "keys, so the sides may differ in their base configs (e.g. train.backend)."
+)
+CSV_NOTE = (
+    "A runs CSV records only its grid's keys, so the sides may also differ in their base "
+    "configs (e.g. train.backend)."
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,8 @@ class Side:
 
     label: str
     runs: pandas.DataFrame
+    recorded_only: bool = False  # read from a runs CSV: only the grid's config keys are known
+    source: str = ""  # the folder or CSV its runs come from (a filter's: the root)
 
     def values(self, metric: str) -> list[float]:
         """Return ``metric`` over the side's completed runs; a value not a number is missing."""
@@ -105,7 +119,7 @@ def _parse_filter(spec: str) -> dict[str, Any]:
     return conditions
 
 
-def _filtered(spec: str, pool: pandas.DataFrame) -> pandas.DataFrame:
+def _filtered(spec: str, pool: pandas.DataFrame, where: str = "under the root") -> pandas.DataFrame:
     """Return the runs of ``pool`` that meet every condition of the filter ``spec``."""
     mask = [True] * len(pool)
     for key, value in _parse_filter(spec).items():
@@ -118,7 +132,7 @@ def _filtered(spec: str, pool: pandas.DataFrame) -> pandas.DataFrame:
         mask = [m and _equals(cell, value) for m, cell in zip(mask, pool[key], strict=True)]
     chosen = pool[mask]
     if chosen.empty:
-        raise UserError(f"compare: no run under the root matches {clip(spec, 120)}")
+        raise UserError(f"compare: no run {where} matches {clip(spec, 120)}")
     return chosen
 
 
@@ -133,15 +147,23 @@ def load_side(spec: str, root: Path | None, pool_cache: dict) -> Side:
     """Return the runs one side names: a folder, or a filter over the runs under ``root``."""
     from aeexp.ledger import load_runs
 
-    if paths.is_folder(spec):  # a filter too long for a path name is no folder, not a fault
-        return Side(spec, load_runs(spec))
+    if paths.is_folder(spec) or runs_csv.names_csv(spec):  # a long filter is neither
+        csv = runs_csv.locate(spec) is not None
+        return Side(spec, load_runs(spec), recorded_only=csv, source=spec)
     if "=" not in spec:
-        raise UserError(f"compare: {clip(spec, 120)}: no such folder (or give key=value)")
+        what = "file" if spec.lower().endswith(runs_csv.SUFFIX) else "folder"
+        raise UserError(f"compare: {clip(spec, 120)}: no such {what} (or give key=value)")
     if root is None:
         raise UserError("compare: a filter needs --root, the folder whose runs it selects")
     if "pool" not in pool_cache:
         pool_cache["pool"] = load_runs(root)
-    return Side(spec, _filtered(spec, pool_cache["pool"]))
+    runs = _filtered(spec, pool_cache["pool"])
+    return Side(spec, runs, recorded_only=_recorded_only(root), source=str(root))
+
+
+def _recorded_only(root: Path) -> bool:
+    """Return whether ``root``'s runs come from a runs CSV, which records only grid keys."""
+    return runs_csv.locate(root) is not None
 
 
 def differing_keys(sides: Sequence[Side]) -> dict[str, list[str]]:
@@ -234,12 +256,16 @@ class Comparison:
             for i, s in enumerate(self.sides)
         ]
         parts = ["\n".join(f"- {label}" for label in labels), ""]
+        # Sides from one sweep share its base config; sides from two may differ there.
+        sources = {s.source for s in self.sides}
+        partial = any(s.recorded_only for s in self.sides) and len(sources) > 1
         if self.differing:
             header = ["config key", *(chr(65 + i) for i in range(len(self.sides)))]
             body = [[key, *values] for key, values in self.differing.items()]
             parts += [to_markdown(header, body), ""]
+            parts += [CSV_NOTE, ""] if partial else []
         else:
-            parts += ["The sides' configurations do not differ.", ""]
+            parts += [CSV_CAVEAT if partial else "The sides' configurations do not differ.", ""]
         header = ["metric", "A: mean [95% CI] (sd, n)"]
         for i in range(1, len(self.sides)):
             header.append(f"{chr(65 + i)}: mean [95% CI] (sd, n)")
@@ -272,13 +298,32 @@ def _difference(difference: float, p_value: float) -> str:
     return f"{difference:+.4g} ({test})"
 
 
+def restricted(side: Side, where: str | None) -> Side:
+    """Return ``side`` keeping only its runs that meet the filter ``where`` (if any)."""
+    if where is None:
+        return side
+    label = clip(side.label, 120)
+    runs = _filtered(where, side.runs, f"of {label}")
+    return Side(side.label, runs, side.recorded_only, side.source)
+
+
 def compare(
-    *specs: str, root: str | Path | None = None, metrics: Sequence[str] = vocab.COMPARE_METRICS
+    *specs: str,
+    root: str | Path | None = None,
+    metrics: Sequence[str] = vocab.COMPARE_METRICS,
+    where: str | None = None,
 ) -> Comparison:
-    """Compare two or more sides (folders or ``key=value`` filters over ``root``'s runs)."""
+    """Compare two or more sides (folders, runs CSVs or ``key=value`` filters over ``root``).
+
+    ``where`` (``key=value[,...]``) keeps, on every side, only the runs that meet it: one
+    cell of two sweeps, say, when each side is a whole sweep.
+    """
     if len(specs) < 2:
         raise UserError("compare: give at least two sides (folders or key=value filters)")
     check_metrics(metrics)  # before any run is read: the mistake is in the command
+    if where is not None:
+        _parse_filter(where)  # likewise
     cache: dict = {}
-    sides = [load_side(spec, Path(root) if root else None, cache) for spec in specs]
+    loaded = (load_side(spec, Path(root) if root else None, cache) for spec in specs)
+    sides = [restricted(side, where) for side in loaded]
     return Comparison(sides, differing_keys(sides), metric_rows(sides, metrics))

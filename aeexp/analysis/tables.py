@@ -1,6 +1,6 @@
 """SSIM tables in the thesis's layout, side by side with the thesis: cells, statistics, renderers.
 
-The renderers take runs (:func:`aeexp.store.load_runs`); :func:`render` reads a folder for the
+The renderers take runs (:func:`aeexp.runs_csv.load_runs`); :func:`render` reads a folder for the
 command line.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aeexp import optimizers, store
+from aeexp import optimizers, runs_csv, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.losses import loss_key
@@ -92,9 +92,10 @@ def as_number(value: object) -> float | None:
 @functools.cache
 def _warn_not_a_number(run_dir: str, metric: str, shown: str) -> None:
     """Say once per run and key that a recorded value is not a number (reports re-read runs)."""
+    # A run read from a runs CSV is named by the file and line, which hold the value.
+    source = run_dir if runs_csv.is_row_label(run_dir) else f"{run_dir}: {store.METRICS}"
     print(
-        f"aeexp: warning: {run_dir}: {store.METRICS} has {metric} = {shown}, not a finite "
-        "number; counted as missing",
+        f"aeexp: warning: {source} has {metric} = {shown}, not a finite number; counted as missing",
         file=sys.stderr,
     )
 
@@ -320,10 +321,10 @@ def render(
     by: str = "best",
     compare: bool = False,
 ) -> str:
-    """Return the table for the runs under ``folder`` in the requested format."""
+    """Return the table for the runs under ``folder`` (or in a runs CSV) in the format asked."""
     if compare:
         check_comparable(metric)  # Before reading any run: the mistake is in the command.
-    runs = store.load_runs(folder)
+    runs = runs_csv.load_runs(folder)
     if fmt == "csv":
         return to_csv(long_rows(runs, metric, by, compare))
     header, body = layout(runs, metric, by, compare)

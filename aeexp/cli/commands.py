@@ -24,6 +24,7 @@ from aeexp.cli.options import (
     OUT,
     OUT_FILE,
     OUT_FOLDER,
+    RUNS,
     TRACKING,
     max_runs,
     overrides,
@@ -185,7 +186,10 @@ def tune(search_file: str, quiet: bool, **options: Any) -> None:
 @main.command()
 @click.argument("sides", nargs=-1, required=True, metavar="SIDE SIDE [SIDE ...]")
 @click.option(
-    "--root", type=FOLDER, default=None, help="The folder whose runs key=value filters select from."
+    "--root",
+    type=RUNS,
+    default=None,
+    help="The folder (or runs CSV) whose runs key=value filters select from.",
 )
 @click.option(
     "--metric",
@@ -193,22 +197,33 @@ def tune(search_file: str, quiet: bool, **options: Any) -> None:
     multiple=True,
     help="A metric to compare (repeatable; default: the SSIMs, PSNR, MSE, validation loss).",
 )
-def compare(sides: tuple[str, ...], root: Path | None, metrics: tuple[str, ...]) -> None:
+@click.option(
+    "--where",
+    default=None,
+    metavar="KEY=VALUE[,...]",
+    help="Keep only the runs that meet this filter on every side, e.g. one cell of two sweeps.",
+)
+def compare(
+    sides: tuple[str, ...], root: Path | None, metrics: tuple[str, ...], where: str | None
+) -> None:
     """Put groups of runs side by side: what differs in their configs, and every metric.
 
-    Each SIDE is a folder (a run, a sweep, a tree of them) or a filter over the
-    runs under --root, e.g. loss.name=mse,model.decoder_activation=sigmoid. Each
+    Each SIDE is a folder (a run, a sweep, a tree of them), a runs CSV (a sweep's
+    runs.csv, a report's committed <sweep>-runs.csv) or a filter over the runs under
+    --root, e.g. loss.name=mse,model.decoder_activation=sigmoid. Each
     metric shows each side's mean, 95% t interval, standard deviation and count
     over its completed runs, and each side's difference from the first with
     Welch's test (Holm-corrected over the table) when both have two runs or more.
+    --where keeps the runs that meet a filter on every side.
     """
     from aeexp.analysis.compare import compare
 
-    echo(compare(*sides, root=root, metrics=metrics or vocab.COMPARE_METRICS).render())
+    chosen = metrics or vocab.COMPARE_METRICS
+    echo(compare(*sides, root=root, metrics=chosen, where=where).render())
 
 
 @main.command()
-@click.argument("folder", type=FOLDER)
+@click.argument("folder", metavar="RUNS", type=RUNS)
 @click.option(
     "--metric",
     type=click.Choice(vocab.TABLE_METRICS),
@@ -247,18 +262,27 @@ def compare(sides: tuple[str, ...], root: Path | None, metrics: tuple[str, ...])
 def table(
     folder: Path, metric: str, fmt: str, compare: str | None, by: str, figures: str | None
 ) -> None:
-    """Print the SSIM table of the runs under FOLDER in the thesis's layout.
+    """Print the SSIM table of the runs under a folder, or in a runs CSV, in the thesis's layout.
+
+    RUNS is a folder of run directories, or a sweep's runs.csv such as a report's
+    committed results/thesis/thesis-tuned-runs.csv (or a folder holding just one and
+    no run directory): it needs no trained run at hand, but has no loss histories
+    for --figures.
 
     Rows are decoder activations (ReLU-ReLU, ReLU-Sigmoid), columns losses
     (MSE, E_I1, E_I2, then any others). Each cell is the best configuration
     by mean over seeds (highest, or lowest for mse and final_val_loss):
     mean +- std (n seeds) and its optimizer.
     """
-    from aeexp import store
+    from aeexp import runs_csv, store
     from aeexp.analysis import figures as figures_lib
     from aeexp.analysis import tables
 
     if figures is not None:  # a folder that cannot be written fails before the table prints
+        if runs_csv.locate(folder) is not None:
+            raise UserError(
+                f"--figures needs run directories: {folder} is a runs CSV, without loss histories"
+            )
         figures_lib.check_destination(figures)
     echo(tables.render(folder, metric, fmt, by, compare is not None))
     if figures is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from aeexp import paths, vocab
+from aeexp import paths, runs_csv, vocab
 from aeexp.errors import UserError
 from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
 
@@ -34,6 +34,7 @@ class CheckedPath(click.ParamType):
 
 
 FOLDER = CheckedPath(paths.existing_folder)
+RUNS = CheckedPath(runs_csv.checked_source)  # a folder of runs or a runs CSV
 FILE = click.Path(dir_okay=False, path_type=str)
 OUT_FILE = CheckedPath(paths.output_file, as_text=True)
 OUT_FOLDER = CheckedPath(paths.output_folder, as_text=True)
