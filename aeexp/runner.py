@@ -255,7 +255,7 @@ def _artifacts(
     metrics |= shared
     if stop is not None:
         metrics |= stop.record(config.run_id, metrics["status"])
-    metrics["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    metrics["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     files = run_files(config, member, history, metrics, reconstructed, dataset)
     if events is not None and config.run_id in events.paths:
         if store.RECONSTRUCTIONS in files:
