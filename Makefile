@@ -24,13 +24,15 @@ EXTRAS = dev,tune,ray,mlflow,docs
 LOCK_PYTHONS = 3.11.7 3.12.1 3.13.0
 # UPGRADE=1: let 'make lock' move every pin the constraints allow (default: keep them).
 UPGRADE ?=
+# What installs: pip, unless told otherwise (.ci/pythons passes uv's pip for speed).
+PIP_INSTALL ?= $(PYTHON) -m pip install
 # uv comes with the dev extra; UV=path/to/uv uses another.
 UV ?= $(PYTHON) -m uv
 
 install:  ## Install aeexp and its dev tools, exactly as locked for this Python (editable).
 	@test -f $(LOCK) || { echo "no lock for Python $(PY_MINOR): $(LOCK) (supported: 3.11-3.13)"; exit 2; }
-	$(PYTHON) -m pip install --require-hashes --no-deps -r $(LOCK)
-	$(PYTHON) -m pip install --no-deps -e .
+	$(PIP_INSTALL) --require-hashes --no-deps -r $(LOCK)
+	$(PIP_INSTALL) --no-deps -e .
 
 install-latest:  ## Install aeexp and its dev tools at the newest versions the ranges allow.
 	$(PYTHON) -m pip install --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
