@@ -6,14 +6,45 @@ ifneq ($(SHARED_MNIST),)
 export AEEXP_DATA ?= $(SHARED_MNIST)
 endif
 
-.PHONY: help install run test test-all lint format docs docs-serve notebook bench bench-executors \
-	bench-device tune-bench tune-replay gradcheck reproduce beta backends
+comma := ,
+
+.PHONY: help install install-latest lock run test test-all lint format docs docs-serve notebook \
+	bench bench-executors bench-device tune-bench tune-replay gradcheck reproduce beta backends
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-install:  ## Install aeexp and its dev tools (editable).
-	$(PYTHON) -m pip install -e '.[dev]'
+# The lock of this Python (requirements/lock-py3.X.txt): the versions that made the results.
+PY_MINOR = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+LOCK = requirements/lock-py$(PY_MINOR).txt
+# The extras 'make install' and the docs offer; the locks cover all of them.
+EXTRAS = dev,tune,ray,mlflow,docs
+# The Pythons the locks are made for (requires-python >= 3.11), each at a patch release that
+# every locked package accepts.
+LOCK_PYTHONS = 3.11.7 3.12.1 3.13.0
+# UPGRADE=1: let 'make lock' move every pin the constraints allow (default: keep them).
+UPGRADE ?=
+# What installs: pip, unless told otherwise (.ci/pythons passes uv's pip for speed).
+PIP_INSTALL ?= $(PYTHON) -m pip install
+# uv comes with the dev extra; UV=path/to/uv uses another.
+UV ?= $(PYTHON) -m uv
+
+install:  ## Install aeexp and its dev tools, exactly as locked for this Python (editable).
+	@test -f $(LOCK) || { echo "no lock for Python $(PY_MINOR): $(LOCK) (supported: 3.11-3.13)"; exit 2; }
+	$(PIP_INSTALL) --require-hashes --no-deps -r $(LOCK)
+	$(PIP_INSTALL) --no-deps -e .
+
+install-latest:  ## Install aeexp and its dev tools at the newest versions the ranges allow.
+	$(PYTHON) -m pip install --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
+
+lock:  ## Re-resolve requirements/lock-py3.*.txt (UPGRADE=1 moves pins) and aeexp/locked.json.
+	$(foreach v,$(LOCK_PYTHONS),$(UV) pip compile pyproject.toml --quiet \
+		$(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) --generate-hashes \
+		--python-version $(v) --python-platform x86_64-manylinux_2_28 \
+		--constraint requirements/results.txt $(if $(UPGRADE),--upgrade) \
+		--custom-compile-command 'make lock' \
+		--output-file requirements/lock-py$(basename $(v)).txt &&) true
+	$(PYTHON) -m aeexp.pinned requirements/lock-py3.*.txt
 
 CONFIG ?= configs/thesis/mse_relu-sigmoid_adam.yaml
 ARGS ?=

@@ -341,12 +341,12 @@ def tune(
 
 
 def environment() -> list[str]:
-    """Return the versions that decide a run's numbers, then each backend's devices.
+    """Return the versions that decide a run's numbers, the lock's verdict on them, then devices.
 
     Every backend is listed (``train.backend`` chooses one per run); a missing one says how
     to install it. Keras itself is not imported: that would fix this process's backend.
     """
-    from aeexp import __version__, backend
+    from aeexp import __version__, backend, pinned
 
     lines = [f"aeexp: {__version__}", f"python: {platform.python_version()}"]
     lines += [f"{name}: {_version(name)}" for name in ("keras", "numpy", "scikit-image")]
@@ -355,6 +355,7 @@ def environment() -> list[str]:
             lines.append(f"{name}: not installed (pip install 'aeexp[{name}]')")
             continue
         lines += [f"{package}: {_version(package)}" for package in _PACKAGES[name]]
+    lines += pinned.report()
     usable = [name for name in backend.BACKENDS if backend.installed(name)]
     lines.append(f"backends: {', '.join(usable) or 'none'} (default {backend.DEFAULT_BACKEND})")
     for name in usable:

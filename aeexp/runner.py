@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeexp import __version__, backend, evaluate, host, losses, optimizers, plots, store
+from aeexp import __version__, backend, evaluate, host, losses, optimizers, pinned, plots, store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset
 from aeexp.engine_base import EpochCallback, History, StopCallback
@@ -149,6 +149,8 @@ def _shared_metrics(configs: Sequence[RunConfig], dataset: Dataset, seconds: flo
             "test_images": len(dataset.eval_images),
         },
         "versions": library_versions(backend_name),
+        # Whether the packages that decide the numbers had the lock's versions (aeexp env).
+        "locked_environment": pinned.is_locked(),
         "machine": host.record(),
         **_devices(backend_name),
     }
@@ -255,7 +257,7 @@ def _artifacts(
     metrics |= shared
     if stop is not None:
         metrics |= stop.record(config.run_id, metrics["status"])
-    metrics["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    metrics["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     files = run_files(config, member, history, metrics, reconstructed, dataset)
     if events is not None and config.run_id in events.paths:
         if store.RECONSTRUCTIONS in files:

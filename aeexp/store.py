@@ -130,7 +130,7 @@ def is_damaged(run_dir: Path) -> bool:
 
 def move_aside(run_dir: Path, root: Path) -> Path:
     """Move a damaged run directory into ``<experiment>/.damaged/`` (never delete it)."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = run_dir.parent / DAMAGED / f"{run_dir.name}-{stamp}-{uuid.uuid4().hex[:6]}"
     check_inside(root, target)
     with os_errors(target):

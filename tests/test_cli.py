@@ -246,6 +246,7 @@ def test_run_end_to_end(tmp_path, config_file):
         "final_val_loss",
         "train_seconds",
         "versions",
+        "locked_environment",
         "machine",
     ):
         assert key in metrics

@@ -44,6 +44,15 @@ def main() -> None:
     """
 
 
+def _warn_if_unlocked() -> None:
+    """Print one line to stderr when a package that decides the numbers is not the lock's."""
+    from aeexp import pinned
+
+    line = pinned.warning()
+    if line is not None:
+        click.echo(f"aeexp: {line}", err=True)
+
+
 @main.command()
 @click.argument("config", type=FILE)
 @overrides("Override a config key, e.g. --set train.epochs=5 (repeatable).")
@@ -62,6 +71,7 @@ def run(config: str, quiet: bool, **options: Any) -> None:
     """
     from aeexp import api
 
+    _warn_if_unlocked()
     result = api.run(config, progress=not quiet, **options)
     done = "" if result.trained_now else ": already complete (use --force to train again)"
     echo(f"{result.run_dir}{done}")
@@ -96,6 +106,7 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
         planned = api.plan(sweep_file, options["overrides"], options["out"], options["max_runs"])
         echo(api.describe_plan(planned))
         return
+    _warn_if_unlocked()
     outcome = api.sweep(sweep_file, progress=not quiet, **options)
     echo(outcome.summary())
     bad = outcome.problems()
@@ -179,6 +190,7 @@ def tune(search_file: str, quiet: bool, **options: Any) -> None:
     """
     from aeexp import api
 
+    _warn_if_unlocked()
     outcome = api.tune(search_file, progress=not quiet, **options)
     echo(outcome.summary())
 
