@@ -39,6 +39,8 @@ REDUCED = {
         "installs packages into the test's interpreter",
     ),
     "make run": (f"make run ARGS='{SMALL}'", "50 epochs on all of MNIST: test_make_run_output"),
+    "make install-latest": ("make -n install-latest", "upgrades the test's interpreter"),
+    "make lock": ("make -n lock", "resolves against the package index; tests/test_lock.py"),
     "make reproduce": ("make -n reproduce", "740 runs, about 3 hours"),
     "make reproduce EXECUTOR=ray ADDRESS=auto": (
         "make -n reproduce EXECUTOR=ray ADDRESS=auto",
