@@ -7,14 +7,11 @@ In a notebook: ``aeexp.run(config, **{"train.epochs": 5})``, ``aeexp.sweep(path)
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:  # one version, pyproject.toml's, as the installed package records it
-    __version__ = version("aeexp")
-except PackageNotFoundError:  # a source tree on sys.path, never installed
-    __version__ = "0+unknown"
-
+# From the source, not the install's metadata: an editable install made before a version bump
+# still reports the version of the code it runs.
+from aeexp._version import __version__ as __version__
 
 __all__ = ["compare", "load_runs", "run", "sweep", "tune"]
 

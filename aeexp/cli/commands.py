@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from aeexp import vocab
+from aeexp import __version__, vocab
 from aeexp.cli.errors import OneLineErrorGroup, echo
 from aeexp.cli.options import (
     EXECUTOR,
@@ -34,7 +34,7 @@ from aeexp.errors import UserError
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="aeexp")
+@click.version_option(version=__version__)
 def main() -> None:
     """Reproduce 'Autoencoder with New Loss Functions' (Haruguchi, 2019) and go beyond it.
 
