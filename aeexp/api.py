@@ -28,6 +28,7 @@ from aeexp import execute, ledger, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, clip, is_finite_number
 from aeexp.executors import Executor, executor_options, make_executor
+from aeexp.extras import install_hint
 from aeexp.plan import (
     DEFAULT_MAX_RUNS,
     PlannedRun,
@@ -297,7 +298,7 @@ def tune(
     in ``tune.db`` there; a second call resumes. It ends by drawing ``tune.png`` and
     writing a sweep file of each cell's ``top`` best points over ``seeds`` (``sweep_out``,
     default ``<out>/<name>/best.yaml``). Returns an :class:`aeexp.tuning.driver.TuneOutcome`.
-    Needs ``pip install 'aeexp[tune]'``.
+    Needs Optuna (``pip install 'optuna>=4,<5'``).
     """
     from aeexp import paths
     from aeexp.analysis.selection import parse_seeds
@@ -352,7 +353,7 @@ def environment() -> list[str]:
     lines += [f"{name}: {_version(name)}" for name in ("keras", "numpy", "scikit-image")]
     for name in backend.BACKENDS:
         if not backend.installed(name):
-            lines.append(f"{name}: not installed (pip install 'aeexp[{name}]')")
+            lines.append(f"{name}: not installed ({install_hint(name)})")
             continue
         lines += [f"{package}: {_version(package)}" for package in _PACKAGES[name]]
     lines += pinned.report()

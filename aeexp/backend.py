@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from aeexp.errors import UserError
+from aeexp.extras import install_hint
 
 # The backends a run may train on (``train.backend``); the first is the default, under
 # which every run id and number committed before JAX existed stays as it was.
@@ -59,7 +60,7 @@ def require(backend: str) -> None:
     if not installed(backend):
         raise UserError(
             f"train.backend {backend} needs {_REQUIRES[backend]}, which is not installed: "
-            f"pip install 'aeexp[{backend}]'"
+            f"{install_hint(backend)}"
         )
 
 

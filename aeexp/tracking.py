@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from aeexp import paths, reach, readers, store
 from aeexp.config import flatten_dotted
 from aeexp.errors import UserError, clip, shorten
+from aeexp.extras import install_hint
 from aeexp.plan import PlannedRun
 from aeexp.vocab import Status
 
@@ -155,7 +156,7 @@ class MlflowSink:
         try:
             import mlflow
         except ImportError:
-            raise UserError("--mlflow needs MLflow: pip install 'aeexp[mlflow]'") from None
+            raise UserError(f"--mlflow needs MLflow: {install_hint('mlflow')}") from None
         # MLflow and its migrations log at INFO to stderr ("Creating initial MLflow database
         # tables..."): not the user's business, and it breaks the one-line rule on a fault.
         for name in ("mlflow", "alembic"):

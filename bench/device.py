@@ -6,7 +6,7 @@ Trains thesis-optimizers (150 runs) and thesis-tuned (590 runs), 50 epochs on al
 with ``train.backend=jax``, through the same ``aeexp sweep`` path a user takes (evaluation
 and run directories included), and prints seconds per member-epoch (training only, and
 wall clock) and the whole grid's wall time; writes the numbers as JSON. Meant for a machine
-with JAX and no TensorFlow (``pip install 'aeexp[jax]'``, or ``'aeexp[jax-gpu]'``).
+with JAX and no TensorFlow (``pip install -e '.[jax]'``, or ``'.[jax-gpu]'``, in the clone).
 
 Environment variables shrink it for a smoke run (``bench/device.sh`` passes them on):
 ``AEEXP_DEVICE_EPOCHS`` (default 50), ``AEEXP_DEVICE_TRAIN_LIMIT`` and

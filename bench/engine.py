@@ -419,7 +419,7 @@ def print_table(result: dict) -> None:
         bound, limit = TARGETS[name]
         print(f"{name:30s} {value:10.3g} {bound}{limit:7g}  {'yes' if met(name, value) else 'NO'}")
     if result["jax_platform"] is None:
-        print("\nJAX rows: skipped (JAX is not installed: pip install 'aeexp[jax]')")
+        print("\nJAX rows: skipped (JAX is not installed: pip install -e '.[jax]')")
         return
     print(f"\nJAX on {result['jax_platform']}, speed-up (> 1: JAX faster)  measured")
     for name, value in result["jax_ratios"].items():

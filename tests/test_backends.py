@@ -55,7 +55,7 @@ def test_a_sweep_mixing_backends_is_refused_on_one_line(tmp_path):
 def test_a_missing_backend_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(backend, "installed", lambda name: name != "jax")
     with pytest.raises(
-        UserError, match=r"needs jax, which is not installed: pip install 'aeexp\[jax\]'"
+        UserError, match=r"needs jax, which is not installed: pip install 'jax>=0\.4\.30'"
     ):
         backend.use("jax")
 

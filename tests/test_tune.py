@@ -277,7 +277,7 @@ def test_bad_data_is_refused_before_anything_is_written(tmp_path, mnist_path, mo
 def test_missing_optuna_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
     result = invoke("tune", write(tmp_path), "--trials", 2, "--out", tmp_path / "out")
-    assert_one_line_error(result, "pip install 'aeexp[tune]'")
+    assert_one_line_error(result, "aeexp tune needs Optuna: pip install 'optuna>=4,<5'")
     assert not (tmp_path / "out").exists()
 
 

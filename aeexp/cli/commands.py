@@ -31,6 +31,7 @@ from aeexp.cli.options import (
     report_out,
 )
 from aeexp.errors import UserError
+from aeexp.extras import install_hint
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -186,7 +187,7 @@ def tune(search_file: str, quiet: bool, **options: Any) -> None:
     directory under <out>/<name>/ with runs.csv beside it; the studies live in
     <out>/<name>/tune.db, so an interrupted tune resumes where it stopped. Ends by
     drawing tune.png and writing a sweep of each cell's best --top points over
-    --seeds, ready for 'aeexp sweep'. Needs pip install 'aeexp[tune]'.
+    --seeds, ready for 'aeexp sweep'. Needs Optuna: pip install 'optuna>=4,<5'.
     """
     from aeexp import api
 
@@ -480,7 +481,7 @@ def gradcheck(fmt: str) -> None:
     from aeexp import backend
 
     if not backend.installed("tensorflow"):
-        raise UserError("gradcheck needs TensorFlow's autodiff: pip install 'aeexp[tensorflow]'")
+        raise UserError(f"gradcheck needs TensorFlow's autodiff: {install_hint('tensorflow')}")
     from aeexp import gradcheck as gradcheck_lib
 
     echo(gradcheck_lib.render(gradcheck_lib.run_checks(), fmt))

@@ -11,6 +11,7 @@ import click
 from aeexp import paths, runs_csv, vocab
 from aeexp.errors import UserError
 from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
+from aeexp.extras import install_hint
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -130,6 +131,6 @@ TRACKING = stacked(
         default=None,
         help="Also log each run (config, per-epoch losses, metrics, files) to this MLflow "
         "tracking URI: http(s)://HOST[:PORT] (and a path) or sqlite:///PATH "
-        "(pip install 'aeexp[mlflow]').",
+        f"({install_hint('mlflow')}).",
     ),
 )

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from aeexp.config import DataConfig, RunConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, unknown_name_message
+from aeexp.extras import install_hint
 from aeexp.store import RunArtifacts
 
 
@@ -113,7 +114,7 @@ class ExecutorEntry:
 EXECUTORS: dict[str, ExecutorEntry] = {
     "local": ExecutorEntry("Train in this process.", "aeexp.executors.local:create"),
     "ray": ExecutorEntry(
-        "Train on Ray actors (pip install 'aeexp[ray]').",
+        f"Train on Ray actors ({install_hint('ray')}).",
         "aeexp.executors.ray:create",
         (
             ExecutorOption(

@@ -31,6 +31,7 @@ from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, one_line
 from aeexp.executors import Job, JobResult, StopRule
+from aeexp.extras import install_hint
 
 try:
     import ray
@@ -211,7 +212,7 @@ class RayExecutor:
     ) -> None:
         if ray is None:
             raise UserError(
-                "--executor ray needs Ray: pip install 'aeexp[ray]' (on every node of the cluster)"
+                f"--executor ray needs Ray: {install_hint('ray')} (on every node of the cluster)"
             )
         check_cpus_per_worker(cpus_per_worker)
         if address is not None and not address.strip():

@@ -30,6 +30,7 @@ from aeexp.analysis.tables import recorded_number
 from aeexp.dataset import load_dataset
 from aeexp.errors import UserError
 from aeexp.executors import Executor, Job, JobResult
+from aeexp.extras import install_hint
 from aeexp.plan import PlannedRun, SweepPlan
 from aeexp.tuning.search import Cell, Search
 from aeexp.tuning.space import describe_params
@@ -47,11 +48,11 @@ def require_optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise UserError("aeexp tune needs Optuna: pip install 'aeexp[tune]'") from None
+        raise UserError(f"aeexp tune needs Optuna: {install_hint('tune')}") from None
     if int(optuna.__version__.split(".")[0]) < 4:
         raise UserError(
             f"aeexp tune needs Optuna 4 or later (found {optuna.__version__}): "
-            "pip install 'aeexp[tune]'"
+            f"{install_hint('tune')}"
         )
     return optuna
 
