@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from aeexp import bundled, execute, ledger, store
 from aeexp import config as config_lib
-from aeexp import execute, ledger, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, clip, is_finite_number
 from aeexp.executors import Executor, executor_options, make_executor
@@ -146,6 +146,8 @@ def run(
     chosen, dotted = _split(keywords)
     if tensorboard:
         dotted = {**dotted, "output.tensorboard": True}
+    if isinstance(config, str | Path):
+        config = bundled.locate(config, "run")
     cfg = config_lib.resolve(config, overrides, dotted, seed, out)
     planned = plan_run(cfg)
     (only,) = planned.runs
@@ -170,6 +172,8 @@ def plan(
     max_runs: int = DEFAULT_MAX_RUNS,
 ) -> SweepPlan:
     """Return a sweep's validated runs without training anything."""
+    if isinstance(sweep_file, str | Path):
+        sweep_file = bundled.locate(sweep_file, "sweep")
     return plan_sweep(sweep_file, overrides, out, max_runs)
 
 
@@ -314,6 +318,8 @@ def tune(
     seed_list = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
     if tensorboard:
         overrides = [*overrides, "output.tensorboard=true"]
+    if isinstance(search_file, str | Path):
+        search_file = bundled.locate(search_file, "tune")
     spec = search.read_search(search_file, overrides, out, seed, on_test_set, max_runs)
     if len(spec.cells) * trials > max_runs:
         raise UserError(

@@ -68,6 +68,23 @@ def status(path: str | Path) -> os.stat_result | None:
         raise UserError(f"{_where(path)}: {reason}") from None
 
 
+def missing(path: str | Path) -> bool:
+    """Return whether nothing is at ``path`` (no such file); False if it cannot be asked.
+
+    Only a plain "no such file or folder" counts: a path too long, a part that is not a folder or a
+    folder without permission is left to the reader, which names that fault.
+    """
+    if not str(path) or length_problem(path) is not None:
+        return False
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def is_folder(path: str | Path) -> bool:
     """Return whether ``path`` names an existing folder; False if it cannot name one at all."""
     try:

@@ -221,7 +221,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_new(path: Path, data: bytes) -> None:
+def write_new(path: Path, data: bytes) -> None:
     """Create ``path`` with the umask's mode (as the user's other files), write, fsync."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     with os.fdopen(fd, "wb") as handle:
@@ -238,7 +238,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             f"{_STAGING_PREFIX}file-{os.getpid()}-{_HOST_TAG}-{uuid.uuid4().hex}-{path.name}"
         )
         try:
-            _write_new(temp, data)
+            write_new(temp, data)
             os.replace(temp, path)
             _fsync_dir(path.parent)
         except BaseException:
@@ -330,7 +330,7 @@ def write_run_files(run_dir: Path, files: Mapping[str, bytes], root: Path | None
                 raise ValueError(f"run file name {name!r} is not a file or folder/file name")
             with os_errors(staging / name):
                 (staging / name).parent.mkdir(exist_ok=True)
-                _write_new(staging / name, files[name])
+                write_new(staging / name, files[name])
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:

@@ -61,6 +61,8 @@ tune --help
 report thesis --help
 report beta --help
 report backends --help
+configs --help
+configs copy --help
 schema
 schema --kind sweep
 schema --kind tune
@@ -152,6 +154,17 @@ nosuchcommand
 schema --kind nope
 data --path absent.npz
 data --path bad/malformed.yaml
+configs
+configs copy thesis/mse_relu-sigmoid_adam copied.yaml
+configs copy thesis/mse_relu-sigmoid_adam copied.yaml
+configs copy sweeps/thesis-optimizers bad
+configs copy thesis/mse_relu_adam x.yaml
+configs copy thesis/mse_relu-relu_adagrad nowhere/x.yaml
+sweep sweeps/thesis-cells-jax --dry-run --out dry
+run thesis/mse_relu-sigmoid_adm
+run sweeps/thesis-optimizers
+sweep thesis/mse_relu-sigmoid_adam --dry-run
+tune tune/thesis-cell --trials 1
 """
 
 

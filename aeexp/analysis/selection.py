@@ -12,7 +12,6 @@ rerun any seed the selection already used, so the estimate never reuses the sele
 from __future__ import annotations
 
 import operator
-import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from aeexp import losses, optimizers, paths, readers, store, vocab
+from aeexp import losses, optimizers, paths, readers, schema, store, vocab
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.config import MAX_SEED, check_name
@@ -176,22 +175,6 @@ def best_learning_rates(runs: Sequence[Run], metric: str) -> list[Choice]:
     return chosen
 
 
-# The first line of a sweep file aeexp writes: editors with the YAML language server then
-# validate it against the committed schema (see aeexp.schema).
-SCHEMA_MODELINE_PREFIX = "# yaml-language-server: $schema="
-
-
-def _schema_path(out: Path) -> str:
-    """Return the sweep schema's path relative to the written file, if it is in this repo."""
-    from aeexp.schema import SWEEP_SCHEMA_FILE, schema_folder
-
-    target = schema_folder() / SWEEP_SCHEMA_FILE
-    try:
-        return os.path.relpath(target, out.resolve().parent)
-    except ValueError:  # another drive (Windows): an absolute path still works
-        return str(target)
-
-
 def leading_comments(sweep_file: Path) -> list[str]:
     """Return the comment lines a YAML file opens with, up to its first other line."""
     text = readers.read_text(sweep_file, readers.MAX_CONFIG_BYTES, "sweep file", "YAML")
@@ -200,7 +183,7 @@ def leading_comments(sweep_file: Path) -> list[str]:
     for line in lines:
         if not line.startswith("#"):
             break
-        if not line.startswith(SCHEMA_MODELINE_PREFIX):  # an editor's line, not the story
+        if not line.startswith(schema.MODELINE_PREFIX):  # an editor's line, not the story
             block.append(line)
     return block
 
@@ -355,7 +338,7 @@ def write_sweep(
         default_flow_style=None,
         width=100,
     )
-    modeline = f"{SCHEMA_MODELINE_PREFIX}{_schema_path(out)}"
+    modeline = schema.modeline("sweep", out)
     store.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
 
 

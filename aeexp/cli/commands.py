@@ -418,6 +418,41 @@ def report_backends(tensorflow_dir: Path, jax_dir: Path, out: str) -> None:
     echo(backends.write_report(tensorflow_dir, jax_dir, Path(out)))
 
 
+@main.group(invoke_without_command=True)
+@click.pass_context
+def configs(ctx: click.Context) -> None:
+    """List the thesis's configs, sweeps and search files that ship with aeexp.
+
+    Each is named by its path under the clone's configs/ without .yaml; a
+    command that takes a file takes the name too, and a file at the path given
+    always wins over a name:
+
+    \b
+      aeexp run thesis/mse_relu-sigmoid_adam
+      aeexp sweep sweeps/thesis-optimizers
+      aeexp tune tune/thesis-cells --trials 8
+      aeexp configs copy thesis/mse_relu-sigmoid_adam mine.yaml
+    """  # noqa: D301 (\b, a backspace, is click's mark for lines it must not rewrap)
+    from aeexp import bundled
+
+    if ctx.invoked_subcommand is None:
+        echo(bundled.render())
+
+
+@configs.command("copy")
+@click.argument("name")
+@click.argument("dest", type=click.Path(path_type=str))
+def configs_copy(name: str, dest: str) -> None:
+    """Write a copy of the bundled NAME to DEST, a file or a folder, to edit and run.
+
+    Never overwrites a file. The copy's first line points editors with the YAML
+    language server at this installation's schema.
+    """
+    from aeexp import bundled
+
+    echo(f"wrote {bundled.copy(name, dest)}")
+
+
 @main.command()
 @click.option(
     "--kind",
@@ -429,9 +464,10 @@ def report_backends(tensorflow_dir: Path, jax_dir: Path, out: str) -> None:
 def schema(kind: str) -> None:
     """Print the JSON Schema of a run config (or a sweep or search file) for YAML editors.
 
-    The configs under configs/ point at the copies in aeexp/schemas/ with a
-    '# yaml-language-server: $schema=...' first line, so editors with the YAML
-    language server complete keys and flag mistakes as you type.
+    The configs under configs/ (and their copies from aeexp configs copy) point
+    at the copies in aeexp/schemas/ with a '# yaml-language-server: $schema=...'
+    first line, so editors with the YAML language server complete keys and flag
+    mistakes as you type.
     """
     from aeexp import schema as schema_lib
 
