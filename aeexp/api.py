@@ -137,7 +137,8 @@ def run(
 ) -> RunResult:
     """Train and evaluate one config unless that run is already complete.
 
-    ``config`` is a YAML file, a mapping or a :class:`RunConfig`; keyword arguments with
+    ``config`` is a YAML file, a bundled config's name (``thesis/mse_relu-sigmoid_adam``;
+    ``aeexp configs`` lists them), a mapping or a :class:`RunConfig`; keyword arguments with
     dotted names override keys, e.g. ``aeexp.run(path, **{"train.epochs": 5})``; the
     executor's own options are keywords too (``executor="ray", address="auto"``).
     ``tensorboard`` writes TensorBoard events into the run directory; ``mlflow`` logs the
@@ -191,7 +192,7 @@ def sweep(
     mlflow: str | None = None,
     **executor_options: Any,
 ) -> execute.Outcome:
-    """Train every run of a sweep (a file or its mapping) that is not complete yet.
+    """Train every run of a sweep (a file, a bundled name or a mapping) not complete yet.
 
     ``executor_options`` are the executor's own (``executor="ray", address="auto"``).
     Returns the :class:`aeexp.execute.Outcome`: the plan, the run ids trained now, how many

@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 from test_cli import assert_one_line_error
 
-from aeexp import bundled, cli, schema
+from aeexp import api, bundled, cli, schema
 
 REPO = Path(__file__).resolve().parents[1]
 CLONE_FILES = sorted((REPO / "configs").glob("*/*.yaml"))
@@ -132,3 +132,9 @@ def test_a_copy_goes_only_where_told(outside):
         "does not exist",
     )
     assert list(outside.iterdir()) == []
+
+
+def test_a_notebook_names_bundled_files_too(outside):
+    planned = api.plan("sweeps/thesis-optimizers", out="dry")
+    assert len(planned.runs) == 150
+    assert planned.experiment_dir == Path("dry") / "thesis-optimizers"
