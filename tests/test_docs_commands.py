@@ -96,6 +96,27 @@ REDUCED = {
         "aeexp sweep configs/sweeps/thesis-cells-best.yaml --out results/tune --dry-run",
         "30 runs of 50 epochs",
     ),
+    "pip install build twine": (
+        "pip install --dry-run --no-deps -q build twine",
+        "installs packages into the test's interpreter",
+    ),
+    "python -m build": (
+        "python -m pip wheel --no-deps -q -w dist .",
+        "build is not in the test's interpreter: pip builds the wheel through the same backend; "
+        ".ci/wheel runs python -m build",
+    ),
+    "twine check --strict dist/*": (
+        "ls dist/aeexp-*.whl",
+        "twine is not in the test's interpreter; .ci/wheel checks the wheel and the sdist",
+    ),
+    'pip install "$(ls dist/aeexp-*.whl)[jax]"': (
+        'pip install --dry-run --no-deps -q "$(ls dist/aeexp-*.whl)[jax]"',
+        "installs about 1 GB into the test's interpreter; .ci/wheel installs it in a fresh venv",
+    ),
+    "pip install 'optuna>=4,<5'": (
+        "pip install --dry-run --no-deps -q 'optuna>=4,<5'",
+        "installs packages into the test's interpreter",
+    ),
     "export AEEXP_DATA=/path/to/mnist.npz": (
         'export AEEXP_DATA="$DOCS_TEST_MNIST"',
         "the page's path is a placeholder for the reader's copy",
@@ -180,7 +201,10 @@ def sandbox(tmp_path: Path) -> Path:
     root = tmp_path / "clone"
     for name in filter(None, listed):
         source = REPO / name
-        if source.is_file():
+        if source.is_symlink():  # aeexp/configs: a clone holds the link, not a copy
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).symlink_to(os.readlink(source))
+        elif source.is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
     return root
