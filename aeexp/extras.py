@@ -10,7 +10,7 @@ from __future__ import annotations
 REQUIREMENTS = {
     "tensorflow": "tensorflow>=2.16",
     "jax": "jax>=0.4.30",
-    "ray": "ray>=2.40",
+    "ray": "ray>=2.40,<3",
     "mlflow": "mlflow>=2.10",
     "tune": "optuna>=4,<5",
 }

@@ -40,7 +40,7 @@ def numbers(run_dir):
 
 def test_without_the_extra_ray_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setattr(ray_executor, "ray", None)
-    with pytest.raises(UserError, match=r"pip install 'ray>=2\.40'"):
+    with pytest.raises(UserError, match=r"pip install 'ray>=2\.40,<3'"):
         make_executor("ray")
     config = tmp_path / "c.yaml"
     config.write_text("train: {epochs: 1}\n")
@@ -49,7 +49,7 @@ def test_without_the_extra_ray_is_a_one_line_error(monkeypatch, tmp_path):
     )
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "aeexp: error: --executor ray needs Ray: pip install 'ray>=2.40' (on every node of "
+        "aeexp: error: --executor ray needs Ray: pip install 'ray>=2.40,<3' (on every node of "
         "the cluster)"
     ]
 
