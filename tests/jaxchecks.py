@@ -1,5 +1,8 @@
 """The JAX engine's checks, run in a process of their own: ``python tests/jaxchecks.py MNIST``.
 
+``python tests/jaxchecks.py MNIST quick`` runs the default test set's few cheap checks
+(:func:`quick`) instead of the slow set's full ones.
+
 A process holds one Keras backend and the test session's is TensorFlow, so the tests in
 ``test_engine_jax.py`` start this script and read the JSON it prints: sha256 digests of
 each scenario's weights, histories and reconstructions, which those tests compare.
@@ -86,7 +89,44 @@ def stop_first_after_one(epoch, histories, active):
     return [0] if epoch == 1 and 0 in active else []
 
 
+def quick(mnist: str) -> dict:
+    """Return the cheap checks: group == alone, every optimizer on real MNIST, lr-0 loss."""
+    train_images, test_images = images(mnist)
+    data = (train_images[:300], test_images[:1100])  # 2 batches and 44 rows; 1.1 chunks
+    target = config("i_div2", "relu", "adadelta", seed=3)
+    twin = config("i_div2", "relu", "adadelta", seed=3, learning_rate=0.5)  # same stack key
+    other = config("mse", "sigmoid", "adam", seed=3)
+    out: dict = {
+        name: scenario(group, data, len(group) - 1)
+        for name, group in (
+            ("alone", [target]),
+            ("pair", [other, target]),
+            ("twin", [twin, target]),
+        )
+    }
+    # The thesis's optimizers at their defaults, on images whose border pixels are 0: those
+    # weights get a zero gradient at every step, which no update may turn into 0 / 0.
+    names = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam")
+    _, histories = train([config(optimizer=name) for name in names], data, epochs=2)
+    out["optimizers"] = {
+        name: h.loss + h.val_loss for name, h in zip(names, histories, strict=True)
+    }
+    out["diverged"] = [h.diverged_epoch for h in histories]
+    frozen = config("mse", optimizer="sgd", learning_rate=0.0)
+    members, (history,) = train([frozen], data, epochs=1, batch_size=128)
+    out["lr0"] = {
+        "loss": history.loss[0],
+        "val_loss": history.val_loss[0],
+        "weights": [np.asarray(w).tolist() for w in members[0].model.get_weights()],
+    }
+    out["tensorflow_imported"] = "tensorflow" in sys.modules
+    return out
+
+
 def main() -> None:
+    if sys.argv[2:] == ["quick"]:
+        print(json.dumps(quick(sys.argv[1])))
+        return
     data = images(sys.argv[1])
     target = config("i_div2", "relu", "adadelta", seed=3)
     twin = config("i_div2", "relu", "adadelta", seed=3, learning_rate=0.5)  # same stack key

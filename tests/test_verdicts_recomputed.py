@@ -30,13 +30,14 @@ def rule(values: list[float], published: float) -> dict[str, float | str]:
     gap = mean - published
     half = stats.t.ppf(0.975, n - 1) * se
     tost = max(stats.t.sf((gap + MARGIN) / se, n - 1), stats.t.cdf((gap - MARGIN) / se, n - 1))
+    diff = 2 * stats.t.sf(abs(gap) / se, n - 1)  # below ALPHA exactly when P is outside the PI
     if tost < ALPHA:
         verdict = "equivalent"
     elif abs(gap) > half:
         verdict = "different"
     else:
         verdict = "inconclusive"
-    return {"n": n, "mean": mean, "gap": gap, "tost_p": tost, "verdict": verdict}
+    return {"n": n, "mean": mean, "gap": gap, "tost_p": tost, "diff_p": diff, "verdict": verdict}
 
 
 def cell_rows(frame: pandas.DataFrame, decoder: str, loss: str, optimizer: str):
@@ -74,6 +75,59 @@ def test_every_committed_verdict_recomputes_from_the_runs_csvs():
         assert row["gap"] == pytest.approx(expected["gap"], abs=1e-12)
         assert row["tost_p"] == pytest.approx(expected["tost_p"], rel=1e-9, abs=1e-15)
         assert row["verdict"] == expected["verdict"], row
+
+
+def holm_rejects(p_values: list[float], alpha: float = ALPHA) -> list[bool]:
+    """Holm's step-down, from its definition: the k-th smallest of m p-values (k from 1) is
+    rejected while every one before it was and it is below alpha / (m - k + 1)."""
+    ranked = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rejected = [False] * len(p_values)
+    for k, i in enumerate(ranked, start=1):
+        if not p_values[i] < alpha / (len(p_values) - k + 1):
+            break
+        rejected[i] = True
+    return rejected
+
+
+def test_every_committed_holm_verdict_recomputes_from_the_runs_csvs():
+    """Per statistic, the family is every cell and variant; each verdict keeps its own test.
+
+    "equivalent" stays if its TOST p survives Holm over the family's TOST p-values,
+    "different" if its two-sided p survives Holm over the two-sided ones; else inconclusive.
+    """
+    committed = pandas.read_csv(VERDICTS)
+    mine = recomputed()
+    assert all(r["n"] >= 2 for r in mine.values())  # every test ran: no NaN left out of m
+    held = {}
+    for statistic in ("procedure", "defaults"):
+        family = [key for key in mine if key[2] == statistic]
+        assert len(family) == 12
+        tests = {"equivalent": "tost_p", "different": "diff_p"}
+        survived = {
+            verdict: dict(zip(family, holm_rejects([mine[k][p] for k in family]), strict=True))
+            for verdict, p in tests.items()
+        }
+        for key in family:
+            verdict = mine[key]["verdict"]
+            kept = verdict in survived and survived[verdict][key]
+            held[key] = verdict if kept or verdict == "inconclusive" else "inconclusive"
+    for row in committed.to_dict("records"):
+        expected = mine[(row["cell"], row["variant"], row["statistic"])]
+        assert row["diff_p"] == pytest.approx(expected["diff_p"], rel=1e-9, abs=1e-15)
+        assert row["holm_verdict"] == held[(row["cell"], row["variant"], row["statistic"])], row
+    # The test can fail: Holm turns verdicts inconclusive, yet keeps some different.
+    assert (committed["holm_verdict"] != committed["verdict"]).sum() >= 5
+    assert set(committed["holm_verdict"]) == {"different", "inconclusive"}
+    # And aeexp's Holm, given these p-values and verdicts, keeps what Holm's definition keeps.
+    from aeexp.analysis.verdicts import Judgement, holm_verdicts
+
+    for statistic in ("procedure", "defaults"):
+        family = [key for key in mine if key[2] == statistic]
+        judgements = [
+            Judgement(**dict.fromkeys(Judgement.__dataclass_fields__, math.nan) | mine[key])
+            for key in family
+        ]
+        assert holm_verdicts(judgements) == [held[key] for key in family]
 
 
 README = RESULTS.parents[1] / "README.md"

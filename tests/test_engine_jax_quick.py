@@ -1,0 +1,71 @@
+"""The JAX engine in the default test set: a few cheap checks in one child process.
+
+``test_engine_jax.py`` holds the full checks (looped and stacked paths, divergence, pruning,
+CPU count) and is in the slow set; without these, ``make test`` never trained on JAX. The
+child (``jaxchecks.py MNIST quick``) trains on 300 real MNIST images, whose border pixels are
+0 in every image: the first layer's weights there get a zero gradient at every step.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def quick(mnist_path):
+    command = [sys.executable, str(HERE / "jaxchecks.py"), str(mnist_path), "quick"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def images(mnist_path):
+    with np.load(mnist_path) as archive:
+        train = archive["x_train"][:300].reshape(-1, 784).astype(np.float64) / 255
+        test = archive["x_test"][:1100].reshape(-1, 784).astype(np.float64) / 255
+    return train, test
+
+
+def test_a_member_ends_where_it_ends_alone_bit_for_bit(quick):
+    """Beside a member of another stack, and beside one of its own stack."""
+    for scenario in ("pair", "twin"):
+        assert quick[scenario]["digest"] == quick["alone"]["digest"], scenario
+        assert quick[scenario]["loss"] == quick["alone"]["loss"]
+        assert quick[scenario]["val_loss"] == quick["alone"]["val_loss"]
+
+
+def test_every_optimizer_trains_on_real_mnist_without_diverging(quick):
+    """Adamax without its epsilon made every run on MNIST diverge here, at epoch 1."""
+    assert quick["diverged"] == [None] * 7
+    for name, losses in quick["optimizers"].items():
+        assert len(losses) == 4 and all(math.isfinite(x) for x in losses), name
+
+
+def test_with_learning_rate_zero_the_epoch_loss_is_the_training_sets(quick, images):
+    """128, 128 and 44 rows: the batches' means weighted by their sizes, in NumPy."""
+    found = quick["lr0"]
+    kernel1, bias1, kernel2, bias2 = (np.asarray(w, np.float64) for w in found["weights"])
+
+    def loss(x):
+        code = np.maximum(x @ kernel1 + bias1, 0.0)
+        reconstruction = 1 / (1 + np.exp(-(code @ kernel2 + bias2)))
+        return np.mean((reconstruction - x) ** 2)
+
+    assert found["loss"] == pytest.approx(loss(images[0]), rel=1e-5)
+    assert found["val_loss"] == pytest.approx(loss(images[1]), rel=1e-5)
+
+
+def test_the_jax_engine_never_imports_tensorflow(quick):
+    assert not quick["tensorflow_imported"]
