@@ -266,3 +266,9 @@ def test_make_run_prints_what_the_readme_shows(sandbox, mnist_path):
         "aeexp table results/mse_relu-sigmoid_adam --compare thesis", sandbox, mnist_path
     )
     assert appears_in_order(table, tabled.stdout), tabled.stdout
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_fence_is_closed(page):
+    """An unclosed fence swallows the rest of the page, and its commands would go unrun."""
+    assert len(re.findall(r"^```", page.read_text(), re.M)) % 2 == 0
