@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from aeexp import bundled, execute, ledger, store
+from aeexp import bundled, execute, ledger, progress, store
 from aeexp import config as config_lib
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, clip, is_finite_number
@@ -195,9 +195,11 @@ def sweep(
     """Train every run of a sweep (a file, a bundled name or a mapping) not complete yet.
 
     ``executor_options`` are the executor's own (``executor="ray", address="auto"``).
-    Returns the :class:`aeexp.execute.Outcome`: the plan, the run ids trained now, how many
-    were complete already, and each run's status; ``load_runs(outcome.experiment_dir)``
-    gives the table.
+    ``progress`` draws bars on a terminal or in a notebook, and writes a plain line at most
+    once a minute per bar where stderr is a file (see :mod:`aeexp.progress`). Returns the
+    :class:`aeexp.execute.Outcome`: the plan, the run ids trained now, how many were
+    complete already, and each run's status; ``load_runs(outcome.experiment_dir)`` gives
+    the table.
     """
     chosen, unknown = _split(executor_options)
     if unknown:
@@ -223,13 +225,12 @@ def train_plan(
     """
     redo = redo_statuses(rerun_failed)
     known = ledger.Ledger(planned)  # read once: for the bar's start and for the driver
-    bar = tqdm(
-        total=len(planned.runs),
+    bar = progress.bar(
+        len(planned.runs),
+        planned.name,
+        "run",
+        executor.progress,
         initial=len(planned.runs) - len(known.to_do(redo)),
-        desc=planned.name,
-        unit="run",
-        disable=not executor.progress,
-        dynamic_ncols=True,
     )
     try:
         outcome = execute.execute(
@@ -251,7 +252,7 @@ def train_plan(
     return outcome
 
 
-def _clear(bar: tqdm) -> None:
+def _clear(bar: tqdm | progress.LineProgress) -> None:
     """Close a progress bar and erase its line."""
     bar.leave = False
     bar.close()

@@ -1,6 +1,9 @@
 """The notebook surface: aeexp.run, aeexp.sweep, aeexp.load_runs, TensorBoard and MLflow."""
 
 import json
+import re
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,7 @@ from click.testing import CliRunner
 from fakeruns import cell_raw, fake_run, run_dir
 
 import aeexp
-from aeexp import cli, store
+from aeexp import cli, progress, store
 from aeexp.errors import UserError
 
 
@@ -183,3 +186,32 @@ def test_a_user_error_from_the_api_is_an_exception(tmp_path):
 def test_metrics_json_names_no_gpu_on_a_cpu_run(notebook_run):
     metrics = json.loads((notebook_run.run_dir / store.METRICS).read_text())
     assert "gpus" not in metrics
+
+
+@pytest.mark.parametrize("kernel", [False, True], ids=["log", "notebook"])
+def test_progress_is_lines_in_a_log_and_a_bar_in_a_notebook(
+    kernel, tmp_path, mnist_path, monkeypatch, capsys
+):
+    # Both write to a stderr that is no terminal (capsys's): a notebook's is not one either.
+    if kernel:  # what a Jupyter kernel has imported
+        monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setattr(progress, "LINE_INTERVAL", 0.0)  # in a log, a line at every update
+    config = tiny(mnist_path, tmp_path)
+    sweep = {"name": "pair", "config": config, "grid": {"loss.name": ["mse", "i_div2"]}}
+    aeexp.sweep(sweep, progress=True)
+    stderr = capsys.readouterr().err
+    if kernel:
+        assert "\r" in stderr and "2/2" in stderr
+        return
+    assert "\r" not in stderr
+    lines = stderr.splitlines()
+    # One lock-step group of two epochs, then the runs it wrote; the kept bar's close repeats
+    # no count already shown.
+    group = lines[0].split(":")[0]
+    assert [re.sub(r" in \d\d:\d\d.*", "", line) for line in lines] == [
+        f"{group}: 1/2 epochs",
+        f"{group}: 2/2 epochs",
+        "pair: 1/2 runs",
+        "pair: 2/2 runs",
+    ]
+    assert "loss=" in lines[0]
