@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from aeexp import bundled, execute, ledger, progress, store
+from aeexp import arguments, bundled, execute, ledger, progress, store
 from aeexp import config as config_lib
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, clip, is_finite_number
@@ -125,7 +125,7 @@ def _options(
 def run(
     config: str | Path | Mapping[str, Any] | RunConfig,
     *,
-    overrides: Iterable[str] = (),
+    overrides: Sequence[str] = (),
     seed: int | None = None,
     out: str | Path | None = None,
     force: bool = False,
@@ -144,6 +144,18 @@ def run(
     ``tensorboard`` writes TensorBoard events into the run directory; ``mlflow`` logs the
     run to that MLflow tracking URI.
     """
+    arguments.check(
+        "run",
+        config=config,
+        overrides=overrides,
+        seed=seed,
+        out=out,
+        force=force,
+        executor=executor,
+        progress=progress,
+        tensorboard=tensorboard,
+        mlflow=mlflow,
+    )
     chosen, dotted = _split(keywords)
     if tensorboard:
         dotted = {**dotted, "output.tensorboard": True}
@@ -168,11 +180,12 @@ def run(
 
 def plan(
     sweep_file: str | Path | Mapping[str, Any],
-    overrides: Iterable[str] = (),
+    overrides: Sequence[str] = (),
     out: str | Path | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
 ) -> SweepPlan:
     """Return a sweep's validated runs without training anything."""
+    arguments.check("sweep", sweep_file=sweep_file, overrides=overrides, out=out, max_runs=max_runs)
     if isinstance(sweep_file, str | Path):
         sweep_file = bundled.locate(sweep_file, "sweep")
     return plan_sweep(sweep_file, overrides, out, max_runs)
@@ -181,7 +194,7 @@ def plan(
 def sweep(
     sweep_file: str | Path | Mapping[str, Any],
     *,
-    overrides: Iterable[str] = (),
+    overrides: Sequence[str] = (),
     out: str | Path | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
     max_group: int = DEFAULT_MAX_GROUP,
@@ -201,6 +214,19 @@ def sweep(
     complete already, and each run's status; ``load_runs(outcome.experiment_dir)`` gives
     the table.
     """
+    arguments.check(
+        "sweep",
+        sweep_file=sweep_file,
+        overrides=overrides,
+        out=out,
+        max_runs=max_runs,
+        max_group=max_group,
+        rerun_failed=rerun_failed,
+        executor=executor,
+        progress=progress,
+        tensorboard=tensorboard,
+        mlflow=mlflow,
+    )
     chosen, unknown = _split(executor_options)
     if unknown:
         raise UserError(f"sweep() got unknown keywords: {', '.join(sorted(unknown))}")
@@ -279,7 +305,7 @@ def tune(
     search_file: str | Path | Mapping[str, Any],
     *,
     trials: int,
-    overrides: Iterable[str] = (),
+    overrides: Sequence[str] = (),
     out: str | Path | None = None,
     seed: int | None = None,
     batch: int | None = None,
@@ -310,13 +336,29 @@ def tune(
     from aeexp.analysis.selection import parse_seeds
     from aeexp.tuning import best, driver, search
 
+    arguments.check(
+        "tune",
+        search_file=search_file,
+        trials=trials,
+        overrides=overrides,
+        out=out,
+        seed=seed,
+        batch=batch,
+        max_group=max_group,
+        max_runs=max_runs,
+        top=top,
+        seeds=seeds,
+        sweep_out=sweep_out,
+        sweep_name=sweep_name,
+        on_test_set=on_test_set,
+        executor=executor,
+        progress=progress,
+        tensorboard=tensorboard,
+        mlflow=mlflow,
+    )
     chosen, unknown = _split(executor_options)
     if unknown:
         raise UserError(f"tune() got unknown keywords: {', '.join(sorted(unknown))}")
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise UserError(f"--trials {trials!r}: give at least one trial per cell")
-    if top < 1:
-        raise UserError(f"--top {top}: keep at least one point per cell")
     seed_list = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
     if tensorboard:
         overrides = [*overrides, "output.tensorboard=true"]

@@ -29,6 +29,7 @@ from aeexp import losses, optimizers
 from aeexp.backend import BACKENDS, DEFAULT_BACKEND
 from aeexp.errors import (
     MAX_IMAGES,
+    MAX_SEED,
     UserError,
     clip,
     shorten,
@@ -86,10 +87,6 @@ def _check_path(value: str | None) -> str | None:
     if value is not None and "\0" in value:
         raise ValueError(f"{shorten(value)} contains a NUL character")
     return value
-
-
-# Seeds feed tf.constant([seed, epoch], tf.int64) and NumPy's SeedSequence.
-MAX_SEED = 2**63 - 1
 
 
 class _Section(BaseModel):

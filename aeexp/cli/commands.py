@@ -28,6 +28,7 @@ from aeexp.cli.options import (
     OUT_FOLDER,
     RUNS,
     TRACKING,
+    CheckedCount,
     max_runs,
     overrides,
     report_out,
@@ -59,7 +60,7 @@ def _warn_if_unlocked() -> None:
 @main.command()
 @click.argument("config", type=FILE)
 @overrides("Override a config key, e.g. --set train.epochs=5 (repeatable).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the seed.")
+@click.option("--seed", type=CheckedCount("seed"), default=None, help="Override the seed.")
 @OUT
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Train again even if this run is complete.")
@@ -123,7 +124,7 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
 @click.argument("search_file", metavar="SEARCH", type=FILE)
 @click.option(
     "--trials",
-    type=click.IntRange(min=1),
+    type=CheckedCount("trials"),
     required=True,
     help="Trials per cell in all, those done before included: rerun with more to extend.",
 )
@@ -131,13 +132,13 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
 @OUT
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=CheckedCount("seed"),
     default=None,
     help="The sampler's seed (default: the search file's seed, else 0).",
 )
 @click.option(
     "--batch",
-    type=click.IntRange(min=1),
+    type=CheckedCount("batch"),
     default=None,
     help="Trials asked per cell at a time and trained in lock-step [default: a quarter of "
     "--trials, at most --max-group shared among the cells].",
@@ -146,7 +147,7 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
 @max_runs("Refuse more cells x trials than this.")
 @click.option(
     "--top",
-    type=click.IntRange(min=1),
+    type=CheckedCount("top"),
     default=1,
     show_default=True,
     help="Points per cell in the written sweep file: its best K completed trials.",
@@ -337,7 +338,7 @@ def table(
 )
 @click.option(
     "--top",
-    type=click.IntRange(min=1),
+    type=CheckedCount("top"),
     default=1,
     show_default=True,
     help="Keep each configuration's best K learning rates per --metric, not only the best.",
