@@ -157,6 +157,7 @@ def run(
         mlflow=mlflow,
     )
     chosen, dotted = _split(keywords)
+    arguments.check_executor_options("run", chosen)
     if tensorboard:
         dotted = {**dotted, "output.tensorboard": True}
     if isinstance(config, str | Path):
@@ -230,6 +231,7 @@ def sweep(
     chosen, unknown = _split(executor_options)
     if unknown:
         raise UserError(f"sweep() got unknown keywords: {', '.join(sorted(unknown))}")
+    arguments.check_executor_options("sweep", chosen)
     options = _options(executor, progress, chosen)
     if tensorboard:
         overrides = [*overrides, "output.tensorboard=true"]
@@ -359,6 +361,7 @@ def tune(
     chosen, unknown = _split(executor_options)
     if unknown:
         raise UserError(f"tune() got unknown keywords: {', '.join(sorted(unknown))}")
+    arguments.check_executor_options("tune", chosen)
     seed_list = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
     if tensorboard:
         overrides = [*overrides, "output.tensorboard=true"]

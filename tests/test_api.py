@@ -249,6 +249,9 @@ BAD_ARGUMENTS = {
     "sweep max_group -1": ("sweep", "s", {"max_group": -1}, UserError, "got -1"),
     "sweep max_runs 2^64": ("sweep", "s", {"max_runs": 2**64}, UserError, "'--max-runs'"),
     "sweep mlflow 5": ("sweep", "s", {"mlflow": 5}, UserTypeError, "'--mlflow'"),
+    "sweep address 5": ("sweep", "s", {"address": 5}, UserTypeError, "'--address': expected a"),
+    "sweep cpus 0": ("sweep", "s", {"cpus_per_worker": 0}, UserError, "'--cpus-per-worker'"),
+    "run cpus str": ("run", {}, {"cpus_per_worker": "2"}, UserTypeError, "got str '2'"),
     "tune None": ("tune", None, {}, UserTypeError, "'SEARCH': expected a path"),
     "tune trials 0": ("tune", "t", {"trials": 0}, UserError, f"'--trials': {WHOLE} 1.."),
     "tune batch str": ("tune", "t", {"batch": "2"}, UserTypeError, "'--batch'"),
@@ -307,6 +310,7 @@ def test_compare_checks_its_sides_and_options(tmp_path):
         ("max_group", 0, ["sweep", "{sweep}", "--max-group", "0"]),
         ("max_runs", -1, ["sweep", "{sweep}", "--max-runs", "-1"]),
         ("seed", 2**64, ["run", "{config}", "--seed", str(2**64)]),
+        ("cpus_per_worker", 0, ["sweep", "{sweep}", "--cpus-per-worker", "0"]),
     ],
 )
 def test_the_api_raises_the_line_the_cli_prints(keyword, value, argv, tmp_path):

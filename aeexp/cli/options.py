@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from aeexp import paths, runs_csv, vocab
-from aeexp.arguments import ARGUMENTS, Problem
+from aeexp.arguments import ARGUMENTS, Count, Problem, executor_option_check
 from aeexp.errors import UserError
 from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
 from aeexp.extras import install_hint
@@ -42,8 +42,8 @@ class CheckedCount(click.IntRange):
     line the Python API raises for it.
     """
 
-    def __init__(self, keyword: str) -> None:
-        self.count = ARGUMENTS[keyword].check
+    def __init__(self, keyword: str | Count) -> None:
+        self.count = ARGUMENTS[keyword].check if isinstance(keyword, str) else keyword
         super().__init__(min=self.count.minimum, max=self.count.maximum)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -125,7 +125,8 @@ def _executor_choice() -> Decorator:
 
 def _executor_option(option: ExecutorOption) -> Decorator:
     """Return one executor option as a click option (None when not given)."""
-    kind = click.IntRange(min=option.minimum) if option.minimum is not None else str
+    check = executor_option_check(option.minimum)
+    kind = CheckedCount(check) if isinstance(check, Count) else str
     return click.option(
         option.flag,
         option.keyword,
