@@ -16,8 +16,8 @@ from typing import Any
 
 from aeexp.errors import MAX_SEED, UserError, UserTypeError, shorten
 
-# The most a count (trials, --batch, --top, --max-group, --max-runs) may be: a million is
-# already far past any grid, batch or group that fits one machine; 2**64 is a typo.
+# The most a count (--trials, --batch, --top, --max-group, --max-runs, --cpus-per-worker) may
+# be: a million is far past any grid, batch, group or worker one machine holds; 2**64 is a typo.
 MAX_COUNT = 1_000_000
 # The most seeds a written sweep may have (--seeds).
 MAX_SEEDS = 1000
