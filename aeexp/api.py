@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from aeexp import bundled, execute, ledger, store
+from aeexp import arguments, bundled, execute, ledger, progress, store
 from aeexp import config as config_lib
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, clip, is_finite_number
@@ -125,7 +125,7 @@ def _options(
 def run(
     config: str | Path | Mapping[str, Any] | RunConfig,
     *,
-    overrides: Iterable[str] = (),
+    overrides: Sequence[str] = (),
     seed: int | None = None,
     out: str | Path | None = None,
     force: bool = False,
@@ -144,7 +144,20 @@ def run(
     ``tensorboard`` writes TensorBoard events into the run directory; ``mlflow`` logs the
     run to that MLflow tracking URI.
     """
+    arguments.check(
+        "run",
+        config=config,
+        overrides=overrides,
+        seed=seed,
+        out=out,
+        force=force,
+        executor=executor,
+        progress=progress,
+        tensorboard=tensorboard,
+        mlflow=mlflow,
+    )
     chosen, dotted = _split(keywords)
+    arguments.check_executor_options("run", chosen)
     if tensorboard:
         dotted = {**dotted, "output.tensorboard": True}
     if isinstance(config, str | Path):
@@ -168,11 +181,12 @@ def run(
 
 def plan(
     sweep_file: str | Path | Mapping[str, Any],
-    overrides: Iterable[str] = (),
+    overrides: Sequence[str] = (),
     out: str | Path | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
 ) -> SweepPlan:
     """Return a sweep's validated runs without training anything."""
+    arguments.check("sweep", sweep_file=sweep_file, overrides=overrides, out=out, max_runs=max_runs)
     if isinstance(sweep_file, str | Path):
         sweep_file = bundled.locate(sweep_file, "sweep")
     return plan_sweep(sweep_file, overrides, out, max_runs)
@@ -181,7 +195,7 @@ def plan(
 def sweep(
     sweep_file: str | Path | Mapping[str, Any],
     *,
-    overrides: Iterable[str] = (),
+    overrides: Sequence[str] = (),
     out: str | Path | None = None,
     max_runs: int = DEFAULT_MAX_RUNS,
     max_group: int = DEFAULT_MAX_GROUP,
@@ -195,13 +209,29 @@ def sweep(
     """Train every run of a sweep (a file, a bundled name or a mapping) not complete yet.
 
     ``executor_options`` are the executor's own (``executor="ray", address="auto"``).
-    Returns the :class:`aeexp.execute.Outcome`: the plan, the run ids trained now, how many
-    were complete already, and each run's status; ``load_runs(outcome.experiment_dir)``
-    gives the table.
+    ``progress`` draws bars on a terminal or in a notebook, and writes a plain line at most
+    once a minute per bar where stderr is a file (see :mod:`aeexp.progress`). Returns the
+    :class:`aeexp.execute.Outcome`: the plan, the run ids trained now, how many were
+    complete already, and each run's status; ``load_runs(outcome.experiment_dir)`` gives
+    the table.
     """
+    arguments.check(
+        "sweep",
+        sweep_file=sweep_file,
+        overrides=overrides,
+        out=out,
+        max_runs=max_runs,
+        max_group=max_group,
+        rerun_failed=rerun_failed,
+        executor=executor,
+        progress=progress,
+        tensorboard=tensorboard,
+        mlflow=mlflow,
+    )
     chosen, unknown = _split(executor_options)
     if unknown:
         raise UserError(f"sweep() got unknown keywords: {', '.join(sorted(unknown))}")
+    arguments.check_executor_options("sweep", chosen)
     options = _options(executor, progress, chosen)
     if tensorboard:
         overrides = [*overrides, "output.tensorboard=true"]
@@ -223,13 +253,12 @@ def train_plan(
     """
     redo = redo_statuses(rerun_failed)
     known = ledger.Ledger(planned)  # read once: for the bar's start and for the driver
-    bar = tqdm(
-        total=len(planned.runs),
+    bar = progress.bar(
+        len(planned.runs),
+        planned.name,
+        "run",
+        executor.progress,
         initial=len(planned.runs) - len(known.to_do(redo)),
-        desc=planned.name,
-        unit="run",
-        disable=not executor.progress,
-        dynamic_ncols=True,
     )
     try:
         outcome = execute.execute(
@@ -251,7 +280,7 @@ def train_plan(
     return outcome
 
 
-def _clear(bar: tqdm) -> None:
+def _clear(bar: tqdm | progress.LineProgress) -> None:
     """Close a progress bar and erase its line."""
     bar.leave = False
     bar.close()
@@ -278,7 +307,7 @@ def tune(
     search_file: str | Path | Mapping[str, Any],
     *,
     trials: int,
-    overrides: Iterable[str] = (),
+    overrides: Sequence[str] = (),
     out: str | Path | None = None,
     seed: int | None = None,
     batch: int | None = None,
@@ -309,13 +338,30 @@ def tune(
     from aeexp.analysis.selection import parse_seeds
     from aeexp.tuning import best, driver, search
 
+    arguments.check(
+        "tune",
+        search_file=search_file,
+        trials=trials,
+        overrides=overrides,
+        out=out,
+        seed=seed,
+        batch=batch,
+        max_group=max_group,
+        max_runs=max_runs,
+        top=top,
+        seeds=seeds,
+        sweep_out=sweep_out,
+        sweep_name=sweep_name,
+        on_test_set=on_test_set,
+        executor=executor,
+        progress=progress,
+        tensorboard=tensorboard,
+        mlflow=mlflow,
+    )
     chosen, unknown = _split(executor_options)
     if unknown:
         raise UserError(f"tune() got unknown keywords: {', '.join(sorted(unknown))}")
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise UserError(f"--trials {trials!r}: give at least one trial per cell")
-    if top < 1:
-        raise UserError(f"--top {top}: keep at least one point per cell")
+    arguments.check_executor_options("tune", chosen)
     seed_list = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
     if tensorboard:
         overrides = [*overrides, "output.tensorboard=true"]

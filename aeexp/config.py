@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -29,6 +29,7 @@ from aeexp import losses, optimizers
 from aeexp.backend import BACKENDS, DEFAULT_BACKEND
 from aeexp.errors import (
     MAX_IMAGES,
+    MAX_SEED,
     UserError,
     clip,
     shorten,
@@ -86,10 +87,6 @@ def _check_path(value: str | None) -> str | None:
     if value is not None and "\0" in value:
         raise ValueError(f"{shorten(value)} contains a NUL character")
     return value
-
-
-# Seeds feed tf.constant([seed, epoch], tf.int64) and NumPy's SeedSequence.
-MAX_SEED = 2**63 - 1
 
 
 class _Section(BaseModel):
@@ -309,7 +306,7 @@ _MAX_ERRORS_SHOWN = 5
 
 
 def _format_error(error: ValidationError) -> str:
-    items = error.errors(include_input=False, include_url=False)
+    items = error.errors(include_url=False)
     parts = []
     for item in items[:_MAX_ERRORS_SHOWN]:
         location = ".".join(
@@ -319,6 +316,9 @@ def _format_error(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key" + valid_and_closest(item["loc"][-1], _keys_at(item["loc"][:-1]))
+        elif item["type"] == "literal_error":  # a name from a fixed set: say the closest one
+            kind = str(item["loc"][-1]).replace("_", " ")
+            message = unknown_name_message(kind, item["input"], _choices_at(item["loc"]))
         parts.append(clip(f"{location}: {message}" if location else message))
     if len(items) > _MAX_ERRORS_SHOWN:
         parts.append(f"and {len(items) - _MAX_ERRORS_SHOWN} more")
@@ -329,12 +329,30 @@ def _location_part(part: object) -> object:
     return part if isinstance(part, str) else str(part)
 
 
-def _keys_at(location: tuple[Any, ...]) -> list[str]:
-    """Return the keys the config section at ``location`` accepts."""
+def _section_at(location: tuple[Any, ...]) -> type[BaseModel]:
+    """Return the config section at ``location``."""
     section: type[BaseModel] = RunConfig
     for part in location:
         section = section.model_fields[part].annotation
-    return list(section.model_fields)
+    return section
+
+
+def _keys_at(location: tuple[Any, ...]) -> list[str]:
+    """Return the keys the config section at ``location`` accepts."""
+    return list(_section_at(location).model_fields)
+
+
+def _choices_at(location: tuple[Any, ...]) -> tuple[str, ...]:
+    """Return the names the Literal field at ``location`` accepts (a backend, an activation)."""
+    *sections, name = location
+    return _literal_names(_section_at(tuple(sections)).model_fields[name].annotation)
+
+
+def _literal_names(annotation: Any) -> tuple[str, ...]:
+    """Return the names of a Literal annotation, also inside an Optional (``loss.order``)."""
+    if get_origin(annotation) is Literal:
+        return tuple(map(str, get_args(annotation)))
+    return tuple(name for arg in get_args(annotation) for name in _literal_names(arg))
 
 
 def validate(raw: Mapping[str, Any], source: str = "config") -> RunConfig:

@@ -234,6 +234,8 @@ def _check_npz_headers(path: Path) -> None:
                         shape, _, dtype = np.lib.format.read_array_header_2_0(member)
                     else:
                         raise UserError(f"{where}: unsupported .npy format version {version}")
+                except UserError:
+                    raise  # a ValueError too, but already the line to show
                 except ValueError as error:
                     raise UserError(f"{where}: bad array header ({one_line(error)})") from None
                 header_size = member.tell()
@@ -379,6 +381,8 @@ def _read_errors(where: Path | str) -> Iterator[None]:
     """Turn low-level read failures into a one-line UserError naming the file."""
     try:
         yield
+    except UserError:
+        raise  # a ValueError too, but already the line to show
     except OSError as e:
         raise UserError(f"{where}: {_os_problem(e)}") from None
     except _READ_ERRORS as e:

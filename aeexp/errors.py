@@ -22,8 +22,20 @@ SHORTEN_LIMIT = 80
 _CLOSE_MATCH_LIMIT = 100
 
 
-class UserError(Exception):
-    """A user mistake: the CLI prints its message on one line and exits with code 2."""
+# The largest seed: it seeds tf.constant([seed, epoch], tf.int64) and NumPy's SeedSequence,
+# so int64's range. The config schema and the API's --seed and --seeds checks share it.
+MAX_SEED = 2**63 - 1
+
+
+class UserError(ValueError):
+    """A user mistake: the CLI prints its message on one line and exits with code 2.
+
+    A ValueError, so that a notebook's ``except ValueError`` catches a bad argument too.
+    """
+
+
+class UserTypeError(UserError, TypeError):
+    """A user mistake in an argument's type (an int where a path goes): also a TypeError."""
 
 
 def _bounded_repr(limit: int) -> reprlib.Repr:

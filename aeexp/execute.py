@@ -259,28 +259,25 @@ def execute(
     pending = ledger.to_do(redo)
     outcome = Outcome(ledger, already=len(plan.runs) - len(pending))
     datasets = _load_datasets(pending)  # a sweep refused here has made no folder
-    created = _missing_folders(plan.output_dir, experiment)
-    try:
-        store.ensure_writable(experiment)
-        store.remove_stale_staging(experiment)
-        if pending:
-            _train(
-                pending,
-                datasets,
-                executor,
-                outcome,
-                max_group,
-                redo,
-                on_waiting,
-                on_runs_done,
-                sinks,
-            )
-        ledger.write()
-    except BaseException:
-        locks.remove_lock_files(experiment)
-        _remove_if_empty(created)
-        raise
-    locks.remove_lock_files(experiment)
+    with store.created_folders_undone(experiment, plan.output_dir):
+        try:
+            store.ensure_writable(experiment)
+            store.remove_stale_staging(experiment)
+            if pending:
+                _train(
+                    pending,
+                    datasets,
+                    executor,
+                    outcome,
+                    max_group,
+                    redo,
+                    on_waiting,
+                    on_runs_done,
+                    sinks,
+                )
+            ledger.write()
+        finally:
+            locks.remove_lock_files(experiment)  # before the folders it may have made go
     return outcome
 
 
@@ -318,22 +315,3 @@ def _train(
     finally:
         claims.release_all()
     executor.shutdown()
-
-
-def _missing_folders(root: Path, folder: Path) -> list[Path]:
-    """Return ``folder`` and its parents up to ``root`` that do not exist yet, deepest first."""
-    missing = []
-    for path in (folder, *folder.parents):
-        if path.exists() or (path != root and root not in path.parents):
-            break
-        missing.append(path)
-    return missing
-
-
-def _remove_if_empty(folders: Sequence[Path]) -> None:
-    """Remove the folders this call created, deepest first, where it left them empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()  # refuses a folder that holds anything: nothing is lost
-        except OSError:
-            return

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aeexp import arguments, locks, readers, runs_csv, store
 from aeexp import config as config_lib
-from aeexp import locks, readers, runs_csv, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError
 from aeexp.losses import loss_key
@@ -187,6 +187,7 @@ def load_runs(path: str | Path) -> pandas.DataFrame:
     """
     import pandas
 
+    arguments.check("load_runs", folder=path)
     found = runs_csv.locate(path)
     if found is not None:
         return runs_csv.read_frame(found)

@@ -160,6 +160,40 @@ def ensure_writable(folder: Path) -> None:
         raise UserError(f"output folder {folder} is not writable ({error.strerror})") from None
 
 
+def _missing_folders(folder: Path, root: Path | None) -> list[Path]:
+    """Return ``folder`` and its parents (up to ``root``) that do not exist yet, deepest first."""
+    missing = []
+    for path in (folder, *folder.parents):
+        if path.exists() or (root is not None and path != root and root not in path.parents):
+            break
+        missing.append(path)
+    return missing
+
+
+def _remove_if_empty(folders: Sequence[Path]) -> None:
+    """Remove ``folders``, deepest first, stopping at the first that is not empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # refuses a folder that holds anything: nothing is lost
+        except OSError:
+            return
+
+
+@contextlib.contextmanager
+def created_folders_undone(folder: Path, root: Path | None = None) -> Iterator[None]:
+    """On an error in the block, remove the folders up to ``folder`` it created, if empty.
+
+    A command refused after making its output folder (``ensure_writable``) leaves nothing
+    behind; with ``root``, only folders inside it are considered.
+    """
+    created = _missing_folders(Path(folder), root)
+    try:
+        yield
+    except BaseException:
+        _remove_if_empty(created)
+        raise
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

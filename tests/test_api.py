@@ -1,6 +1,9 @@
 """The notebook surface: aeexp.run, aeexp.sweep, aeexp.load_runs, TensorBoard and MLflow."""
 
 import json
+import re
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +12,8 @@ from click.testing import CliRunner
 from fakeruns import cell_raw, fake_run, run_dir
 
 import aeexp
-from aeexp import cli, store
-from aeexp.errors import UserError
+from aeexp import cli, progress, store
+from aeexp.errors import UserError, UserTypeError
 
 
 def tiny(mnist_path, tmp_path, **extra):
@@ -183,3 +186,139 @@ def test_a_user_error_from_the_api_is_an_exception(tmp_path):
 def test_metrics_json_names_no_gpu_on_a_cpu_run(notebook_run):
     metrics = json.loads((notebook_run.run_dir / store.METRICS).read_text())
     assert "gpus" not in metrics
+
+
+@pytest.mark.parametrize("kernel", [False, True], ids=["log", "notebook"])
+def test_progress_is_lines_in_a_log_and_a_bar_in_a_notebook(
+    kernel, tmp_path, mnist_path, monkeypatch, capsys
+):
+    # Both write to a stderr that is no terminal (capsys's): a notebook's is not one either.
+    if kernel:  # what a Jupyter kernel has imported
+        monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setattr(progress, "LINE_INTERVAL", 0.0)  # in a log, a line at every update
+    config = tiny(mnist_path, tmp_path)
+    sweep = {"name": "pair", "config": config, "grid": {"loss.name": ["mse", "i_div2"]}}
+    aeexp.sweep(sweep, progress=True)
+    stderr = capsys.readouterr().err
+    if kernel:
+        assert "\r" in stderr and "2/2" in stderr
+        return
+    assert "\r" not in stderr
+    lines = stderr.splitlines()
+    # One lock-step group of two epochs, then the runs it wrote; the kept bar's close repeats
+    # no count already shown.
+    group = lines[0].split(":")[0]
+    assert [re.sub(r" in \d\d:\d\d.*", "", line) for line in lines] == [
+        f"{group}: 1/2 epochs",
+        f"{group}: 2/2 epochs",
+        "pair: 1/2 runs",
+        "pair: 2/2 runs",
+    ]
+    assert "loss=" in lines[0]
+
+
+def _sweep_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ngrid:\n  seed: [0, 1]\n")
+    return path
+
+
+def _search_file(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "name: t\nconfig: {data: {holdout: 100}}\n"
+        "search: {optimizer.learning_rate: {log_uniform: [0.001, 0.1]}}\n"
+    )
+    return path
+
+
+WHOLE = "expected a whole number in"
+# (function, its first argument, the bad keyword, the exception type, the message's end).
+BAD_ARGUMENTS = {
+    "run int": ("run", 5, {}, UserTypeError, "'CONFIG': expected a path, a bundled name or a "),
+    "run None": ("run", None, {}, UserTypeError, "'CONFIG': expected a path"),
+    "run list": ("run", ["c.yaml"], {}, UserTypeError, "got list ['c.yaml']"),
+    "run overrides [1]": ("run", {}, {"overrides": [1]}, UserTypeError, "'--set': expected a list"),
+    "run overrides str": ("run", {}, {"overrides": "seed=1"}, UserTypeError, "got str 'seed=1'"),
+    "run mlflow 5": ("run", {}, {"mlflow": 5}, UserTypeError, "'--mlflow': expected a string"),
+    "run seed str": ("run", {}, {"seed": "3"}, UserTypeError, f"'--seed': {WHOLE} 0.."),
+    "run seed 2^64": ("run", {}, {"seed": 2**64}, UserError, f"got {2**64}"),
+    "run force 'no'": ("run", {}, {"force": "no"}, UserTypeError, "expected True or False"),
+    "sweep int": ("sweep", 5, {}, UserTypeError, "'SWEEP': expected a path"),
+    "sweep max_group 0": ("sweep", "s", {"max_group": 0}, UserError, f"{WHOLE} 1..1000000, got 0"),
+    "sweep max_group -1": ("sweep", "s", {"max_group": -1}, UserError, "got -1"),
+    "sweep max_runs 2^64": ("sweep", "s", {"max_runs": 2**64}, UserError, "'--max-runs'"),
+    "sweep mlflow 5": ("sweep", "s", {"mlflow": 5}, UserTypeError, "'--mlflow'"),
+    "sweep address 5": ("sweep", "s", {"address": 5}, UserTypeError, "'--address': expected a"),
+    "sweep cpus 0": ("sweep", "s", {"cpus_per_worker": 0}, UserError, "'--cpus-per-worker'"),
+    "run cpus str": ("run", {}, {"cpus_per_worker": "2"}, UserTypeError, "got str '2'"),
+    "tune None": ("tune", None, {}, UserTypeError, "'SEARCH': expected a path"),
+    "tune trials 0": ("tune", "t", {"trials": 0}, UserError, f"'--trials': {WHOLE} 1.."),
+    "tune batch str": ("tune", "t", {"batch": "2"}, UserTypeError, "'--batch'"),
+    "tune batch 0": ("tune", "t", {"batch": 0}, UserError, "'--batch'"),
+    "tune top -1": ("tune", "t", {"top": -1}, UserError, "'--top'"),
+    "tune top 1.5": ("tune", "t", {"top": 1.5}, UserTypeError, "got float 1.5"),
+    "tune top 2^64": ("tune", "t", {"top": 2**64}, UserError, f"got {2**64}"),
+    "tune top True": ("tune", "t", {"top": True}, UserTypeError, "got bool True"),
+    "tune seeds int": ("tune", "t", {"seeds": 5}, UserTypeError, "'--seeds'"),
+    "tune seeds million": ("tune", "t", {"seeds": range(10**6)}, UserTypeError, "got range"),
+    "tune seeds list": ("tune", "t", {"seeds": [0] * 10**6}, UserError, "1,000,000 seeds"),
+    "tune seeds negative": ("tune", "t", {"seeds": [-1]}, UserError, "got -1"),
+    "tune sweep_name 5": ("tune", "t", {"sweep_name": 5}, UserTypeError, "'--name'"),
+    "load_runs int": ("load_runs", 5, {}, UserTypeError, "'RUNS': expected a path, got int 5"),
+    "load_runs None": ("load_runs", None, {}, UserTypeError, "'RUNS'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS)
+def test_a_bad_argument_is_refused_before_anything_is_read(case, tmp_path, monkeypatch):
+    function, first, keywords, kind, message = BAD_ARGUMENTS[case]
+    monkeypatch.chdir(tmp_path)
+    if first in ("s", "t"):
+        first = {"s": _sweep_file, "t": _search_file}[first](tmp_path)
+    before = sorted(tmp_path.iterdir())
+    if function == "tune":
+        keywords = {"trials": 2, **keywords}
+    with pytest.raises(kind) as raised:
+        getattr(aeexp, function)(first, **keywords)
+    text = str(raised.value)
+    assert text.startswith(f"{function}: Invalid value for ") and message in text, text
+    assert isinstance(raised.value, ValueError)  # what a notebook catches
+    assert isinstance(raised.value, TypeError) == (kind is UserTypeError)
+    assert sorted(tmp_path.iterdir()) == before  # nothing written: refused at the boundary
+
+
+def test_seeds_as_text_are_parsed_before_anything_is_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the line the CLI prints for --seeds 0-1000000
+    with pytest.raises(UserError, match=r"^--seeds '0-1000000': more than 1000 seeds$"):
+        aeexp.tune(_search_file(tmp_path), trials=2, seeds="0-1000000")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.yaml"]
+
+
+def test_compare_checks_its_sides_and_options(tmp_path):
+    with pytest.raises(UserTypeError, match=r"^compare: Invalid value for 'SIDE': .* got int 5"):
+        aeexp.compare(str(tmp_path), 5)
+    with pytest.raises(UserTypeError, match="'--metric': expected a list of metric names"):
+        aeexp.compare(str(tmp_path), str(tmp_path), metrics="mse")
+    with pytest.raises(UserTypeError, match="'--root': expected a path"):
+        aeexp.compare("a=b", "a=c", root=5)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "argv"),
+    [
+        ("max_group", 0, ["sweep", "{sweep}", "--max-group", "0"]),
+        ("max_runs", -1, ["sweep", "{sweep}", "--max-runs", "-1"]),
+        ("seed", 2**64, ["run", "{config}", "--seed", str(2**64)]),
+        ("cpus_per_worker", 0, ["sweep", "{sweep}", "--cpus-per-worker", "0"]),
+    ],
+)
+def test_the_api_raises_the_line_the_cli_prints(keyword, value, argv, tmp_path):
+    sweep, config = _sweep_file(tmp_path), tmp_path / "c.yaml"
+    config.write_text("train: {epochs: 1}\n")
+    argv = [part.format(sweep=sweep, config=config) for part in argv]
+    result = CliRunner().invoke(cli.main, argv)
+    assert result.exit_code == 2
+    with pytest.raises(UserError) as raised:
+        getattr(aeexp, argv[0])(argv[1], **{keyword: value})
+    assert result.stderr == f"aeexp: error: {raised.value}\n"

@@ -32,11 +32,12 @@ def test_backends_never_share_a_group():
     assert plan.group_key(tf_run) != plan.group_key(jax_run)
 
 
-def test_an_unknown_backend_names_the_valid_ones(tmp_path):
+def test_an_unknown_backend_names_the_valid_ones_and_the_closest(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("train: {backend: torch}\n")
+    cfg.write_text("train: {backend: jaxx}\n")
     assert_one_line_error(
-        CliRunner().invoke(cli.main, ["run", str(cfg)]), "train.backend", "'tensorflow' or 'jax'"
+        CliRunner().invoke(cli.main, ["run", str(cfg)]),
+        "train.backend: unknown backend 'jaxx' (valid: jax, tensorflow); did you mean 'jax'?",
     )
 
 

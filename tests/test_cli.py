@@ -111,7 +111,8 @@ def test_usage_error_in_a_real_process(tmp_path):
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [
-        "aeexp: error: run: Invalid value for '--seed': -1 is not in the range x>=0."
+        "aeexp: error: run: Invalid value for '--seed': expected a whole number in "
+        "0..9223372036854775807, got -1"
     ]
 
 

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -189,8 +190,12 @@ def test_cli_sweep_failure_exits_1_naming_the_run(tmp_path, monkeypatch, no_data
     assert "3 runs (3 trained now, 0 already complete)" in result.output
 
 
-def test_progress_counts_runs_from_those_already_complete(tmp_path, monkeypatch, no_data, capsys):
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "log"])
+def test_progress_counts_runs_from_those_already_complete(
+    terminal, tmp_path, monkeypatch, no_data, capsys
+):
     monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
+    monkeypatch.setattr("aeexp.progress._animated", lambda: terminal)  # capsys's is no tty
     planned = three_rates(tmp_path, "bar")
     quiet = api.sweep(tmp_path / "s.yaml", out=str(tmp_path / "out"))
     assert len(quiet.trained) == 3 and capsys.readouterr().err == ""
@@ -198,7 +203,10 @@ def test_progress_counts_runs_from_those_already_complete(tmp_path, monkeypatch,
     shown = api.sweep(tmp_path / "s.yaml", out=str(tmp_path / "out"), progress=True)
     assert shown.trained == [planned.runs[2].run_id]
     bar = capsys.readouterr().err
-    assert "bar:  67%" in bar and "2/3" in bar and "3/3" in bar
+    if terminal:
+        assert "bar:  67%" in bar and "2/3" in bar and "3/3" in bar
+    else:  # one line at the end, counting the two runs complete before
+        assert re.fullmatch(r"bar: 3/3 runs in \d\d:\d\d\n", bar), bar
     assert shown.summary().endswith("3 runs (1 trained now, 2 already complete)")
 
 

@@ -130,7 +130,6 @@ CONFIG_CASES = {
     "long integer": ("seed: " + "9" * 5000, (), "integer of 5000 characters (at most 100)"),
     "sexagesimal integer": ("seed: " + ":".join(["59"] * 200_000), (), "integer of 599999"),
     "seed beyond int64": ("seed: 18446744073709551616\n", (), "seed: Input should be less"),
-    "seed beyond int64 by --seed": ("", ("--seed", str(2**64)), "seed: Input should be less"),
     "negative code_dim by --set": ("", ("--set", "model.code_dim=-1"), "model.code_dim: Input"),
     "huge code_dim by --set": ("", ("--set", f"model.code_dim={10**12}"), "model.code_dim: In"),
     "huge code_dim": ("model: {code_dim: 1000000000000}\n", (), "model.code_dim: Input should"),
@@ -155,6 +154,14 @@ def test_hostile_config(tmp_path, case):
     content, args, expected = CONFIG_CASES[case]
     message = run_config(tmp_path, content, *args)
     assert message.startswith(f"{tmp_path / 'cfg.yaml'}: ") and expected in message, message
+
+
+def test_seed_beyond_int64_by_option_is_refused_as_the_option(tmp_path):
+    message = run_config(tmp_path, "", "--seed", str(2**64))
+    assert message == (
+        "run: Invalid value for '--seed': expected a whole number in 0..9223372036854775807, "
+        f"got {2**64}"
+    )
 
 
 def test_config_file_named_dot_dot_yaml(tmp_path):

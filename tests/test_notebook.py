@@ -36,6 +36,9 @@ def test_quickstart_notebook_runs(tmp_path, mnist_path, monkeypatch):
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    # A kernel's stderr is no terminal, yet it draws bars: they stay bars, not log lines.
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    assert "\rquickstart-sweep: 100%|" in stderr
     assert "ssim_thesis" in text and "Welch" in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # a reconstruction, the plot, one reconstruction per loss

@@ -5,9 +5,14 @@ it and no folder left behind. Real subprocesses: the interpreter's own flush at 
 of what is checked.
 """
 
+import fcntl
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
+import threading
 
 import pytest
 
@@ -26,6 +31,56 @@ def aeexp(*args, cwd, stdout=None):
         timeout=300,
     )
     process.stderr = process.stderr.decode(errors="replace")  # text=True would turn \r into \n
+    return process
+
+
+def aeexp_logged(*args, cwd):
+    """Run the command line with stderr to a file, as nohup or a CI job does; return the log."""
+    log = cwd / "stderr.log"
+    with open(log, "wb") as stderr:
+        process = subprocess.run(
+            [sys.executable, "-m", "aeexp", *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            timeout=300,
+        )
+    process.stderr = log.read_bytes().decode(errors="replace")
+    return process
+
+
+def aeexp_on_a_terminal(*args, cwd):
+    """Run the command line with stderr on a pseudo-terminal; return what it drew there."""
+    master, slave = pty.openpty()
+    # A terminal of 80 columns: tqdm draws nothing on one that reports a width of 0.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    drawn = []
+
+    def read() -> None:  # drain as it runs: a full pty buffer would block the writer
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO once the last writer has closed it
+                return
+            if not chunk:
+                return
+            drawn.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "aeexp", *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+            timeout=300,
+        )
+    finally:
+        os.close(slave)
+        reader.join(timeout=60)
+        os.close(master)
+    process.stderr = b"".join(drawn).decode(errors="replace").replace("\r\n", "\n")
     return process
 
 
@@ -132,3 +187,49 @@ def test_rendered_keeps_a_bar_left_above_the_error():
     assert rendered("\rs:   0%|  | 0/2\r" + " " * 20 + "\raeexp: error: boom\n") == [
         "aeexp: error: boom"
     ]
+
+
+def refused_by_the_data(sweep_file):
+    """Return the arguments of a sweep refused once its bar is up: a batch past the data."""
+    return ["sweep", str(sweep_file), "--out", "out", "--set", "train.batch_size=2000"]
+
+
+def test_a_refused_sweep_logged_to_a_file_starts_with_the_error(
+    sweep_file, mnist_path, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("AEEXP_DATA", str(mnist_path))
+    process = aeexp_logged(*refused_by_the_data(sweep_file), cwd=tmp_path)
+    assert process.returncode == 2, process.stderr
+    assert process.stderr.startswith(ERROR) and "\r" not in process.stderr, repr(process.stderr)
+    assert process.stderr.count("\n") == 1
+
+
+def test_a_refused_sweep_on_a_terminal_still_draws_then_erases_its_bar(
+    sweep_file, mnist_path, tmp_path, monkeypatch
+):
+    # The other side of the test above: a terminal keeps its animated bar.
+    monkeypatch.setenv("AEEXP_DATA", str(mnist_path))
+    process = aeexp_on_a_terminal(*refused_by_the_data(sweep_file), cwd=tmp_path)
+    assert "0/2" in process.stderr and "\r" in process.stderr, repr(process.stderr)
+    assert_one_line(process, "larger than the 1000 training images")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["run", "c.yaml"], ["sweep", "s.yaml"]],
+    ids=["run", "sweep"],
+)
+def test_training_logged_to_a_file_writes_lines_not_frames(
+    command, mnist_path, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("AEEXP_DATA", str(mnist_path))
+    config = "name: c\ndata: {train_limit: 256, test_limit: 100}\ntrain: {epochs: 2}\n"
+    (tmp_path / "c.yaml").write_text(config)
+    (tmp_path / "s.yaml").write_text("name: s\nbase: c.yaml\ngrid:\n  seed: [0, 1]\n")
+    process = aeexp_logged(*command, "--out", "out", cwd=tmp_path)
+    assert process.returncode == 0, process.stderr
+    assert "\r" not in process.stderr, repr(process.stderr)
+    # The run's epoch bar is erased when it ends: nothing to say. A sweep's bar is kept: its
+    # summary is one line.
+    expected = [] if command[0] == "run" else ["s: 2/2 runs in"]
+    assert [line[: len("s: 2/2 runs in")] for line in process.stderr.splitlines()] == expected

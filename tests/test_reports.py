@@ -333,3 +333,24 @@ def test_beta_ranking_as_data(tmp_path):
     assert [s.config.loss.beta for s in ranking] == [2.0, 0.0]
     assert [s.n for s in ranking] == [2, 3]  # the diverged seed is counted out, not as a zero
     assert ranking[0].mean == pytest.approx(0.8 + 0.001)  # seeds 0 and 2: 0.8 and 0.802
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["report", "thesis", "{empty}", "{empty}", "--out", "{out}"],
+        ["report", "beta", "{empty}", "{empty}", "--out", "{out}"],
+        ["report", "backends", "{empty}", "{empty}", "--out", "{out}"],
+        ["table", "{empty}", "--figures", "{out}"],
+    ],
+)
+def test_a_refused_report_leaves_no_folder_it_made_and_keeps_one_it_found(tmp_path, command):
+    empty, kept = tmp_path / "empty", tmp_path / "kept"
+    empty.mkdir()
+    kept.mkdir()
+    for out, survives in ((tmp_path / "new" / "deep", tmp_path / "new"), (kept / "deep", kept)):
+        argv = [part.format(empty=empty, out=out) for part in command]
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 2 and "no complete runs found" in result.output
+        assert not out.exists()
+        assert survives.exists() == (survives == kept)

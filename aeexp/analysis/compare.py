@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import paths, runs_csv, vocab, yamlio
+from aeexp import arguments, paths, runs_csv, vocab, yamlio
 from aeexp.analysis import stats, tables
 from aeexp.errors import UserError, clip, unknown_name_message, valid_and_closest
 from aeexp.vocab import Status
@@ -318,6 +318,9 @@ def compare(
     ``where`` (``key=value[,...]``) keeps, on every side, only the runs that meet it: one
     cell of two sweeps, say, when each side is a whole sweep.
     """
+    for spec in specs:
+        arguments.check("compare", side=spec)
+    arguments.check("compare", root=root, metrics=metrics, where=where)
     if len(specs) < 2:
         raise UserError("compare: give at least two sides (folders or key=value filters)")
     check_metrics(metrics)  # before any run is read: the mistake is in the command

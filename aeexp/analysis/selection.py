@@ -22,6 +22,7 @@ import yaml
 from aeexp import losses, optimizers, paths, readers, schema, store, vocab
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
+from aeexp.arguments import MAX_SEEDS
 from aeexp.config import MAX_SEED, check_name
 from aeexp.errors import UserError, shorten
 from aeexp.store import Run
@@ -242,7 +243,6 @@ def _test_set_header(
 
 
 # Seeds a final sweep may list: its runs are counted before they are planned, like a grid's.
-MAX_SEEDS = 1000
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -252,15 +252,16 @@ def parse_seeds(text: str) -> list[int]:
             low, high = (int(part) for part in text.split("-", 1))
             if high < low:
                 raise ValueError
-            if high - low >= MAX_SEEDS:
-                raise UserError(f"--seeds {shorten(text)}: more than {MAX_SEEDS} seeds")
-            seeds = list(range(low, high + 1))
         else:
             seeds = [int(part) for part in text.split(",")]
     except ValueError:
         raise UserError(
             f"--seeds {shorten(text)}: expected a range like 0-4 or a list like 0,1,2"
         ) from None
+    if "-" in text:  # counted before the list is built: 0-10**18 must not fill the memory
+        if high - low >= MAX_SEEDS:
+            raise UserError(f"--seeds {shorten(text)}: more than {MAX_SEEDS} seeds")
+        seeds = list(range(low, high + 1))
     if len(seeds) > MAX_SEEDS or not all(0 <= seed <= MAX_SEED for seed in seeds):
         raise UserError(f"--seeds {shorten(text)}: at most {MAX_SEEDS} seeds in 0..{MAX_SEED}")
     return seeds

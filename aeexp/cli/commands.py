@@ -8,7 +8,9 @@ Library modules are imported inside the commands, so ``--help`` never loads Tens
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from aeexp.cli.options import (
     OUT_FOLDER,
     RUNS,
     TRACKING,
+    CheckedCount,
     max_runs,
     overrides,
     report_out,
@@ -57,7 +60,7 @@ def _warn_if_unlocked() -> None:
 @main.command()
 @click.argument("config", type=FILE)
 @overrides("Override a config key, e.g. --set train.epochs=5 (repeatable).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the seed.")
+@click.option("--seed", type=CheckedCount("seed"), default=None, help="Override the seed.")
 @OUT
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Train again even if this run is complete.")
@@ -121,7 +124,7 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
 @click.argument("search_file", metavar="SEARCH", type=FILE)
 @click.option(
     "--trials",
-    type=click.IntRange(min=1),
+    type=CheckedCount("trials"),
     required=True,
     help="Trials per cell in all, those done before included: rerun with more to extend.",
 )
@@ -129,13 +132,13 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
 @OUT
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=CheckedCount("seed"),
     default=None,
     help="The sampler's seed (default: the search file's seed, else 0).",
 )
 @click.option(
     "--batch",
-    type=click.IntRange(min=1),
+    type=CheckedCount("batch"),
     default=None,
     help="Trials asked per cell at a time and trained in lock-step [default: a quarter of "
     "--trials, at most --max-group shared among the cells].",
@@ -144,7 +147,7 @@ def sweep(sweep_file: str, dry_run: bool, quiet: bool, **options: Any) -> None:
 @max_runs("Refuse more cells x trials than this.")
 @click.option(
     "--top",
-    type=click.IntRange(min=1),
+    type=CheckedCount("top"),
     default=1,
     show_default=True,
     help="Points per cell in the written sweep file: its best K completed trials.",
@@ -291,16 +294,20 @@ def table(
     from aeexp.analysis import figures as figures_lib
     from aeexp.analysis import tables
 
-    if figures is not None:  # a folder that cannot be written fails before the table prints
-        if runs_csv.locate(folder) is not None:
-            raise UserError(
-                f"--figures needs run directories: {folder} is a runs CSV, without loss histories"
-            )
-        figures_lib.check_destination(figures)
-    echo(tables.render(folder, metric, fmt, by, compare is not None))
-    if figures is not None:
-        for path in figures_lib.write_figures(store.load_runs(folder), metric, figures):
-            click.echo(f"wrote {path}", err=True)
+    if figures is not None and runs_csv.locate(folder) is not None:
+        raise UserError(
+            f"--figures needs run directories: {folder} is a runs CSV, without loss histories"
+        )
+    undone = (
+        contextlib.nullcontext() if figures is None else store.created_folders_undone(Path(figures))
+    )
+    with undone:  # a refused table leaves no --figures folder it made
+        if figures is not None:  # a folder that cannot be written fails before the table prints
+            figures_lib.check_destination(figures)
+        echo(tables.render(folder, metric, fmt, by, compare is not None))
+        if figures is not None:
+            for path in figures_lib.write_figures(store.load_runs(folder), metric, figures):
+                click.echo(f"wrote {path}", err=True)
 
 
 @main.command()
@@ -331,7 +338,7 @@ def table(
 )
 @click.option(
     "--top",
-    type=click.IntRange(min=1),
+    type=CheckedCount("top"),
     default=1,
     show_default=True,
     help="Keep each configuration's best K learning rates per --metric, not only the best.",
@@ -364,6 +371,15 @@ def select(
     echo(f"{out_file}: {summary}")
 
 
+def _report(write: Callable[[Path, Path, Path], Path], first: Path, second: Path, out: str) -> None:
+    """Write a study's report and print its path; a refused one leaves no folder it made."""
+    from aeexp import store
+
+    with store.created_folders_undone(Path(out)):
+        written = write(first, second, Path(out))
+    echo(written)
+
+
 @main.group()
 def report() -> None:
     """Write a study's REPORT.md, tables and figures from its run directories."""
@@ -385,7 +401,7 @@ def report_thesis(defaults_dir: Path, tuned_dir: Path, out: str) -> None:
     """
     from aeexp.studies import thesis
 
-    echo(thesis.write_report(defaults_dir, tuned_dir, Path(out)))
+    _report(thesis.write_report, defaults_dir, tuned_dir, out)
 
 
 @report.command("beta")
@@ -396,7 +412,7 @@ def report_beta(study_dir: Path, tune_dir: Path, out: str) -> None:
     """Report the beta-divergence study from the beta sweep and its tuning sweep."""
     from aeexp.studies import beta
 
-    echo(beta.write_report(study_dir, tune_dir, Path(out)))
+    _report(beta.write_report, study_dir, tune_dir, out)
 
 
 @report.command("backends")
@@ -415,7 +431,7 @@ def report_backends(tensorflow_dir: Path, jax_dir: Path, out: str) -> None:
     """
     from aeexp.studies import backends
 
-    echo(backends.write_report(tensorflow_dir, jax_dir, Path(out)))
+    _report(backends.write_report, tensorflow_dir, jax_dir, out)
 
 
 @main.group(invoke_without_command=True)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from aeexp import paths, runs_csv, vocab
+from aeexp.arguments import ARGUMENTS, Count, Problem, executor_option_check
 from aeexp.errors import UserError
 from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
 from aeexp.extras import install_hint
@@ -32,6 +33,26 @@ class CheckedPath(click.ParamType):
         except UserError as error:
             self.fail(str(error), param, ctx)
         return str(checked) if self.as_text else checked
+
+
+class CheckedCount(click.IntRange):
+    """A whole number parsed by click, then checked by its row of :data:`ARGUMENTS`.
+
+    The row gives the range click's help shows and the message a bad value gets, the same
+    line the Python API raises for it.
+    """
+
+    def __init__(self, keyword: str | Count) -> None:
+        self.count = ARGUMENTS[keyword].check if isinstance(keyword, str) else keyword
+        super().__init__(min=self.count.minimum, max=self.count.maximum)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Return the number, or fail with the row's message."""
+        number = click.INT.convert(value, param, ctx)
+        try:
+            return self.count(number)
+        except Problem as problem:
+            self.fail(str(problem), param, ctx)
 
 
 FOLDER = CheckedPath(paths.existing_folder)
@@ -72,7 +93,7 @@ def max_runs(help_text: str) -> Decorator:
     """Return --max-runs, the most runs a command may plan, explained by ``help_text``."""
     return click.option(
         "--max-runs",
-        type=click.IntRange(min=1),
+        type=CheckedCount("max_runs"),
         default=vocab.DEFAULT_MAX_RUNS,
         show_default=True,
         help=help_text,
@@ -81,7 +102,7 @@ def max_runs(help_text: str) -> Decorator:
 
 MAX_GROUP = click.option(
     "--max-group",
-    type=click.IntRange(min=1),
+    type=CheckedCount("max_group"),
     default=vocab.DEFAULT_MAX_GROUP,
     show_default=True,
     help="Most runs trained together in one lock-step group.",
@@ -104,7 +125,8 @@ def _executor_choice() -> Decorator:
 
 def _executor_option(option: ExecutorOption) -> Decorator:
     """Return one executor option as a click option (None when not given)."""
-    kind = click.IntRange(min=option.minimum) if option.minimum is not None else str
+    check = executor_option_check(option.minimum)
+    kind = CheckedCount(check) if isinstance(check, Count) else str
     return click.option(
         option.flag,
         option.keyword,

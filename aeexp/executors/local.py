@@ -8,10 +8,12 @@ from collections.abc import Mapping, Sequence
 
 from tqdm import tqdm
 
+from aeexp import progress
 from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, one_line
 from aeexp.executors import Job, JobResult, describe_group
+from aeexp.progress import LineProgress
 
 
 class LocalExecutor:
@@ -44,8 +46,9 @@ class LocalExecutor:
         with self._epoch_bar(job) as bar:
 
             def on_epoch(epoch: int, histories: Sequence) -> None:
+                # The loss first: a log's line, written by update, shows this epoch's.
+                bar.set_postfix(loss=f"{histories[0].loss[-1]:.4g}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(loss=f"{histories[0].loss[-1]:.4g}")
 
             started = time.perf_counter()
             try:
@@ -59,14 +62,13 @@ class LocalExecutor:
         seconds = time.perf_counter() - started
         return JobResult(job, tuple(artifacts), worker_seconds=seconds, round_trip_seconds=seconds)
 
-    def _epoch_bar(self, job: Job) -> tqdm:
-        return tqdm(
-            total=job.configs[0].train.epochs,
-            desc=describe_group(job.configs),
-            unit="epoch",
-            disable=not self.progress,
+    def _epoch_bar(self, job: Job) -> tqdm | LineProgress:
+        return progress.bar(
+            job.configs[0].train.epochs,
+            describe_group(job.configs),
+            "epoch",
+            self.progress,
             leave=False,
-            dynamic_ncols=True,
         )
 
     def shutdown(self, cancel: bool = False) -> None:

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
-from tqdm import tqdm
 
 from aeexp import execute, ledger, store
+from aeexp import progress as progress_lib
 from aeexp.analysis.tables import recorded_number
 from aeexp.dataset import load_dataset
 from aeexp.errors import UserError
@@ -409,13 +409,12 @@ def run_search(
             len(studies.trials(c)) - len(studies.trials(c, optuna.trial.TrialState.RUNNING))
             for c in search.cells
         )
-        bar = tqdm(
-            total=len(search.cells) * trials,
+        bar = progress_lib.bar(
+            len(search.cells) * trials,
+            search.name,
+            "trial",
+            progress,
             initial=min(done, len(search.cells) * trials),
-            desc=search.name,
-            unit="trial",
-            disable=not progress,
-            dynamic_ncols=True,
         )
         try:
             while batch_trials := studies.next_batch(trials, per_cell):
