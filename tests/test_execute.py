@@ -430,6 +430,7 @@ def test_table_thesis_layout_and_comparison(killed_and_resumed):
     assert len(as_csv.output.strip().splitlines()) == 7
 
 
+@pytest.mark.slow  # shares the killed sweep above, a real process killed mid-run
 def test_table_figures(killed_and_resumed, tmp_path):
     _, _, experiment, _, _ = killed_and_resumed
     result = CliRunner().invoke(cli.main, ["table", str(experiment), "--figures", str(tmp_path)])
@@ -438,6 +439,7 @@ def test_table_figures(killed_and_resumed, tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
 
 
+@pytest.mark.slow  # shares the killed sweep above
 def test_table_mean_and_std_are_over_seeds(killed_and_resumed):
     import numpy as np
 

@@ -365,6 +365,7 @@ def test_a_data_path_that_is_a_device_is_named_as_such(tmp_path):
     assert message == "/dev/zero (from data.path): not a regular file or a folder"
 
 
+@pytest.mark.slow  # a real process trains; test_execute's damaged-run tests are the cheap one
 def test_a_damaged_run_is_retrained_with_a_warning(tmp_path, mnist_path):
     config = tmp_path / "c.yaml"
     config.write_text(

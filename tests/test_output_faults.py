@@ -214,6 +214,7 @@ def test_a_refused_sweep_on_a_terminal_still_draws_then_erases_its_bar(
     assert_one_line(process, "larger than the 1000 training images")
 
 
+@pytest.mark.slow  # trains in a real process; test_api's progress tests are the cheap version
 @pytest.mark.parametrize(
     "command",
     [["run", "c.yaml"], ["sweep", "s.yaml"]],

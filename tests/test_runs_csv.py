@@ -351,6 +351,7 @@ CLI_CASES = ["empty", "header only", "text metric", "duplicated id", "too many r
 COMPARE_MEMORY = 1 << 30
 
 
+@pytest.mark.slow  # real processes; the in-process cases above are the cheap version
 @pytest.mark.parametrize("case", [*CLI_CASES, *BYTE_CASES])
 def test_a_damaged_csv_through_the_real_cli_is_one_line(tmp_path, case):
     content, fragment = ALL_CASES[case]
@@ -360,6 +361,7 @@ def test_a_damaged_csv_through_the_real_cli_is_one_line(tmp_path, case):
     assert fragment in message
 
 
+@pytest.mark.slow  # real processes; the in-process case above is the cheap version
 @pytest.mark.parametrize("kind", SPECIAL)
 def test_a_path_that_is_no_csv_file_through_the_real_cli_is_one_line(tmp_path, kind):
     path, fragment = make_special(tmp_path, kind)
@@ -381,6 +383,7 @@ def many_runs(rows: int, padding: int) -> str:
 MOST_ROWS = min(runs_csv.MAX_ROWS, runs_csv.MAX_CELLS // 24)  # of the JAX CSV and a note
 
 
+@pytest.mark.slow  # real processes at the size caps
 @pytest.mark.parametrize(
     ("rows", "padding"),
     [(MOST_ROWS + 1, 1), (400, 100_000), (MOST_ROWS + 1, 2_900)],
