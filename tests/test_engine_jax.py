@@ -23,8 +23,9 @@ HERE = Path(__file__).resolve().parent
 SCENARIOS = ("again", "pair", "pair_same_stack", "trio", "trio_reordered")
 
 
-def run_checks(mnist_path: Path, prefix: tuple[str, ...] = ()) -> dict:
-    command = [*prefix, sys.executable, str(HERE / "jaxchecks.py"), str(mnist_path)]
+def run_checks(mnist_path: Path, *args: str, prefix: tuple[str, ...] = ()) -> dict:
+    """Run tests/jaxchecks.py in a child process (its Keras on JAX); return what it measured."""
+    command = [*prefix, sys.executable, str(HERE / "jaxchecks.py"), str(mnist_path), *args]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -86,7 +87,7 @@ def test_training_reduces_the_loss_and_never_imports_tensorflow(checks):
     reason="needs taskset and two CPUs",
 )
 def test_bits_do_not_depend_on_how_many_cpus_the_process_has(checks, mnist_path):
-    one_cpu = run_checks(mnist_path, ("taskset", "-c", str(min(os.sched_getaffinity(0)))))
+    one_cpu = run_checks(mnist_path, prefix=("taskset", "-c", str(min(os.sched_getaffinity(0)))))
     for path in ("loop", "stacked"):
         for scenario, found in checks[path].items():
             assert one_cpu[path][scenario]["digest"] == found["digest"], (path, scenario)

@@ -6,28 +6,18 @@ child (``jaxchecks.py MNIST quick``) trains on 300 real MNIST images, whose bord
 0 in every image: the first layer's weights there get a zero gradient at every step.
 """
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from test_engine_jax import run_checks
 
 pytest.importorskip("jax")
-
-HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
 def quick(mnist_path):
-    command = [sys.executable, str(HERE / "jaxchecks.py"), str(mnist_path), "quick"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_checks(mnist_path, "quick")
 
 
 @pytest.fixture(scope="module")
