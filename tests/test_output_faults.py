@@ -34,17 +34,22 @@ def aeexp(*args, cwd, stdout=None):
     return process
 
 
+def aeexp_to(stderr, *args, cwd):
+    """Run the command line with its stderr on ``stderr`` (a file or a terminal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "aeexp", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        timeout=300,
+    )
+
+
 def aeexp_logged(*args, cwd):
     """Run the command line with stderr to a file, as nohup or a CI job does; return the log."""
     log = cwd / "stderr.log"
     with open(log, "wb") as stderr:
-        process = subprocess.run(
-            [sys.executable, "-m", "aeexp", *args],
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            timeout=300,
-        )
+        process = aeexp_to(stderr, *args, cwd=cwd)
     process.stderr = log.read_bytes().decode(errors="replace")
     return process
 
@@ -69,13 +74,7 @@ def aeexp_on_a_terminal(*args, cwd):
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        process = subprocess.run(
-            [sys.executable, "-m", "aeexp", *args],
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=slave,
-            timeout=300,
-        )
+        process = aeexp_to(slave, *args, cwd=cwd)
     finally:
         os.close(slave)
         reader.join(timeout=60)
