@@ -367,12 +367,7 @@ def tune(
         overrides = [*overrides, "output.tensorboard=true"]
     if isinstance(search_file, str | Path):
         search_file = bundled.locate(search_file, "tune")
-    spec = search.read_search(search_file, overrides, out, seed, on_test_set, max_runs)
-    if len(spec.cells) * trials > max_runs:
-        raise UserError(
-            f"{len(spec.cells)} cells x {trials} trials = {len(spec.cells) * trials:,} runs, more "
-            f"than the limit of {max_runs:,}; lower --trials or raise --max-runs"
-        )
+    spec = search.read_search(search_file, overrides, out, seed, on_test_set, max_runs, trials)
     name = config_lib.check_name(sweep_name or f"{spec.name}-best", "--name")
     target = Path(sweep_out) if sweep_out is not None else spec.experiment_dir / driver.SWEEP_FILE
     if sweep_out is not None:

@@ -29,6 +29,7 @@ class Metric:
     table: bool = False  # ``aeexp table --metric`` may show it
     compare: bool = False  # ``aeexp compare`` shows it by default
     select: int | None = None  # position among ``aeexp select --metric``'s choices
+    completed: bool = True  # every completed run records it, so ``aeexp tune`` may rank by it
 
 
 # In runs.csv's column order. Adding a metric here offers it wherever its flags say.
@@ -60,8 +61,8 @@ METRICS: dict[str, Metric] = {
         Metric("mse", "MSE over the test set", False, table=True, compare=True),
         Metric("final_loss", "final training loss", False),
         Metric("final_val_loss", "final validation loss", False, table=True, compare=True),
-        Metric("pruned_epoch", "epoch a tuner's pruner stopped the run at", None),
-        Metric("diverged_epoch", "epoch the run diverged at", None),
+        Metric("pruned_epoch", "epoch a tuner's pruner stopped the run at", None, completed=False),
+        Metric("diverged_epoch", "epoch the run diverged at", None, completed=False),
         Metric("train_seconds", "training time (s)", None),
     )
 }

@@ -32,6 +32,7 @@ from aeexp.errors import UserError
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.extras import install_hint
 from aeexp.plan import PlannedRun, SweepPlan
+from aeexp.tuning import database
 from aeexp.tuning.search import Cell, Search
 from aeexp.tuning.space import describe_params
 from aeexp.tuning.stop import STATES, PruningRule, Snapshot, TrialRef, intermediate_values
@@ -227,8 +228,7 @@ class _Studies:
     def __init__(self, optuna: Any, search: Search) -> None:
         self.optuna = optuna
         self.search = search
-        url = f"sqlite:///{(search.experiment_dir / DATABASE).resolve()}"
-        self.storage = optuna.storages.RDBStorage(url)
+        self.storage = database.open_storage(optuna, search.experiment_dir / DATABASE)
         direction = "maximize" if search.metric.maximize else "minimize"
         self.studies = {}
         for cell in search.cells:
@@ -402,7 +402,7 @@ def run_search(
     store.ensure_writable(experiment)
     per_cell = batch or default_batch(trials, len(search.cells), max_group)
     trained = 0
-    with _exclusive(experiment):
+    with _exclusive(experiment), database.study_errors(experiment / DATABASE):
         quiet_optuna()
         studies = _Studies(optuna, search)
         done = sum(

@@ -199,6 +199,12 @@ def _metric(raw: Any, where: str) -> MetricSpec:
             f"{where}: unknown metric {shorten(spec.name)}"
             f"{valid_and_closest(spec.name, vocab.METRICS)}"
         )
+    if not known.completed:
+        ranked = [name for name, metric in vocab.METRICS.items() if metric.completed]
+        raise UserError(
+            f"{where}: {spec.name} is recorded only by runs that did not complete, so no "
+            f"completed trial would have a value to rank; use one of {', '.join(ranked)}"
+        )
     if known.higher_is_better is None:
         if spec.direction is None:
             raise UserError(f"{where}: {spec.name} has no known direction; give direction")
@@ -311,8 +317,14 @@ def read_search(
     seed: int | None = None,
     on_test_set: bool = False,
     max_cells: int = vocab.DEFAULT_MAX_RUNS,
+    trials: int | None = None,
 ) -> Search:
-    """Read and check a search file (or its mapping); raise a one-line UserError on a mistake."""
+    """Read and check a search file (or its mapping); raise a one-line UserError on a mistake.
+
+    ``max_cells`` bounds the cells, or with ``trials`` the cells x trials, checked as soon as
+    the grid is expanded: before any config is validated, so the time spent refusing a space
+    too large is bounded by the file, not by the space it describes.
+    """
     raw, path = _read(source)
     where = clip(str(path), 300)
     for key in raw:
@@ -344,10 +356,11 @@ def read_search(
         cells_points += [(point, spaces, block_where) for point in points]
         if len(cells_points) > max_cells:
             raise UserError(f"{where}: more than {max_cells:,} cells; raise --max-runs or split it")
+    _check_size(len(cells_points), trials, max_cells)
     _check_searched_overrides(overrides, searched_anywhere)
     plan.check_overrides(overrides, [k for p, _, _ in cells_points for k in p])
     base = config_lib.override(plan.base_config(raw, path), overrides, {"name": name}, out=out)
-    cells, output_dir = [], None
+    cells, output_dir, checked, backends = [], None, set(), set()
     for index, (point, spaces, block_where) in enumerate(cells_points, start=1):
         cell_where = f"{where}: cell {index} ({clip(plan.describe_point(point), 160)})"
         if not spaces:
@@ -357,8 +370,9 @@ def read_search(
         for space in spaces.values():
             _check_key(space, point, pruner, f"{block_where}: search")
         cell_raw = config_lib.override(base, dotted=point)
-        first = _check_configs(cell_raw, spaces.values(), cell_where)
+        first = _check_configs(cell_raw, spaces.values(), cell_where, checked)
         _check_holdout(first, on_test_set, cell_where)
+        backends.add(first.train.backend)
         study = _study_name(first, spaces.values(), metric)
         output_dir = output_dir or Path(first.output.dir)
         cells.append(Cell(index, point, cell_raw, tuple(spaces.values()), study))
@@ -368,6 +382,7 @@ def read_search(
         if twin is not cell:  # one study per cell: the same cell twice would share it
             raise UserError(f"{where}: cell {cell.index} ({cell.label}) repeats cell {twin.index}")
     assert output_dir is not None  # there is at least one cell
+    _check_one_backend(backends, where)
     return Search(name, path, output_dir, tuple(cells), metric, seed, sampler, pruner, on_test_set)
 
 
@@ -383,14 +398,56 @@ def _check_searched_overrides(overrides: Iterable[str], searched: Iterable[str])
                 )
 
 
-def _check_configs(raw: Mapping[str, Any], spaces: Iterable[Space], where: str) -> RunConfig:
-    """Validate a cell at each end of each range and each option; return it at the first."""
+def _check_size(cells: int, trials: int | None, max_runs: int) -> None:
+    """Refuse cells x trials above ``max_runs`` (``--max-runs``)."""
+    if trials is not None and cells * trials > max_runs:
+        raise UserError(
+            f"{cells} cells x {trials} trials = {cells * trials:,} runs, more than the limit of "
+            f"{max_runs:,}; lower --trials or raise --max-runs"
+        )
+
+
+def _check_one_backend(backends: set[str], where: str) -> None:
+    """Refuse cells on different backends, as a sweep's grid is: best.yaml must be one sweep."""
+    if len(backends) > 1:
+        raise UserError(
+            f"{where}: the grid mixes train.backend values ({', '.join(sorted(backends))}); "
+            "a process holds one Keras backend, so give each backend a search of its own"
+        )
+
+
+def _validity_class(raw: Mapping[str, Any], key: str) -> tuple[str, Any]:
+    """Return what a searched value's validity depends on besides itself: its section's name.
+
+    A section validates its own fields, and only ``loss.name`` and ``optimizer.name`` decide
+    which keys and values the others accept; so one cell per such name stands for them all.
+    """
+    section = key.split(".", 1)[0]
+    found = raw.get(section)
+    return section, found.get("name") if isinstance(found, Mapping) else None
+
+
+def _check_configs(
+    raw: Mapping[str, Any],
+    spaces: Iterable[Space],
+    where: str,
+    checked: set[tuple[str, str, Any]],
+) -> RunConfig:
+    """Validate a cell at its spaces' first values, and each value once per validity class.
+
+    ``checked`` holds the (key, validity class) pairs whose every value is known good, so the
+    work is the cells plus the values times the section names, never cells x values.
+    """
     spaces = list(spaces)
     firsts = {space.key: space.samples()[0] for space in spaces}
     first = config_lib.validate(config_lib.override(raw, dotted=firsts), source=where)
     for space in spaces:
+        seen = (space.key, *_validity_class(raw, space.key))
+        if seen in checked:
+            continue
         for value in space.samples()[1:]:
             values = firsts | {space.key: value}
             shown = f"{where}: search {space.key}={describe_value(value)}"
             config_lib.validate(config_lib.override(raw, dotted=values), source=shown)
+        checked.add(seen)
     return first
