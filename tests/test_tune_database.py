@@ -13,8 +13,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_hostile_paths import NO_DAC, cli, one_error
 from test_execute import no_data  # noqa: F401 (a fixture no_tune_data extends)
+from test_hostile_paths import NO_DAC, cli, one_error
 from test_tune import SEARCH, no_tune_data, tune, write  # noqa: F401 (a fixture)
 
 import aeexp
@@ -114,7 +114,7 @@ class _NoData:
 
 
 @pytest.fixture
-def finished(tmp_path, fake_study, no_tune_data):
+def finished(tmp_path, fake_study, no_tune_data):  # noqa: F811 (the fixture, not the import)
     """A copy of the finished study in tmp_path: its outcome and its runs' modification times."""
     folder, outcome = fake_study
     shutil.copytree(folder, tmp_path, dirs_exist_ok=True)
@@ -158,7 +158,10 @@ def test_an_empty_study_file_is_a_new_study(tmp_path, finished):
     assert tune(tmp_path, trained=trained).trained == 0 and trained == []
 
 
-def test_a_study_in_a_folder_whose_name_reads_as_a_url_stays_in_it(tmp_path, no_tune_data):
+def test_a_study_in_a_folder_whose_name_reads_as_a_url_stays_in_it(
+    tmp_path,
+    no_tune_data,  # noqa: F811 (the fixture, not the import)
+):
     """In 'sqlite:///a?b/tune.db' the '?' starts a query: the study went to a file 'a'."""
     outcome = tune(tmp_path, out="a?mode=ro#x")
     assert outcome.database.is_file() and outcome.database.parent.parent.name == "a?mode=ro#x"
@@ -173,6 +176,7 @@ def test_the_schema_read_is_optunas():
 
 
 # --- The real command, bounded, as root without its file-mode override -----------------------
+
 
 @pytest.fixture
 def on_real_data(finished, tmp_path, mnist_path):
@@ -265,4 +269,3 @@ def test_checking_a_search_costs_its_cells_plus_its_values(tmp_path, monkeypatch
     spec = search.read_search(huge(tmp_path, 100, 1000), max_cells=10_000, trials=1)
     assert len(spec.cells) == 1000
     assert calls[0] == 1000 + 999
-
