@@ -19,6 +19,7 @@ from test_tune import SEARCH, no_tune_data, tune, write  # noqa: F401 (a fixture
 
 import aeexp
 from aeexp import config as config_lib
+from aeexp import execute
 from aeexp.errors import UserError
 from aeexp.tuning import database, driver, search
 
@@ -105,6 +106,7 @@ def fake_study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fake")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(driver, "load_dataset", lambda cfg: _NoData())
+        patch.setattr(execute, "load_dataset", lambda cfg: _NoData())
         return folder, tune(folder)
 
 
