@@ -9,25 +9,25 @@ half-written directory; a killed driver loses only the groups in flight.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import backend, locks, store
+from aeexp import backend, interrupts, locks, store
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.ledger import RUNS_CSV, Ledger, record_failure, run_root
 from aeexp.plan import PlannedRun, SweepPlan, group_runs
 from aeexp.vocab import DEFAULT_MAX_GROUP, Status
+
+# How long a wait for another driver's run lasts before Ctrl-C is looked at again.
+WAIT_SECONDS = 0.2
 
 
 @dataclass
@@ -65,6 +65,15 @@ class Outcome:
         )
 
 
+def _acquired(lock: FileLock) -> bool:
+    """Take ``lock`` within WAIT_SECONDS; return whether it was taken."""
+    try:
+        lock.acquire(timeout=WAIT_SECONDS)
+    except Timeout:
+        return False
+    return True
+
+
 class _Claims:
     """The run locks this driver holds: a claimed run is trained by nobody else."""
 
@@ -84,7 +93,8 @@ class _Claims:
     def wait_for(self, run: PlannedRun) -> None:
         """Block until the driver holding ``run`` lets it go, then hold it."""
         lock = locks.run_lock(run.config.experiment_dir, run.run_id)
-        lock.acquire(timeout=-1)
+        while not _acquired(lock):  # in short waits: Ctrl-C is seen while the other trains
+            interrupts.check()
         self.held[run.run_id] = lock
 
     def release(self, run_id: str) -> None:
@@ -97,35 +107,6 @@ class _Claims:
         """Let every held run go."""
         for run_id in list(self.held):
             self.release(run_id)
-
-
-class _Interrupts:
-    """Ctrl-C always wins: remembered even if something below swallows the exception."""
-
-    def __init__(self) -> None:
-        self.seen = False
-
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[None]:
-        """Install a SIGINT handler that records the interrupt and raises KeyboardInterrupt."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            self.seen = True
-            raise KeyboardInterrupt
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def check(self) -> None:
-        """Raise KeyboardInterrupt if Ctrl-C was pressed since watching began."""
-        if self.seen:
-            raise KeyboardInterrupt
 
 
 def _load_datasets(runs: Sequence[PlannedRun]) -> dict[Any, Dataset]:
@@ -146,7 +127,6 @@ class _Driver:
         executor: Executor,
         claims: _Claims,
         outcome: Outcome,
-        interrupts: _Interrupts,
         on_runs_done: Callable[[int], None] | None,
         sinks: Sequence[Callable[[PlannedRun], None]] = (),
     ) -> None:
@@ -154,7 +134,6 @@ class _Driver:
         self.executor = executor
         self.claims = claims
         self.outcome = outcome
-        self.interrupts = interrupts
         self.on_runs_done = on_runs_done
         self.by_id: dict[str, PlannedRun] = {}
         self.next_job_id = 0
@@ -169,10 +148,9 @@ class _Driver:
     def drain(self) -> None:
         """Handle results until no job is outstanding, writing runs as they arrive."""
         while self.executor.outstanding():
-            self.interrupts.check()
+            interrupts.check()
             result = self.executor.next_result()
-            self.interrupts.check()
-            self._handle(result)
+            self._handle(result)  # a finished job is written, even with Ctrl-C pressed
             self.outcome.ledger.write()
 
     def _handle(self, result: JobResult) -> None:
@@ -293,11 +271,12 @@ def _train(
     sinks: Sequence[Callable[[PlannedRun], None]],
 ) -> None:
     """Claim, group, train and write the pending runs; wait for those another driver holds."""
-    claims, interrupts = _Claims(), _Interrupts()
+    claims = _Claims()
     try:
         with interrupts.watching():
             executor.start(datasets)
-            driver = _Driver(executor, claims, outcome, interrupts, on_runs_done, sinks)
+            interrupts.check()
+            driver = _Driver(executor, claims, outcome, on_runs_done, sinks)
             while pending:
                 mine, elsewhere = _claim_batch(pending, claims, redo, outcome)
                 for group in group_runs(mine, max_group, executor.workers):

@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeexp import __version__, backend, evaluate, host, losses, optimizers, pinned, plots, store
+from aeexp import (
+    __version__,
+    backend,
+    evaluate,
+    host,
+    interrupts,
+    losses,
+    optimizers,
+    pinned,
+    plots,
+    store,
+)
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset
 from aeexp.engine_base import EpochCallback, History, StopCallback
@@ -189,10 +200,13 @@ def train_group(
             None if stop is None else _engine_stop(configs, stop),
         )
         shared = _shared_metrics(configs, dataset, time.perf_counter() - started)
-        return [
-            _artifacts(config, member, history, shared, dataset, events, engine, stop)
-            for config, member, history in zip(configs, members, histories, strict=True)
-        ]
+        artifacts = []
+        for config, member, history in zip(configs, members, histories, strict=True):
+            interrupts.check()  # between evaluations: a group of 30 takes a while
+            artifacts.append(
+                _artifacts(config, member, history, shared, dataset, events, engine, stop)
+            )
+        return artifacts
     finally:
         if events is not None:
             events.close()

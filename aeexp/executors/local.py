@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from tqdm import tqdm
 
-from aeexp import progress
+from aeexp import interrupts, progress
 from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, one_line
@@ -49,6 +49,7 @@ class LocalExecutor:
                 # The loss first: a log's line, written by update, shows this epoch's.
                 bar.set_postfix(loss=f"{histories[0].loss[-1]:.4g}", refresh=False)
                 bar.update(1)
+                interrupts.check()  # an epoch's end: the safe point to stop at on Ctrl-C
 
             started = time.perf_counter()
             try:

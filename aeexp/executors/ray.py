@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from aeexp import host, reach
+from aeexp import host, interrupts, reach
 from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, one_line
@@ -41,6 +41,8 @@ except ImportError:  # the optional extra; make_executor reports it on one line
 
 # A job's worker may die this many times before the job is recorded as failed.
 MAX_RETRIES = 2
+# How long the driver waits on its workers before it looks at Ctrl-C again.
+WAIT_SECONDS = 0.2
 # Versions that must match between the driver and every worker for bit-identical numbers.
 PINNED = ("aeexp", "tensorflow", "jax", "jaxlib", "keras")
 # Seconds to wait for a worker to start and report its versions.
@@ -353,11 +355,19 @@ class RayExecutor:
             self._actors.append(replacement)
             self._idle.append(replacement)
 
+    def _wait_for_one(self) -> Any:
+        """Return a finished job's reference, looking at Ctrl-C between short waits."""
+        while True:
+            ready, _ = ray.wait(list(self._running), num_returns=1, timeout=WAIT_SECONDS)
+            if ready:
+                return ready[0]
+            interrupts.check()
+
     def next_result(self) -> JobResult:
         """Wait for any running job; retry it elsewhere if its worker died."""
         while True:
             self._dispatch()
-            (done,), _ = ray.wait(list(self._running), num_returns=1)
+            done = self._wait_for_one()
             job, actor, dispatched = self._running.pop(done)
             try:
                 kind, payload, seconds = ray.get(done)

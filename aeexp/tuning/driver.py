@@ -24,7 +24,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import execute, ledger, store
+from aeexp import execute, interrupts, ledger, store
 from aeexp import progress as progress_lib
 from aeexp.analysis.tables import recorded_number
 from aeexp.dataset import load_dataset
@@ -402,7 +402,11 @@ def run_search(
     store.ensure_writable(experiment)
     per_cell = batch or default_batch(trials, len(search.cells), max_group)
     trained = 0
-    with _exclusive(experiment), database.study_errors(experiment / DATABASE):
+    with (
+        _exclusive(experiment),
+        database.study_errors(experiment / DATABASE),
+        interrupts.watching(),  # Ctrl-C acts between batches, never inside a write
+    ):
         quiet_optuna()
         studies = _Studies(optuna, search)
         done = sum(
@@ -431,6 +435,7 @@ def run_search(
                         "pending: another aeexp holding them?); rerun to resume"
                     )
                 bar.update(told)
+                interrupts.check()
         except BaseException:
             bar.leave = False
             bar.close()
