@@ -240,6 +240,8 @@ def execute(
     with store.created_folders_undone(experiment, plan.output_dir):
         try:
             store.ensure_writable(experiment)
+            with locks.summary_lock(experiment):
+                pass  # runs.csv's lock can be taken: known before training, not after it
             store.remove_stale_staging(experiment)
             if pending:
                 _train(

@@ -14,7 +14,11 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from aeexp import paths
+from aeexp.errors import UserError, clip
+
 LOCKS = ".locks"
+TUNE_LOCK = ".tune.lock"  # beside the study it guards: one aeexp tune at a time
 # The lock files aeexp makes in <experiment>/.locks/: <run id>.lock and runs.csv.lock.
 _LOCK_NAME = re.compile(r"^(?:[0-9a-f]{10}|runs\.csv)\.lock$")
 # How often an acquire starts again because a finished sweep removed the .locks folder.
@@ -26,18 +30,46 @@ class _Lock(FileLock):
 
     filelock makes the folder once, when an acquire starts: a waiter whose folder
     :func:`remove_lock_files` removed would fail with FileNotFoundError. Starting again is
-    safe: the folder is removed only once empty, so nobody holds a lock in it.
+    safe: the folder is removed only once empty, so nobody holds a lock in it. Anything
+    else in the way (a folder or a symlink where the lock file goes, a file where its folder
+    goes, no permission) is one line naming the path, not a traceback.
     """
 
     def acquire(self, *args: Any, **kwargs: Any) -> Any:
         """Acquire as FileLock does, starting again if the lock's folder vanished."""
         for _ in range(_LOCK_FOLDER_RETRIES):
             try:
-                return super().acquire(*args, **kwargs)
+                return self._acquire_once(*args, **kwargs)
             except FileNotFoundError:
                 if Path(self.lock_file).parent.exists():
-                    raise
-        return super().acquire(*args, **kwargs)
+                    raise _blocked(self.lock_file, "no such file") from None
+        return self._acquire_once(*args, **kwargs)
+
+    def _acquire_once(self, *args: Any, **kwargs: Any) -> Any:
+        """Acquire once; a lock path that cannot be a lock file raises UserError."""
+        try:
+            return super().acquire(*args, **kwargs)
+        except (FileNotFoundError, Timeout):
+            raise
+        except OSError as error:
+            if Path(self.lock_file).is_symlink():  # filelock opens with O_NOFOLLOW: ELOOP
+                reason = "a symbolic link, which a lock never follows"
+            else:
+                reason = paths.os_reason(error, error.strerror or type(error).__name__)
+            raise _blocked(self.lock_file, reason) from None
+
+
+def _blocked(lock_file: str, reason: str) -> UserError:
+    """Return the one-line error for a lock that cannot be taken: what is in the way."""
+    return UserError(
+        f"{clip(lock_file, 300)}: cannot take aeexp's lock here ({reason}); if something "
+        "else is in the way of the lock file or its folder, move it aside and rerun"
+    )
+
+
+def study_lock(experiment_dir: Path) -> FileLock:
+    """Return the lock one ``aeexp tune`` holds on an experiment's study."""
+    return _Lock(experiment_dir / TUNE_LOCK, timeout=0)
 
 
 def run_lock(experiment_dir: Path, run_id: str) -> FileLock:

@@ -9,8 +9,10 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from test_execute import FakeExecutor, no_data, three_rates  # noqa: F401 (a fixture)
 
-from aeexp import cli, locks
+from aeexp import cli, execute, locks
+from aeexp.errors import UserError
 from tests.fakeruns import cell_raw, fake_run
 
 
@@ -176,3 +178,50 @@ def test_a_killed_writers_temporary_file_is_removed_on_resume(tmp_path):
         path.write_text("x")
     assert store.remove_stale_staging(tmp_path) == [stale]
     assert not stale.exists() and live.exists() and mine.exists()
+
+
+def _folder_where_the_lock_goes(experiment):
+    (experiment / locks.LOCKS / "runs.csv.lock").mkdir(parents=True)
+    return "runs.csv.lock", "Is a directory"
+
+
+def _file_where_the_lock_folder_goes(experiment):
+    experiment.mkdir(parents=True)
+    (experiment / locks.LOCKS).write_text("mine")
+    return locks.LOCKS, "File exists"
+
+
+def _symlink_where_the_lock_goes(experiment):
+    (experiment / locks.LOCKS).mkdir(parents=True)
+    (experiment / locks.LOCKS / "runs.csv.lock").symlink_to(experiment.parent / "victim")
+    return "runs.csv.lock", "a symbolic link"
+
+
+@pytest.mark.parametrize(
+    "obstacle",
+    [_folder_where_the_lock_goes, _file_where_the_lock_folder_goes, _symlink_where_the_lock_goes],
+)
+@pytest.mark.usefixtures("no_data")
+def test_something_in_a_locks_way_is_one_line_before_training(tmp_path, obstacle):
+    """Not a traceback after training: the lock runs.csv is written under is tried first."""
+    planned = three_rates(tmp_path)
+    name, reason = obstacle(planned.experiment_dir)
+    executor = FakeExecutor()
+    with pytest.raises(UserError, match=reason) as caught:
+        execute.execute(planned, executor)
+    assert name in str(caught.value) and "\n" not in str(caught.value)
+    assert executor.groups == [], "trained before the lock was found unusable"
+    assert not (tmp_path / "victim").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "symlink"])
+def test_something_in_the_study_locks_way_is_one_line(tmp_path, kind):
+    experiment = tmp_path / "exp"
+    experiment.mkdir()
+    if kind == "folder":
+        (experiment / locks.TUNE_LOCK).mkdir()
+    else:
+        (experiment / locks.TUNE_LOCK).symlink_to(tmp_path / "victim")
+    with pytest.raises(UserError, match="cannot take aeexp's lock here"):
+        locks.study_lock(experiment).acquire()
+    assert not (tmp_path / "victim").exists()

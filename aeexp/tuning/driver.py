@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
-from aeexp import execute, interrupts, ledger, store
+from aeexp import execute, interrupts, ledger, locks, store
 from aeexp import progress as progress_lib
 from aeexp.analysis.tables import recorded_number
 from aeexp.dataset import load_dataset
@@ -41,7 +41,7 @@ from aeexp.vocab import DEFAULT_MAX_GROUP, Status, status_of
 DATABASE = "tune.db"
 FIGURE = "tune.png"
 SWEEP_FILE = "best.yaml"
-LOCK = ".tune.lock"
+LOCK = locks.TUNE_LOCK
 
 
 def require_optuna() -> Any:
@@ -183,7 +183,7 @@ class _WithRule:
 @contextmanager
 def _exclusive(experiment: Path) -> Iterator[None]:
     """Hold the experiment's tuning lock: two drivers on one study would tell trials twice."""
-    lock = FileLock(experiment / LOCK, timeout=0)
+    lock = locks.study_lock(experiment)
     try:
         lock.acquire()
     except Timeout:
