@@ -44,6 +44,11 @@ def _broken_page_size(db: Path) -> None:
     db.write_bytes(bytes(raw))
 
 
+def _sparse_5_gib(db: Path) -> None:
+    with open(db, "r+b") as handle:
+        handle.truncate(5 << 30)  # no disk used; a reader that believed it would fill memory
+
+
 def _folder(db: Path) -> None:
     db.unlink()
     db.mkdir()
@@ -90,6 +95,7 @@ DAMAGE = {
     "cut in half": (_cut_in_half, "damaged SQLite database"),
     "broken header": (_broken_header, "not an SQLite database"),
     "broken page size": (_broken_page_size, "damaged SQLite database"),
+    "sparse, 5 GiB": (_sparse_5_gib, "larger than 4 GiB"),
     "a folder": (_folder, "is a directory"),
     "a FIFO": (_fifo, "not a regular file"),
     "a link to a device": (_link_to_device, "a symbolic link"),
