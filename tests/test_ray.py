@@ -198,6 +198,80 @@ def test_an_unknown_host_and_a_silent_one_are_one_line(monkeypatch):
         ray_executor.check_address("ray://10.0.0.1:10001")
 
 
+# Ray's token settings and address: a test's driver gets only those it gives,
+# so a developer's own settings change no outcome (RAY_AUTH_TOKEN outranks ~/.ray/auth_token).
+TOKEN_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
+
+
+def attach_error(gcs_error: str) -> ConnectionError:
+    """Return what ray.init raises for HOST:PORT: a ConnectionError chaining the GCS error."""
+    try:
+        try:
+            raise RuntimeError(f"Failed to connect to GCS. Last connection error: {gcs_error}")
+        except RuntimeError as cause:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from cause
+    except ConnectionError as error:
+        return error
+
+
+REFUSED = (
+    "Traceback (most recent call last): ... ray.exceptions.AuthenticationError: RPC error: "
+    "InvalidAuthToken: Authentication token is missing or incorrect."
+)
+TOKEN_FIX = (
+    "put the cluster's token (`ray get-auth-token` on its head node) in RAY_AUTH_TOKEN, "
+    "in a file named by RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "home_token", "line"),
+    [
+        ({}, True, "requires a token, and RAY_AUTH_MODE is not token: set RAY_AUTH_MODE=token and"),
+        ({"RAY_AUTH_MODE": "disabled"}, False, "requires a token, and RAY_AUTH_MODE is not token:"),
+        ({"RAY_AUTH_MODE": "token"}, False, "requires a token; this driver has none:"),
+        ({"RAY_AUTH_MODE": "token"}, True, "refused the token in ~/.ray/auth_token:"),
+        (
+            {"RAY_AUTH_MODE": "TOKEN", "RAY_AUTH_TOKEN_PATH": "/etc/ray-token"},
+            True,
+            "refused the token in '/etc/ray-token':",
+        ),
+        (
+            {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "x", "RAY_AUTH_TOKEN_PATH": "/etc/t"},
+            True,
+            "refused the token in RAY_AUTH_TOKEN:",
+        ),
+    ],
+)
+def test_a_refused_token_names_where_the_driver_took_it_and_the_fix(
+    monkeypatch, tmp_path, settings, home_token, line
+):
+    """Ray's order: RAY_AUTH_TOKEN, then RAY_AUTH_TOKEN_PATH's file, then ~/.ray/auth_token."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if home_token:
+        (tmp_path / ".ray").mkdir()
+        (tmp_path / ".ray" / "auth_token").write_text("a-token")
+    for name in TOKEN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    problem = ray_executor.token_problem(attach_error(REFUSED), "10.0.0.1:6379")
+    assert problem.startswith(f"the Ray cluster at 10.0.0.1:6379 {line}")
+    assert problem.endswith(TOKEN_FIX)
+
+
+def test_a_missing_token_and_other_failures_are_told_apart():
+    missing = ray_executor.ray.exceptions.AuthenticationError(
+        "RAY_AUTH_TOKEN_PATH is set but file cannot be opened or is empty: /x"
+    )
+    assert ray_executor.token_problem(missing, "h:1") == (
+        "no Ray token to send to h:1 (RAY_AUTH_TOKEN_PATH is set but file cannot be opened or "
+        f"is empty: /x): {TOKEN_FIX}"
+    )
+    assert ray_executor.token_problem(attach_error("grpc: Connection refused"), "h:1") is None
+    assert ray_executor.token_problem(RuntimeError("called ray.init twice"), "h:1") is None
+
+
 def test_auto_without_a_cluster_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # no earlier session for auto to find
     executor = ray_executor.RayExecutor(address="auto")
