@@ -272,6 +272,15 @@ def test_a_missing_token_and_other_failures_are_told_apart():
     assert ray_executor.token_problem(RuntimeError("called ray.init twice"), "h:1") is None
 
 
+def test_stderr_is_discarded_inside_the_block_only(capfd):
+    """Ray's C++ core writes to descriptor 2 itself, past Python's sys.stderr."""
+    os.write(2, b"before\n")
+    with ray_executor._stderr_discarded():
+        os.write(2, b"gcs_client.cc:210: Failed to get cluster ID from GCS server\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "before\nafter\n"
+
+
 def test_auto_without_a_cluster_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # no earlier session for auto to find
     executor = ray_executor.RayExecutor(address="auto")

@@ -7,8 +7,8 @@ TensorFlow starts; a JAX worker imports no TensorFlow. Datasets go to the cluste
 sweep through the object store and are checked by hash on arrival, so no worker reads a
 path. An actor whose aeexp, TensorFlow, JAX or Keras differs from the driver's is refused.
 A job whose worker dies is retried on another worker a bounded number of times, then
-handed back as lost. A cluster that wants a token this driver does not send is one line
-naming the token and the fix.
+handed back as lost. Attaching to a cluster keeps Ray's own log lines off the terminal, and a
+cluster that wants a token this driver does not send is one line naming the token and the fix.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import numbers
 import os
 import platform
 import signal
+import sys
 import threading
 import time
 import warnings
 from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,31 @@ def client_token_problem(address: str) -> str | None:
 
 
 @contextmanager
+def _stderr_discarded() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the block; Python's sys.stderr too.
+
+    Ray's C++ core writes its warnings (gcs_client.cc's refused token, for one) to the
+    descriptor itself, whatever RAY_BACKEND_LOG_LEVEL or Python's logging say, and the
+    error ray.init then raises carries the same news into aeexp's one line.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no descriptor 2 (a daemon) or a closed sys.stderr
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        with suppress(OSError, ValueError):  # what Python buffered meanwhile was Ray's too
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextmanager
 def _ctrl_c_held() -> Iterator[None]:
     """Hold a first Ctrl-C until the block ends, then deliver it; a second one acts at once.
 
@@ -338,7 +364,8 @@ class RayExecutor:
         """Attach to the cluster or start an embedded Ray; on any failure leave nothing running."""
         if self.address:
             check_address(self.address)
-            refused = client_token_problem(self.address)
+            with _stderr_discarded():
+                refused = client_token_problem(self.address)
             if refused:
                 raise UserError(refused)
         try:
@@ -364,9 +391,13 @@ class RayExecutor:
             "log_to_driver": False,
             "logging_level": "ERROR",
         }
-        with warnings.catch_warnings():
+        with ExitStack() as quiet:
+            quiet.enter_context(warnings.catch_warnings())
             # Ray Client warns on stderr before raising; the raised error is reported instead.
             warnings.simplefilter("ignore")
+            if self.address not in (None, "local"):
+                # Attaching starts no process here that could inherit the silenced stderr.
+                quiet.enter_context(_stderr_discarded())
             if self.address and cluster_endpoint(self.address):
                 # Attaching to HOST:PORT starts no process here, so Ctrl-C may act at once.
                 with reach.environment_defaults(
