@@ -272,6 +272,23 @@ def test_a_missing_token_and_other_failures_are_told_apart():
     assert ray_executor.token_problem(RuntimeError("called ray.init twice"), "h:1") is None
 
 
+def test_a_ray_error_quoting_a_traceback_is_told_by_its_last_line():
+    """Ray Client's server failure, whose site-packages paths used to fill the whole line."""
+    site = "/home/runner/work/aeexp/aeexp/.venv/lib/python3.11/site-packages/ray"
+    error = ConnectionAbortedError(
+        "Initialization failure from server:\nTraceback (most recent call last):\n"
+        f'  File "{site}/util/client/server/proxier.py", line 772, in Datapath\n'
+        "    raise RuntimeError(\nRuntimeError: Starting Ray client server failed. See "
+        "ray_client_server_23000.err for detailed logs.\n"
+    )
+    assert ray_executor.ray_reason(error) == (
+        "ConnectionAbortedError: RuntimeError: Starting Ray client server failed. See "
+        "ray_client_server_23000.err for detailed logs."
+    )
+    plain = ConnectionError("ray client connection\ntimeout")
+    assert ray_executor.ray_reason(plain) == "ConnectionError: ray client connection timeout"
+
+
 def test_stderr_is_discarded_inside_the_block_only(capfd):
     """Ray's C++ core writes to descriptor 2 itself, past Python's sys.stderr."""
     os.write(2, b"before\n")

@@ -143,6 +143,18 @@ def _authentication_errors() -> tuple[type[BaseException], ...]:
     return (error,) if error is not None else ()
 
 
+def ray_reason(error: BaseException) -> str:
+    """Return a Ray error on one line; of one that quotes a traceback, only its last line.
+
+    Ray Client's server failures arrive as a formatted traceback whose path names alone fill
+    a line; the cause is the last line.
+    """
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return f"{type(error).__name__}: {clip(lines[-1])}"
+    return one_line(error)
+
+
 def token_problem(error: BaseException, address: str) -> str | None:
     """Return the one line for a ray.init failure caused by the token; None for other causes."""
     if isinstance(error, _authentication_errors()):
@@ -375,7 +387,7 @@ class RayExecutor:
             problem = token_problem(error, self.address) if self.address else None
             where = self.address or "an embedded local Ray"
             raise UserError(
-                problem or f"cannot start or reach Ray at {where}: {one_line(error)}"
+                problem or f"cannot start or reach Ray at {where}: {ray_reason(error)}"
             ) from None
         except BaseException:
             # Ctrl-C during start-up: the processes ray.init started (GCS, raylet, its
