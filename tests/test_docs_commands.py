@@ -119,10 +119,15 @@ OUTPUT_CHECKED_ELSEWHERE = {
         "shows make run's numbers on all of MNIST: test_make_run_prints_what_the_readme_shows"
     ),
 }
-# Commands that do not run at all, and why: each starts or joins a Ray cluster's node.
+# Commands that do not run at all, and why: each starts, joins or asks a Ray cluster's node.
 NOT_RUN = {
     "ray start --head --port 6379 --num-cpus 32": "starts a Ray head node (tests/test_ray.py)",
     "ray start --address HEAD_IP:6379": "joins a Ray cluster at a placeholder address",
+    "ray get-auth-token": "prints the token of a head node's Ray (tests/test_ray.py sets one)",
+    "aeexp sweep configs/sweeps/thesis-optimizers.yaml --out results/thesis/runs "
+    "--executor ray --address ray://HEAD_IP:10001": (
+        "attaches to a Ray cluster at a placeholder address (tests/test_ray.py: a real one)"
+    ),
 }
 
 

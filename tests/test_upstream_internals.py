@@ -61,3 +61,20 @@ def test_ray_reads_the_start_up_variable_the_executor_sets():
         "Ray's node module no longer reads RAY_gcs_server_port_wait_time_s, which "
         "aeexp/executors/ray.py sets to bound its start-up"
     )
+
+
+def test_ray_keeps_what_the_executor_reads_to_name_a_token_problem():
+    """A refused token must stay one line naming the token, not a 30 s timeout or a traceback."""
+    pytest.importorskip("ray")
+    import ray.exceptions
+    from ray._private import grpc_utils, node
+    from ray.core.generated import ray_client_pb2, ray_client_pb2_grpc
+
+    moved = "which aeexp/executors/ray.py uses to name a refused or missing Ray token"
+    assert hasattr(ray.exceptions, "AuthenticationError"), f"no AuthenticationError, {moved}"
+    assert "message" in inspect.signature(ray.exceptions.AuthenticationError).parameters, moved
+    # ray.init's ConnectionError chains a RuntimeError holding the last formatted traceback.
+    assert "traceback.format_exc()" in inspect.getsource(node), f"node's GCS error, {moved}"
+    assert callable(grpc_utils.init_grpc_channel), f"no init_grpc_channel, {moved}"
+    assert ".ClusterInfo = " in inspect.getsource(ray_client_pb2_grpc.RayletDriverStub), moved
+    assert ray_client_pb2.ClusterInfoType.PING is not None, moved

@@ -7,7 +7,8 @@ TensorFlow starts; a JAX worker imports no TensorFlow. Datasets go to the cluste
 sweep through the object store and are checked by hash on arrival, so no worker reads a
 path. An actor whose aeexp, TensorFlow, JAX or Keras differs from the driver's is refused.
 A job whose worker dies is retried on another worker a bounded number of times, then
-handed back as lost.
+handed back as lost. Attaching to a cluster keeps Ray's own log lines off the terminal, and a
+cluster that wants a token this driver does not send is one line naming the token and the fix.
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ import numbers
 import os
 import platform
 import signal
+import sys
 import threading
 import time
 import warnings
 from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from aeexp import host, interrupts, reach
 from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
-from aeexp.errors import UserError, one_line
+from aeexp.errors import UserError, clip, one_line, shorten
 from aeexp.executors import Job, JobResult, StopRule
 from aeexp.extras import install_hint
 
@@ -52,6 +55,15 @@ START_TIMEOUT = 300.0
 # Ray reads when it is imported, so only the number of tries can be bounded here.
 GCS_CONNECT_TRIES = "1"
 ADDRESS_FORMS = "auto, HOST:PORT or ray://HOST:PORT"
+# A cluster with token authentication (Ray 2.52+; `ray start` turns it on where a token exists)
+# refuses a driver without its token. Where Ray looks for the token, in Ray's order.
+TOKEN_FIX = (
+    "put the cluster's token (`ray get-auth-token` on its head node) in RAY_AUTH_TOKEN, "
+    "in a file named by RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token"
+)
+# What a refused token leaves in the error ray.init raises for HOST:PORT: its ConnectionError
+# chains a RuntimeError holding the GCS client's formatted AuthenticationError.
+REFUSED_TOKEN_MARKERS = ("AuthenticationError", "InvalidAuthToken")
 
 
 def _distribution_version(name: str) -> str:
@@ -101,6 +113,121 @@ def check_address(address: str) -> None:
     reason = reach.unreachable_reason(*endpoint)
     if reason is not None:
         raise UserError(f"no Ray cluster answers at {address} ({reason})")
+
+
+def _token_source() -> str | None:
+    """Return where Ray takes this driver's token from, in Ray's order; None if nowhere."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return shorten(os.environ["RAY_AUTH_TOKEN_PATH"])
+    default = Path.home() / ".ray" / "auth_token"
+    return "~/.ray/auth_token" if default.is_file() else None
+
+
+def token_refused(address: str) -> str:
+    """Return the one line for a cluster that refused this driver's token: cause and fix."""
+    # Ray sends a token only in token mode, and never turns it on for an explicit address.
+    if os.environ.get("RAY_AUTH_MODE", "").strip().lower() != "token":
+        return (
+            f"the Ray cluster at {address} requires a token, and RAY_AUTH_MODE is not token: "
+            f"set RAY_AUTH_MODE=token and {TOKEN_FIX}"
+        )
+    source = _token_source()
+    if source is None:
+        return f"the Ray cluster at {address} requires a token; this driver has none: {TOKEN_FIX}"
+    return f"the Ray cluster at {address} refused the token in {source}: {TOKEN_FIX}"
+
+
+def _authentication_errors() -> tuple[type[BaseException], ...]:
+    """Return Ray's error for a token it cannot find (Ray 2.52+; none before)."""
+    error = getattr(ray.exceptions, "AuthenticationError", None)
+    return (error,) if error is not None else ()
+
+
+def ray_reason(error: BaseException) -> str:
+    """Return a Ray error on one line; of one that quotes a traceback, only its last line.
+
+    Ray Client's server failures arrive as a formatted traceback whose path names alone fill
+    a line; the cause is the last line.
+    """
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return f"{type(error).__name__}: {clip(lines[-1])}"
+    return one_line(error)
+
+
+def token_problem(error: BaseException, address: str) -> str | None:
+    """Return the one line for a ray.init failure caused by the token; None for other causes."""
+    if isinstance(error, _authentication_errors()):
+        # Raised before connecting: token mode is on and Ray found no token to send.
+        # Its first sentence: the rest, and what str() appends, is help that TOKEN_FIX condenses.
+        reason = clip(str(getattr(error, "message", error)).split(". ")[0].rstrip("."))
+        return f"no Ray token to send to {address} ({reason}): {TOKEN_FIX}"
+    chain, cause = [], error
+    while cause is not None and len(chain) < 10:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    if any(marker in text for text in chain for marker in REFUSED_TOKEN_MARKERS):
+        return token_refused(address)
+    return None
+
+
+def client_token_problem(address: str) -> str | None:
+    """Return why a Ray Client server refuses this driver's token, or None if it does not.
+
+    Ray Client takes a refusal for a server still starting: it retries for 30 s, then
+    reports a timeout that names no token. One ping, with Ray's own token header, says at once.
+    """
+    endpoint = cluster_endpoint(address)
+    if endpoint is None or not address.startswith("ray://"):
+        return None
+    try:
+        import grpc
+        from ray._private.grpc_utils import init_grpc_channel
+        from ray.core.generated import ray_client_pb2, ray_client_pb2_grpc
+    except ImportError:  # moved by a newer Ray (test_upstream_internals.py says): ray.init alone
+        return None
+    host, port = endpoint
+    channel = init_grpc_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    ping = ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING)
+    try:
+        ray_client_pb2_grpc.RayletDriverStub(channel).ClusterInfo(
+            ping, timeout=reach.CONNECT_TIMEOUT
+        )
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return token_refused(address)
+    except _authentication_errors() as error:  # a token file that cannot be read
+        return token_problem(error, address)
+    finally:
+        channel.close()
+    return None  # answered, or not yet: ray.init says what else is wrong
+
+
+@contextmanager
+def _stderr_discarded() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the block; Python's sys.stderr too.
+
+    Ray's C++ core writes its warnings (gcs_client.cc's refused token, for one) to the
+    descriptor itself, whatever RAY_BACKEND_LOG_LEVEL or Python's logging say, and the
+    error ray.init then raises carries the same news into aeexp's one line.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no descriptor 2 (a daemon) or a closed sys.stderr
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        with suppress(OSError, ValueError):  # what Python buffered meanwhile was Ray's too
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @contextmanager
@@ -251,12 +378,19 @@ class RayExecutor:
         """Attach to the cluster or start an embedded Ray; on any failure leave nothing running."""
         if self.address:
             check_address(self.address)
+            with _stderr_discarded():
+                refused = client_token_problem(self.address)
+            if refused:
+                raise UserError(refused)
         try:
             self._call_ray_init()
-        except (ConnectionError, ValueError, RuntimeError) as error:
+        except (ConnectionError, ValueError, RuntimeError, *_authentication_errors()) as error:
             ray.shutdown()
+            problem = token_problem(error, self.address) if self.address else None
             where = self.address or "an embedded local Ray"
-            raise UserError(f"cannot start or reach Ray at {where}: {one_line(error)}") from None
+            raise UserError(
+                problem or f"cannot start or reach Ray at {where}: {ray_reason(error)}"
+            ) from None
         except BaseException:
             # Ctrl-C during start-up: the processes ray.init started (GCS, raylet, its
             # agents) only ray.shutdown stops; the caller's shutdown does not know Ray started.
@@ -271,9 +405,13 @@ class RayExecutor:
             "log_to_driver": False,
             "logging_level": "ERROR",
         }
-        with warnings.catch_warnings():
+        with ExitStack() as quiet:
+            quiet.enter_context(warnings.catch_warnings())
             # Ray Client warns on stderr before raising; the raised error is reported instead.
             warnings.simplefilter("ignore")
+            if self.address not in (None, "local"):
+                # Attaching starts no process here that could inherit the silenced stderr.
+                quiet.enter_context(_stderr_discarded())
             if self.address and cluster_endpoint(self.address):
                 # Attaching to HOST:PORT starts no process here, so Ctrl-C may act at once.
                 with reach.environment_defaults(
