@@ -8,8 +8,12 @@ directories without training anything again. The same cases run through the real
 
 import dataclasses
 import os
+import resource
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -277,3 +281,26 @@ def test_checking_a_search_costs_its_cells_plus_its_values(tmp_path, monkeypatch
     spec = search.read_search(huge(tmp_path, 100, 1000), max_cells=10_000, trials=1)
     assert len(spec.cells) == 1000
     assert calls[0] == 1000 + 999
+
+
+def _disk_full_at(size: int):
+    """Return a preexec_fn under which files cannot grow past ``size`` bytes (EFBIG, no kill)."""
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
+
+
+def test_a_disk_that_fills_while_the_study_is_written_is_one_line(tmp_path, mnist_path):
+    """SQLite cannot grow tune.db past 16 KiB: one line naming it, exit 2, nothing beside."""
+    path = write(tmp_path, SEARCH.replace("config: {", f"config: {{data.path: '{mnist_path}', "))
+    command = [sys.executable, "-m", "aeexp", "tune", str(path), "--trials", "2", "--out",
+               str(tmp_path / "out"), "--quiet"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_disk_full_at(16 << 10))  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "tune.db: the study database failed" in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.yaml"]
