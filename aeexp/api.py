@@ -334,8 +334,8 @@ def tune(
     default ``<out>/<name>/best.yaml``). Returns an :class:`aeexp.tuning.driver.TuneOutcome`.
     Needs Optuna (``pip install 'optuna>=4,<5'``).
     """
-    from aeexp import paths
     from aeexp.analysis.selection import parse_seeds
+    from aeexp.io import paths
     from aeexp.tuning import best, driver, search
 
     arguments.check(

@@ -13,8 +13,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from aeexp import paths, readers
 from aeexp.errors import UserError, clip
+from aeexp.io import paths, readers
 
 FOLDER = Path(__file__).parent / "configs"
 # The folder under configs/ -> what reads its files (the commands and schemas say the same).

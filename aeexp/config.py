@@ -36,7 +36,7 @@ from aeexp.errors import (
     unknown_name_message,
     valid_and_closest,
 )
-from aeexp.yamlio import MAX_YAML_DEPTH, load_yaml, read_yaml, yaml_problem
+from aeexp.io.yamlio import MAX_YAML_DEPTH, load_yaml, read_yaml, yaml_problem
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
 Backend = Literal[BACKENDS]

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aeexp import arguments, locks, readers, runs_csv, store
+from aeexp import arguments, locks, runs_csv, store
 from aeexp import config as config_lib
 from aeexp.config import RunConfig
 from aeexp.errors import UserError
+from aeexp.io import readers
 from aeexp.losses import loss_key
 from aeexp.plan import PlannedRun, SweepPlan, compact
 from aeexp.vocab import SUMMARY_METRICS, Status, status_of

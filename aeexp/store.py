@@ -32,11 +32,12 @@ import yaml
 from filelock import Timeout
 
 from aeexp import config as config_lib
-from aeexp import locks, paths, readers
+from aeexp import locks
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, shorten
+from aeexp.io import paths, readers
+from aeexp.io.yamlio import ConfigDumper, read_yaml
 from aeexp.vocab import RECORDED_STATUSES, Status
-from aeexp.yamlio import ConfigDumper, read_yaml
 
 CONFIG = "config.yaml"
 HISTORY = "history.csv"

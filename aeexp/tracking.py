@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aeexp import paths, reach, readers, store
+from aeexp import reach, store
 from aeexp.config import flatten_dotted
 from aeexp.errors import UserError, clip, shorten
 from aeexp.extras import install_hint
+from aeexp.io import paths, readers
 from aeexp.plan import PlannedRun
 from aeexp.vocab import Status
 

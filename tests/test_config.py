@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from aeexp import config, yamlio
+from aeexp import config
 from aeexp.errors import UserError
+from aeexp.io import yamlio
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, ledger, plan, readers, store
+from aeexp import api, cli, execute, ledger, plan, store
 from aeexp.errors import UserError, one_line
 from aeexp.executors import JobResult
+from aeexp.io import readers
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from aeexp import evaluate, readers
+from aeexp import evaluate
 from aeexp.errors import UserError
+from aeexp.io import readers
 
 
 def scan(labels, k):

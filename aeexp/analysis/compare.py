@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import arguments, paths, runs_csv, vocab, yamlio
+from aeexp import arguments, runs_csv, vocab
 from aeexp.analysis import stats, tables
 from aeexp.errors import UserError, clip, unknown_name_message, valid_and_closest
+from aeexp.io import paths, yamlio
 from aeexp.vocab import Status
 
 if TYPE_CHECKING:

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from aeexp import evaluate, paths, readers, store
+from aeexp import evaluate, store
 from aeexp.config import RunConfig
 from aeexp.dataset import load_dataset
 from aeexp.errors import clip
+from aeexp.io import paths, readers
 from aeexp.vocab import is_completed
 
 # How many alternative picks per model: k = 1..OCCURRENCES (the MNIST test set has them all).

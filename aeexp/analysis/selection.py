@@ -19,14 +19,15 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from aeexp import losses, optimizers, paths, readers, schema, store, vocab
+from aeexp import losses, optimizers, schema, store, vocab
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.arguments import MAX_SEEDS
 from aeexp.config import MAX_SEED, check_name
 from aeexp.errors import UserError, shorten
+from aeexp.io import paths, readers
+from aeexp.io.yamlio import ConfigDumper
 from aeexp.store import Run
-from aeexp.yamlio import ConfigDumper
 
 _FIXED_SECTIONS = ("data", "model", "loss", "optimizer", "train")
 

@@ -28,9 +28,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aeexp import config as config_lib
-from aeexp import plan, vocab, yamlio
+from aeexp import plan, vocab
 from aeexp.config import MAX_SEED, RunConfig
 from aeexp.errors import UserError, clip, shorten, valid_and_closest
+from aeexp.io import yamlio
 from aeexp.tuning.space import Space, describe_params, describe_value, parse_space
 
 SEARCH_KEYS = ("name", "base", "config", "grid", "search", "metric", "seed", "sampler", "pruner")

@@ -14,8 +14,8 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aeexp import paths
 from aeexp.errors import UserError, clip
+from aeexp.io import paths
 
 KIB, MIB = 1 << 10, 1 << 20
 # Caps, each far above what aeexp writes: a config or sweep file is hand-written YAML; a

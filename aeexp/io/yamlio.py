@@ -3,7 +3,7 @@
 A YAML alias is a reference, so a few hundred bytes of nested aliases name billions of
 values; the loader here counts every alias as a full copy and refuses past a bound before
 anything is constructed, refuses duplicate keys, reads YAML 1.2's exponent floats, and the
-file itself comes through :mod:`aeexp.readers` (regular, capped, UTF-8).
+file itself comes through :mod:`aeexp.io.readers` (regular, capped, UTF-8).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from aeexp import readers
 from aeexp.errors import UserError, clip, shorten
+from aeexp.io import readers
 
 # Exponent floats, which YAML 1.1 (PyYAML) reads as strings unless they have both a dot and a
 # signed exponent (1.0e-07): 1e-3, 1E+5 and 2.5e4 are floats in YAML 1.2. An integer never
