@@ -26,9 +26,9 @@ from tqdm import tqdm
 from aeexp import arguments, bundled, execute, ledger, progress, store
 from aeexp import config as config_lib
 from aeexp.config import RunConfig
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, clip, is_finite_number
 from aeexp.executors import Executor, executor_options, make_executor
-from aeexp.extras import install_hint
 from aeexp.plan import (
     DEFAULT_MAX_RUNS,
     PlannedRun,
@@ -400,7 +400,8 @@ def environment() -> list[str]:
     Every backend is listed (``train.backend`` chooses one per run); a missing one says how
     to install it. Keras itself is not imported: that would fix this process's backend.
     """
-    from aeexp import __version__, backend, pinned
+    from aeexp import __version__
+    from aeexp.env import backend, pinned
 
     lines = [f"aeexp: {__version__}", f"python: {platform.python_version()}"]
     lines += [f"{name}: {_version(name)}" for name in ("keras", "numpy", "scikit-image")]

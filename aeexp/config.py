@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from aeexp import losses, optimizers
-from aeexp.backend import BACKENDS, DEFAULT_BACKEND
+from aeexp.env.backend import BACKENDS, DEFAULT_BACKEND
 from aeexp.errors import (
     MAX_IMAGES,
     MAX_SEED,
@@ -221,7 +221,7 @@ class TrainConfig(_Section):
     epochs: int = Field(50, ge=1, le=10_000, description="passes over the training images")
     # At most 60,000, MNIST's whole training set: a larger batch is the same single batch.
     batch_size: int = Field(256, ge=1, le=60_000, description="images per training step")
-    # The Keras backend and engine (aeexp.backend.BACKENDS). Numbers differ between backends,
+    # The Keras backend and engine (aeexp.env.backend.BACKENDS). Numbers differ between backends,
     # so it is part of the run id, except at the default: ids from before JAX stay valid.
     backend: Backend = Field(
         DEFAULT_BACKEND, description="the engine: part of the run id except at the default"

@@ -269,7 +269,7 @@ def _read_idx(source: DataSource) -> dict[str, _Array]:
 def _read_keras(source: DataSource) -> dict[str, _Array]:
     """Load MNIST through Keras (its cache, else a download)."""
     where = str(keras_cache_path())
-    from aeexp.backend import import_keras
+    from aeexp.env.backend import import_keras
 
     try:
         # Imported here, quietly: it pulls in TensorFlow, whose start-up notices on stderr

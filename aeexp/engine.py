@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from aeexp.backend import import_tensorflow
-
 # Re-exported: engine.History, engine.EpochCallback, engine.StopCallback and
 # engine.VALIDATION_CHUNK stay public.
 from aeexp.engine_base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
+from aeexp.env.backend import import_tensorflow
 
 __all__ = [
     "VALIDATION_CHUNK",

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from aeexp import jax_optimizers, losses
-from aeexp.backend import import_jax, import_keras, use
 from aeexp.config import ModelConfig, RunConfig
 from aeexp.engine_base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
+from aeexp.env.backend import import_jax, import_keras, use
 from aeexp.model import build_autoencoder
 
 use("jax")
@@ -436,6 +436,6 @@ def reconstruct(model: Any, images: np.ndarray) -> np.ndarray:
 def enable_determinism() -> None:
     """Nothing to switch on: JAX's CPU ops are deterministic, and its GPU flags are set.
 
-    :func:`aeexp.backend.import_jax` sets ``--xla_gpu_deterministic_ops`` before JAX starts a
+    :func:`aeexp.env.backend.import_jax` sets ``--xla_gpu_deterministic_ops`` before JAX starts a
     device, and float32 matrix products at full precision.
     """

@@ -21,8 +21,9 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import backend, locks, store
+from aeexp import locks, store
 from aeexp.dataset import Dataset, load_dataset
+from aeexp.env import backend
 from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.ledger import RUNS_CSV, Ledger, record_failure, run_root

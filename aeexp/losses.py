@@ -220,7 +220,7 @@ def describe(name: str, **params: Any) -> str:
 def get(name: str, **params: Any) -> LossFn:
     """Return the Keras-compatible loss ``fn(y_true, y_pred)``; raise ValueError on bad params."""
     params = check_params(name, params)  # before importing Keras: a bad name fails fast
-    from aeexp.backend import import_keras
+    from aeexp.env.backend import import_keras
 
     keras = import_keras()
     keras_losses, ops = keras.losses, keras.ops

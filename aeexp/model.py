@@ -17,7 +17,7 @@ def layer_seeds(seed: int) -> tuple[int, int]:
 
 def build_autoencoder(config: ModelConfig, seed: int):
     """Return the Keras autoencoder: Glorot-uniform kernels and zero biases, seeded."""
-    from aeexp.backend import import_keras
+    from aeexp.env.backend import import_keras
 
     keras = import_keras()
     encoder_seed, decoder_seed = layer_seeds(seed)

@@ -33,7 +33,7 @@ class OptimizerSpec:
 
     def load_class(self) -> type:
         """Return the Keras optimizer class (importing Keras, quietly)."""
-        from aeexp.backend import import_keras
+        from aeexp.env.backend import import_keras
 
         import_keras()
         module, _, name = self.keras_class.partition(":")
@@ -116,7 +116,7 @@ def accepted_keys(name: str) -> set[str]:
 
 def build(name: str, **params: Any):
     """Return a fresh Keras optimizer for ``name`` with Keras 2.2 defaults and semantics."""
-    from aeexp.backend import import_keras
+    from aeexp.env.backend import import_keras
 
     keras = import_keras()
     kwargs = resolved_params(name, params)

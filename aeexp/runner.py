@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeexp import __version__, backend, evaluate, host, losses, optimizers, pinned, plots, store
+from aeexp import __version__, evaluate, losses, optimizers, plots, store
 from aeexp.config import RunConfig
 from aeexp.dataset import Dataset
 from aeexp.engine_base import EpochCallback, History, StopCallback
+from aeexp.env import backend, host, pinned
 from aeexp.executors import StopRule
 from aeexp.model import build_autoencoder
 from aeexp.plan import group_key

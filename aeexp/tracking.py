@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 
 from aeexp import reach, store
 from aeexp.config import flatten_dotted
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, clip, shorten
-from aeexp.extras import install_hint
 from aeexp.io import paths, readers
 from aeexp.plan import PlannedRun
 from aeexp.vocab import Status

@@ -33,7 +33,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeexp import api, backend, store  # noqa: E402
+from aeexp import api, store  # noqa: E402
+from aeexp.env import backend  # noqa: E402
 
 SWEEPS = REPO / "configs" / "sweeps"
 

@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeexp import backend  # noqa: E402
+from aeexp.env import backend  # noqa: E402
 
 backend.use("jax")
 

@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aeexp import backend  # noqa: E402
+from aeexp.env import backend  # noqa: E402
 
 backend.use("jax")
 

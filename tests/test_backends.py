@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from test_cli import assert_one_line_error
 
-from aeexp import backend, cli, config, plan, store
+from aeexp import cli, config, plan, store
+from aeexp.env import backend
 from aeexp.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """The upstream internals aeexp relies on, named, so a release that moves one fails here first.
 
 aeexp/keras2.py rewrites Keras optimizers' update steps on their private slot lists, the JAX
-backend switches off a private Keras probe (aeexp/backend.py), and the Ray executor bounds
+backend switches off a private Keras probe (aeexp/env/backend.py), and the Ray executor bounds
 Ray's start-up through an environment variable Ray reads in its private node module. The lock
 pins versions where these hold; this file says which internal moved when they stop holding.
 """
@@ -11,7 +11,7 @@ import inspect
 import numpy as np
 import pytest
 
-from aeexp import backend
+from aeexp.env import backend
 
 # Optimizer -> the private attributes aeexp/keras2.py reads or calls after build().
 OPTIMIZER_INTERNALS = {
@@ -46,7 +46,7 @@ def test_keras_keeps_the_lazy_tensorflow_probes_the_jax_backend_switches_off():
         probe = getattr(module_utils, lazy, None)
         assert probe is not None and hasattr(probe, "_available"), (
             f"keras.src.utils.module_utils.{lazy}._available is gone; "
-            "aeexp/backend.py _without_tensorflow sets it"
+            "aeexp/env/backend.py _without_tensorflow sets it"
         )
 
 

@@ -149,7 +149,7 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     Raises UnusableModel, with a one-line reason, for a file Keras cannot load or a model
     that is not an autoencoder of these images.
     """
-    from aeexp.backend import import_keras, loaded_engine
+    from aeexp.env.backend import import_keras, loaded_engine
 
     keras = import_keras()  # quietly: TensorFlow's start-up notices are not for a report
     # keras2 registers the Keras 2.2 optimizer classes a saved model may name.

@@ -33,8 +33,8 @@ from aeexp.cli.options import (
     overrides,
     report_out,
 )
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
-from aeexp.extras import install_hint
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +50,7 @@ def main() -> None:
 
 def _warn_if_unlocked() -> None:
     """Print one line to stderr when a package that decides the numbers is not the lock's."""
-    from aeexp import pinned
+    from aeexp.env import pinned
 
     line = pinned.warning()
     if line is not None:
@@ -530,7 +530,7 @@ def gradcheck(fmt: str) -> None:
     the largest absolute and relative error and a verdict. Exits 0 whatever
     the verdicts. Needs TensorFlow (its autodiff is the reference).
     """
-    from aeexp import backend
+    from aeexp.env import backend
 
     if not backend.installed("tensorflow"):
         raise UserError(f"gradcheck needs TensorFlow's autodiff: {install_hint('tensorflow')}")

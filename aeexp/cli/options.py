@@ -10,9 +10,9 @@ import click
 
 from aeexp import runs_csv, vocab
 from aeexp.arguments import ARGUMENTS, Count, Problem, executor_option_check
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
 from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
-from aeexp.extras import install_hint
 from aeexp.io import paths
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

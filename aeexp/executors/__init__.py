@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from aeexp.config import DataConfig, RunConfig
 from aeexp.dataset import Dataset
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, unknown_name_message
-from aeexp.extras import install_hint
 from aeexp.store import RunArtifacts
 
 

@@ -26,12 +26,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from aeexp import host, reach
+from aeexp import reach
 from aeexp.config import DataConfig
 from aeexp.dataset import Dataset
+from aeexp.env import host
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, one_line
 from aeexp.executors import Job, JobResult, StopRule
-from aeexp.extras import install_hint
 
 try:
     import ray
@@ -155,7 +156,7 @@ class GroupWorker:
         """Make ``backend_name`` this worker's backend before anything imports Keras."""
         if self.backend == backend_name:
             return
-        from aeexp import backend
+        from aeexp.env import backend
 
         backend.use(backend_name)  # a second backend in one worker is refused, on one line
         if backend_name == "tensorflow":

@@ -28,9 +28,9 @@ from aeexp import execute, ledger, store
 from aeexp import progress as progress_lib
 from aeexp.analysis.tables import recorded_number
 from aeexp.dataset import load_dataset
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
 from aeexp.executors import Executor, Job, JobResult
-from aeexp.extras import install_hint
 from aeexp.plan import PlannedRun, SweepPlan
 from aeexp.tuning.search import Cell, Search
 from aeexp.tuning.space import describe_params

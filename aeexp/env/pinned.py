@@ -1,8 +1,8 @@
 """The locked versions of the packages that decide a run's numbers, and this process's agreement.
 
 An installed wheel has no lock file beside it, so ``make lock`` copies the pins of these
-packages from each ``requirements/lock-py3.X.txt`` into ``aeexp/locked.json`` (package data):
-``python -m aeexp.pinned requirements/lock-py3.*.txt`` writes it.
+packages from each ``requirements/lock-py3.X.txt`` into ``aeexp/env/locked.json`` (package data):
+``python -m aeexp.env.pinned requirements/lock-py3.*.txt`` writes it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def python_key() -> str:
 
 def locked_pins() -> dict[str, dict[str, str]]:
     """Return the shipped pins: Python version -> package -> version."""
-    text = resources.files("aeexp").joinpath(LOCKED_FILE).read_text()
+    text = resources.files("aeexp.env").joinpath(LOCKED_FILE).read_text()
     return json.loads(text)
 
 
@@ -116,7 +116,7 @@ def render(pins: dict[str, dict[str, str]]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    """Write aeexp/locked.json from the lock files named in ``argv``."""
+    """Write aeexp/env/locked.json from the lock files named in ``argv``."""
     target = Path(__file__).with_name(LOCKED_FILE)
     target.write_text(render(pins_from_locks(Path(p) for p in argv)))
     print(f"wrote {target}")

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
-from aeexp.extras import install_hint
 
 # The backends a run may train on (``train.backend``); the first is the default, under
 # which every run id and number committed before JAX existed stays as it was.
