@@ -37,7 +37,7 @@ from aeexp.plan import (
     plan_run,
     plan_sweep,
 )
-from aeexp.vocab import DEFAULT_MAX_GROUP, Status, is_completed, status_of
+from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, is_completed, status_of
 
 if TYPE_CHECKING:
     import pandas

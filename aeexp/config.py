@@ -25,7 +25,6 @@ from pydantic import (
     model_validator,
 )
 
-from aeexp import losses, optimizers
 from aeexp.env.backend import BACKENDS, DEFAULT_BACKEND
 from aeexp.errors import (
     MAX_IMAGES,
@@ -37,6 +36,7 @@ from aeexp.errors import (
     valid_and_closest,
 )
 from aeexp.io.yamlio import MAX_YAML_DEPTH, load_yaml, read_yaml, yaml_problem
+from aeexp.registry import losses, optimizers
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
 Backend = Literal[BACKENDS]
@@ -141,7 +141,7 @@ class ModelConfig(_Section):
 
 
 class _LossSection(_Section):
-    """A loss name from :data:`aeexp.losses.LOSSES` and its parameters."""
+    """A loss name from :data:`aeexp.registry.losses.LOSSES` and its parameters."""
 
     name: str = "mse"
 
@@ -154,7 +154,7 @@ class _LossSection(_Section):
         return self
 
     def params(self) -> dict[str, Any]:
-        """Return the keyword arguments for :func:`aeexp.losses.get`."""
+        """Return the keyword arguments for :func:`aeexp.registry.losses.get`."""
         return {key: getattr(self, key) for key in losses.LOSSES[self.name].parameters}
 
     @model_serializer

@@ -34,11 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from aeexp import jax_optimizers, losses
+from aeexp import jax_optimizers
 from aeexp.config import ModelConfig, RunConfig
 from aeexp.engine_base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
 from aeexp.env.backend import import_jax, import_keras, use
 from aeexp.model import build_autoencoder
+from aeexp.registry import losses
 
 use("jax")
 jax = import_jax()

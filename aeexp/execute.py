@@ -28,7 +28,7 @@ from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.ledger import RUNS_CSV, Ledger, record_failure, run_root
 from aeexp.plan import PlannedRun, SweepPlan, group_runs
-from aeexp.vocab import DEFAULT_MAX_GROUP, Status
+from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from aeexp import optimizers
+from aeexp.registry import optimizers
 
 State = dict[str, Any]  # "iterations", "slots" (name -> one array per weight), extras
 Hyper = Mapping[str, Any]  # float32 scalars (or, stacked, float32 vectors)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from aeexp.vocab import EPSILON
+from aeexp.registry.vocab import EPSILON
 
 
 class Adagrad(keras.optimizers.Adagrad):

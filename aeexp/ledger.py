@@ -20,9 +20,9 @@ from aeexp import config as config_lib
 from aeexp.config import RunConfig
 from aeexp.errors import UserError
 from aeexp.io import readers
-from aeexp.losses import loss_key
 from aeexp.plan import PlannedRun, SweepPlan, compact
-from aeexp.vocab import SUMMARY_METRICS, Status, status_of
+from aeexp.registry.losses import loss_key
+from aeexp.registry.vocab import SUMMARY_METRICS, Status, status_of
 
 if TYPE_CHECKING:
     import pandas

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from aeexp import config as config_lib
-from aeexp import optimizers
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, clip, is_finite_number, shorten, valid_and_closest
 from aeexp.io import yamlio
-from aeexp.vocab import DEFAULT_MAX_RUNS
+from aeexp.registry import optimizers
+from aeexp.registry.vocab import DEFAULT_MAX_RUNS
 
 _SWEEP_KEYS = {"name", "base", "config", "grid"}
 

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from aeexp import config as config_lib
-from aeexp import losses, store
+from aeexp import store
 from aeexp.errors import UserError, clip, shorten
 from aeexp.io import paths, readers, yamlio
-from aeexp.vocab import DEFAULT_MAX_RUNS, SUMMARY_METRICS, TABLE_METRICS, Status
+from aeexp.registry import losses
+from aeexp.registry.vocab import DEFAULT_MAX_RUNS, SUMMARY_METRICS, TABLE_METRICS, Status
 
 if TYPE_CHECKING:
     import pandas

@@ -37,7 +37,7 @@ from aeexp.config import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.io import paths, readers
 from aeexp.io.yamlio import ConfigDumper, read_yaml
-from aeexp.vocab import RECORDED_STATUSES, Status
+from aeexp.registry.vocab import RECORDED_STATUSES, Status
 
 CONFIG = "config.yaml"
 HISTORY = "history.csv"

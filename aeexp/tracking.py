@@ -36,7 +36,7 @@ from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, clip, shorten
 from aeexp.io import paths, readers
 from aeexp.plan import PlannedRun
-from aeexp.vocab import Status
+from aeexp.registry.vocab import Status
 
 # MLflow's own limits per log_batch call.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aeexp import config, store
-from aeexp.studies import published
+from aeexp.registry import published
 
 FINISHED_AT = "2026-01-01T00:00:00+00:00"
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "load_average": [1.5, 1.2, 1.0]}

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from aeexp import engine, losses, optimizers
+from aeexp import engine
 from aeexp.config import ModelConfig
 from aeexp.model import build_autoencoder
+from aeexp.registry import losses, optimizers
 
 
 @pytest.fixture(scope="module")

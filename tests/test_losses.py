@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aeexp import losses
+from aeexp.registry import losses
 
 EPS = 1e-7
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from test_optimizers import CASES, aeexp_steps, keras22_steps
 
-from aeexp import optimizers
+from aeexp.registry import optimizers
 
 
 def jax_steps(name, grads, p0, overrides):

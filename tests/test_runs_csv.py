@@ -23,7 +23,7 @@ import aeexp
 from aeexp import api, cli, ledger, runs_csv, store
 from aeexp.analysis import compare, tables
 from aeexp.errors import UserError
-from aeexp.studies.published import THESIS_SSIM
+from aeexp.registry.published import THESIS_SSIM
 
 REPO = Path(__file__).resolve().parents[1]
 TUNED = REPO / "results/thesis/thesis-tuned-runs.csv"

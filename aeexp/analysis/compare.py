@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import arguments, runs_csv, vocab
+from aeexp import arguments, runs_csv
 from aeexp.analysis import stats, tables
 from aeexp.errors import UserError, clip, unknown_name_message, valid_and_closest
 from aeexp.io import paths, yamlio
-from aeexp.vocab import Status
+from aeexp.registry import vocab
+from aeexp.registry.vocab import Status
 
 if TYPE_CHECKING:
     import pandas

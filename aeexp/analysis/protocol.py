@@ -25,7 +25,7 @@ from aeexp.config import RunConfig
 from aeexp.dataset import load_dataset
 from aeexp.errors import clip
 from aeexp.io import paths, readers
-from aeexp.vocab import is_completed
+from aeexp.registry.vocab import is_completed
 
 # How many alternative picks per model: k = 1..OCCURRENCES (the MNIST test set has them all).
 OCCURRENCES = 50

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from aeexp import losses, optimizers, schema, store, vocab
+from aeexp import schema, store
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.arguments import MAX_SEEDS
@@ -27,6 +27,7 @@ from aeexp.config import MAX_SEED, check_name
 from aeexp.errors import UserError, shorten
 from aeexp.io import paths, readers
 from aeexp.io.yamlio import ConfigDumper
+from aeexp.registry import losses, optimizers, vocab
 from aeexp.store import Run
 
 _FIXED_SECTIONS = ("data", "model", "loss", "optimizer", "train")

@@ -18,19 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-from aeexp import optimizers, runs_csv, store
+from aeexp import runs_csv, store
 from aeexp.config import RunConfig
 from aeexp.errors import UserError, shorten
-from aeexp.losses import loss_key
-from aeexp.store import Run
-from aeexp.studies.published import THESIS_LOSSES, THESIS_METRIC, THESIS_SSIM
-from aeexp.vocab import (
+from aeexp.registry import optimizers
+from aeexp.registry.losses import loss_key
+from aeexp.registry.published import THESIS_LOSSES, THESIS_METRIC, THESIS_SSIM
+from aeexp.registry.vocab import (
     DECODERS,
     decoder_label,
     higher_is_better,
     is_completed,
     loss_header,
 )
+from aeexp.store import Run
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from aeexp import __version__, vocab
+from aeexp import __version__
 from aeexp.cli.errors import OneLineErrorGroup, echo
 from aeexp.cli.options import (
     EXECUTOR,
@@ -35,6 +35,7 @@ from aeexp.cli.options import (
 )
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
+from aeexp.registry import vocab
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})

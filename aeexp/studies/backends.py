@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aeexp import losses, optimizers, store, vocab
+from aeexp import store
 from aeexp.analysis import tables, verdicts
 from aeexp.errors import UserError
+from aeexp.registry import losses, optimizers, vocab
 from aeexp.store import Run
 from aeexp.studies import common
 

@@ -11,14 +11,15 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import losses, optimizers, plots, store, vocab
+from aeexp import plots, store
 from aeexp.analysis import selection, tables
 from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.tables import ConfigStats
 from aeexp.errors import UserError
+from aeexp.registry import losses, optimizers, vocab
+from aeexp.registry.vocab import DECODERS
 from aeexp.store import Run
 from aeexp.studies import common
-from aeexp.vocab import DECODERS
 
 ORDERS = {"data_first": "d_β(x|y), data first", "recon_first": "d_β(y|x), reconstruction first"}
 

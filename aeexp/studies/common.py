@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aeexp import store, vocab
+from aeexp import store
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.env import host
+from aeexp.registry import vocab
 from aeexp.store import Run
 
 # A run may record its host under this key of metrics.json: ``cpu_model`` (str), ``cpu_count``

@@ -1,7 +1,7 @@
 """The thesis reproduction's report: verdicts per cell, tables and figures from run directories.
 
 Report assembly only: the statistics are in :mod:`aeexp.analysis` (cells, tables, stats,
-protocol), the published numbers in :mod:`aeexp.studies.published`, the prose in
+protocol), the published numbers in :mod:`aeexp.registry.published`, the prose in
 templates/thesis_report.md.
 """
 
@@ -13,17 +13,18 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import losses, plots, store, vocab
+from aeexp import plots, store
 from aeexp.analysis import cells as cells_lib
 from aeexp.analysis import figures as figures_lib
 from aeexp.analysis import protocol, tables, verdicts
 from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.protocol import VARIANTS
 from aeexp.analysis.tables import ConfigStats
+from aeexp.registry import losses, published, vocab
+from aeexp.registry.vocab import DECODERS
 from aeexp.store import Run
-from aeexp.studies import common, published
+from aeexp.studies import common
 from aeexp.studies import thesis_verdicts as sections
-from aeexp.vocab import DECODERS
 
 
 def train_images_text(runs: Sequence[Run]) -> str:

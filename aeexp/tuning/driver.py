@@ -32,10 +32,10 @@ from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.plan import PlannedRun, SweepPlan
+from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, status_of
 from aeexp.tuning.search import Cell, Search
 from aeexp.tuning.space import describe_params
 from aeexp.tuning.stop import STATES, PruningRule, Snapshot, TrialRef, intermediate_values
-from aeexp.vocab import DEFAULT_MAX_GROUP, Status, status_of
 
 DATABASE = "tune.db"
 FIGURE = "tune.png"

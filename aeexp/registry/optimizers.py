@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aeexp.errors import shorten
-from aeexp.vocab import EPSILON
+from aeexp.registry.vocab import EPSILON
 
 _ADAM_KEYS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": EPSILON}
 

@@ -3,7 +3,7 @@
 Every loss is ``fn(y_true, y_pred)`` returning one value per sample: the per-pixel term
 averaged over the last axis, as the thesis's Keras code did (its equations write sums).
 The divergences clip both arguments to [EPSILON, 1] first (Keras's fuzz factor,
-``aeexp.vocab.EPSILON``), exactly as trained in the thesis.
+``aeexp.registry.vocab.EPSILON``), exactly as trained in the thesis.
 This module imports Keras lazily so that config validation stays fast.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aeexp.errors import is_finite_number, shorten, unknown_name_message
-from aeexp.vocab import EPSILON
+from aeexp.registry.vocab import EPSILON
 
 BETA_ORDERS = ("data_first", "recon_first")
 
