@@ -23,13 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from aeexp import arguments, bundled, execute, ledger, progress, store
-from aeexp import config as config_lib
-from aeexp.config import RunConfig
-from aeexp.env.extras import install_hint
-from aeexp.errors import UserError, clip, is_finite_number
-from aeexp.executors import Executor, executor_options, make_executor
-from aeexp.plan import (
+from aeexp import arguments, execute, ledger, progress, store
+from aeexp.config import bundled
+from aeexp.config import run as config_lib
+from aeexp.config.run import RunConfig
+from aeexp.config.sweep import (
     DEFAULT_MAX_RUNS,
     PlannedRun,
     SweepPlan,
@@ -37,6 +35,9 @@ from aeexp.plan import (
     plan_run,
     plan_sweep,
 )
+from aeexp.env.extras import install_hint
+from aeexp.errors import UserError, clip, is_finite_number
+from aeexp.executors import Executor, executor_options, make_executor
 from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, is_completed, status_of
 
 if TYPE_CHECKING:

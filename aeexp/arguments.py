@@ -91,7 +91,7 @@ def _path(optional: bool, mapping: bool = False) -> Callable[[Any], Any]:
 
 def _is_run_config(value: Any) -> bool:
     """Return whether ``value`` is a RunConfig, which ``run`` takes as it takes a mapping."""
-    from aeexp.config import RunConfig  # pydantic: only once an API call checks a value
+    from aeexp.config.run import RunConfig  # pydantic: only once an API call checks a value
 
     return isinstance(value, RunConfig)
 

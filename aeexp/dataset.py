@@ -15,7 +15,7 @@ import numpy as np
 
 from aeexp import data as data_lib
 from aeexp import evaluate
-from aeexp.config import RunConfig
+from aeexp.config.run import RunConfig
 from aeexp.errors import UserError
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from aeexp import jax_optimizers
-from aeexp.config import ModelConfig, RunConfig
+from aeexp.config.run import ModelConfig, RunConfig
 from aeexp.engine_base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
 from aeexp.env.backend import import_jax, import_keras, use
 from aeexp.model import build_autoencoder

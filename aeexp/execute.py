@@ -22,12 +22,12 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from aeexp import locks, store
+from aeexp.config.sweep import PlannedRun, SweepPlan, group_runs
 from aeexp.dataset import Dataset, load_dataset
 from aeexp.env import backend
 from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.ledger import RUNS_CSV, Ledger, record_failure, run_root
-from aeexp.plan import PlannedRun, SweepPlan, group_runs
 from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status
 
 

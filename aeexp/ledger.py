@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeexp import arguments, locks, runs_csv, store
-from aeexp import config as config_lib
-from aeexp.config import RunConfig
+from aeexp.config import run as config_lib
+from aeexp.config.run import RunConfig
+from aeexp.config.sweep import PlannedRun, SweepPlan, compact
 from aeexp.errors import UserError
 from aeexp.io import readers
-from aeexp.plan import PlannedRun, SweepPlan, compact
 from aeexp.registry.losses import loss_key
 from aeexp.registry.vocab import SUMMARY_METRICS, Status, status_of
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aeexp.config import ModelConfig
+from aeexp.config.run import ModelConfig
 
 IMAGE_PIXELS = 784
 

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aeexp import __version__, evaluate, plots, store
-from aeexp.config import RunConfig
+from aeexp.config.run import RunConfig
+from aeexp.config.sweep import group_key
 from aeexp.dataset import Dataset
 from aeexp.engine_base import EpochCallback, History, StopCallback
 from aeexp.env import backend, host, pinned
 from aeexp.executors import StopRule
 from aeexp.model import build_autoencoder
-from aeexp.plan import group_key
 from aeexp.registry import losses, optimizers
 from aeexp.registry.vocab import Status
 from aeexp.store import RunArtifacts

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import config as config_lib
 from aeexp import store
+from aeexp.config import run as config_lib
 from aeexp.errors import UserError, clip, shorten
 from aeexp.io import paths, readers, yamlio
 from aeexp.registry import losses

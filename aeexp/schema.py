@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aeexp.config import NAME_MAX_LENGTH, RunConfig
+from aeexp.config.run import NAME_MAX_LENGTH, RunConfig
 from aeexp.registry import losses, optimizers
 
 DRAFT = "http://json-schema.org/draft-04/schema#"
@@ -259,7 +259,7 @@ def _settings(model: Any, description: str) -> dict[str, Any]:
 
 def tune_schema() -> dict[str, Any]:
     """Return the JSON Schema (draft-04) of a search file: a sweep file plus what to search."""
-    from aeexp.config import MAX_SEED
+    from aeexp.config.run import MAX_SEED
     from aeexp.registry import vocab
     from aeexp.tuning.search import PrunerSpec, SamplerSpec
 

@@ -31,9 +31,9 @@ from typing import Any
 import yaml
 from filelock import Timeout
 
-from aeexp import config as config_lib
 from aeexp import locks
-from aeexp.config import RunConfig
+from aeexp.config import run as config_lib
+from aeexp.config.run import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.io import paths, readers
 from aeexp.io.yamlio import ConfigDumper, read_yaml

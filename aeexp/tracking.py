@@ -31,11 +31,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aeexp import reach, store
-from aeexp.config import flatten_dotted
+from aeexp.config.run import flatten_dotted
+from aeexp.config.sweep import PlannedRun
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, clip, shorten
 from aeexp.io import paths, readers
-from aeexp.plan import PlannedRun
 from aeexp.registry.vocab import Status
 
 # MLflow's own limits per log_batch call.

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aeexp import engine, evaluate  # noqa: E402
-from aeexp.config import ModelConfig  # noqa: E402
+from aeexp.config.run import ModelConfig  # noqa: E402
 from aeexp.env.backend import import_keras  # noqa: E402
 from aeexp.model import build_autoencoder  # noqa: E402
 from aeexp.registry import losses, optimizers  # noqa: E402

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aeexp import config, store
+from aeexp import store
+from aeexp.config import run as config
 from aeexp.registry import published
 
 FINISHED_AT = "2026-01-01T00:00:00+00:00"
@@ -62,9 +63,9 @@ def thesis_cells() -> list[tuple[str, str, float, str]]:
 
 def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.RunConfig, Path]:
     """Train a real model on 300 MNIST images for one epoch and write its run directory."""
+    from aeexp.config.sweep import plan_run
     from aeexp.execute import execute
     from aeexp.executors.local import LocalExecutor
-    from aeexp.plan import plan_run
 
     cfg = config.validate(
         {

@@ -20,7 +20,7 @@ from aeexp.env import backend  # noqa: E402
 backend.use("jax")
 
 from aeexp import engine_jax  # noqa: E402
-from aeexp.config import validate  # noqa: E402
+from aeexp.config.run import validate  # noqa: E402
 
 
 def main() -> None:

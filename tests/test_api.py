@@ -148,10 +148,10 @@ def test_compare_mistakes_are_one_line(tmp_path, args, message):
 
 def test_mlflow_gets_params_epoch_losses_metrics_and_files(notebook_run, tmp_path):
     mlflow = pytest.importorskip("mlflow")
-    from aeexp.plan import PlannedRun
+    from aeexp.config.sweep import PlannedRun
     from aeexp.tracking import MlflowSink
 
-    config = aeexp.config.resolve(notebook_run.run_dir / store.CONFIG)
+    config = aeexp.config.run.resolve(notebook_run.run_dir / store.CONFIG)
     planned = PlannedRun(config, {})
     assert planned.run_dir == notebook_run.run_dir
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 from test_cli import assert_one_line_error
 
-from aeexp import cli, config, plan, store
+from aeexp import cli, store
+from aeexp.config import run as config
+from aeexp.config import sweep as plan
 from aeexp.env import backend
 from aeexp.errors import UserError
 

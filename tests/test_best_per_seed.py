@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from fakeruns import cell_raw
 
-from aeexp import config
 from aeexp.analysis.cells import best_per_seed
+from aeexp.config import run as config
 from aeexp.store import Run
 
 

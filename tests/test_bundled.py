@@ -11,7 +11,8 @@ import yaml
 from click.testing import CliRunner
 from test_cli import assert_one_line_error
 
-from aeexp import api, bundled, cli, schema
+from aeexp import api, cli, schema
+from aeexp.config import bundled
 
 REPO = Path(__file__).resolve().parents[1]
 CLONE_FILES = sorted((REPO / "configs").glob("*/*.yaml"))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from aeexp import config
+from aeexp.config import run as config
 from aeexp.errors import UserError
 from aeexp.io import yamlio
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from aeexp import engine
-from aeexp.config import ModelConfig
+from aeexp.config.run import ModelConfig
 from aeexp.model import build_autoencoder
 from aeexp.registry import losses, optimizers
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, ledger, plan, store
+from aeexp import api, cli, execute, ledger, store
+from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
 from aeexp.executors import JobResult
 from aeexp.io import readers

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, ledger, plan, reach, store
+from aeexp import api, cli, execute, ledger, reach, store
+from aeexp.config import sweep as plan
 from aeexp.errors import UserError
 from aeexp.executors import make_executor
 from aeexp.executors import ray as ray_executor

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from aeexp import runner
-from aeexp.config import resolve
+from aeexp.config.run import resolve
 from aeexp.dataset import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from aeexp import cli, schema
-from aeexp.config import validate
+from aeexp.config.run import validate
 from aeexp.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ SWEEP_SAMPLES = [
 
 
 def aeexp_plans(sweep, tmp_path):
-    from aeexp import plan
+    from aeexp.config import sweep as plan
 
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(sweep))

@@ -76,7 +76,7 @@ def test_tensorflow_shuffles_each_epoch_by_seed_and_epoch(images):
     import tensorflow as tf
 
     from aeexp import engine
-    from aeexp.config import ModelConfig
+    from aeexp.config.run import ModelConfig
     from aeexp.model import build_autoencoder
     from aeexp.registry import losses, optimizers
 

@@ -20,7 +20,8 @@ import pytest
 from test_cli import assert_one_line_error, invoke
 from test_execute import no_data  # noqa: F401 (a fixture no_tune_data extends)
 
-from aeexp import execute, plan, store
+from aeexp import execute, store
+from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
 from aeexp.executors import JobResult
 from aeexp.tuning import driver, search
@@ -521,7 +522,8 @@ class StopFirst:
 
 
 def test_a_pruned_member_keeps_its_history_and_the_others_their_bits(mnist_path):
-    from aeexp import config, runner
+    from aeexp import runner
+    from aeexp.config import run as config
     from aeexp.dataset import load_dataset
 
     def cfg(lr):

@@ -2,7 +2,7 @@
 
 from fakeruns import cell_raw
 
-from aeexp import config
+from aeexp.config import run as config
 from aeexp.registry import losses, vocab
 
 

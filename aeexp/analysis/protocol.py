@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from aeexp import evaluate, store
-from aeexp.config import RunConfig
+from aeexp.config.run import RunConfig
 from aeexp.dataset import load_dataset
 from aeexp.errors import clip
 from aeexp.io import paths, readers

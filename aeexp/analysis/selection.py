@@ -23,7 +23,7 @@ from aeexp import schema, store
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.arguments import MAX_SEEDS
-from aeexp.config import MAX_SEED, check_name
+from aeexp.config.run import MAX_SEED, check_name
 from aeexp.errors import UserError, shorten
 from aeexp.io import paths, readers
 from aeexp.io.yamlio import ConfigDumper

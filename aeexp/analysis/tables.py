@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aeexp import runs_csv, store
-from aeexp.config import RunConfig
+from aeexp.config.run import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.registry import optimizers
 from aeexp.registry.losses import loss_key

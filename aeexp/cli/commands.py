@@ -450,7 +450,7 @@ def configs(ctx: click.Context) -> None:
       aeexp tune tune/thesis-cells --trials 8
       aeexp configs copy thesis/mse_relu-sigmoid_adam mine.yaml
     """  # noqa: D301 (\b, a backspace, is click's mark for lines it must not rewrap)
-    from aeexp import bundled
+    from aeexp.config import bundled
 
     if ctx.invoked_subcommand is None:
         echo(bundled.render())
@@ -465,7 +465,7 @@ def configs_copy(name: str, dest: str) -> None:
     Never overwrites a file. The copy's first line points editors with the YAML
     language server at this installation's schema.
     """
-    from aeexp import bundled
+    from aeexp.config import bundled
 
     echo(f"wrote {bundled.copy(name, dest)}")
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aeexp.config import DataConfig, RunConfig
+from aeexp.config.run import DataConfig, RunConfig
 from aeexp.dataset import Dataset
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, unknown_name_message

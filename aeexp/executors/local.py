@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from tqdm import tqdm
 
 from aeexp import progress
-from aeexp.config import DataConfig
+from aeexp.config.run import DataConfig
 from aeexp.dataset import Dataset
 from aeexp.errors import UserError, one_line
 from aeexp.executors import Job, JobResult, describe_group

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from aeexp import reach
-from aeexp.config import DataConfig
+from aeexp.config.run import DataConfig
 from aeexp.dataset import Dataset
 from aeexp.env import host
 from aeexp.env.extras import install_hint

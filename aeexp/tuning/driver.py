@@ -27,11 +27,11 @@ from filelock import FileLock, Timeout
 from aeexp import execute, ledger, store
 from aeexp import progress as progress_lib
 from aeexp.analysis.tables import recorded_number
+from aeexp.config.sweep import PlannedRun, SweepPlan
 from aeexp.dataset import load_dataset
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
 from aeexp.executors import Executor, Job, JobResult
-from aeexp.plan import PlannedRun, SweepPlan
 from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, status_of
 from aeexp.tuning.search import Cell, Search
 from aeexp.tuning.space import describe_params

@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aeexp import config as config_lib
-from aeexp import plan
-from aeexp.config import MAX_SEED, RunConfig
+from aeexp.config import run as config_lib
+from aeexp.config import sweep as plan
+from aeexp.config.run import MAX_SEED, RunConfig
 from aeexp.errors import UserError, clip, shorten, valid_and_closest
 from aeexp.io import yamlio
 from aeexp.registry import vocab

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aeexp import config as config_lib
-from aeexp.config import RunConfig
+from aeexp.config import run as config_lib
+from aeexp.config.run import RunConfig
 from aeexp.errors import UserError, clip, is_finite_number, shorten, valid_and_closest
 from aeexp.io import yamlio
 from aeexp.registry import optimizers

@@ -16,7 +16,7 @@ from pathlib import Path
 from aeexp.errors import UserError, clip
 from aeexp.io import paths, readers
 
-FOLDER = Path(__file__).parent / "configs"
+FOLDER = Path(__file__).parents[1] / "configs"
 # The folder under configs/ -> what reads its files (the commands and schemas say the same).
 KINDS = {"thesis": "run", "sweeps": "sweep", "tune": "tune"}
 LABELS = {"run": "run config", "sweep": "sweep file", "tune": "search file"}
