@@ -20,7 +20,7 @@ from aeexp.config import run as config_lib
 from aeexp.config.run import RunConfig
 from aeexp.config.sweep import PlannedRun, SweepPlan, compact
 from aeexp.errors import UserError
-from aeexp.io import readers
+from aeexp.io import atomic, readers
 from aeexp.registry.losses import loss_key
 from aeexp.registry.vocab import SUMMARY_METRICS, Status, status_of
 
@@ -87,7 +87,7 @@ class Ledger:
             others, other_fields = _other_rows(path, {row["run_id"] for row in rows})
             fields = _summary_fields(self.plan)
             fields += [f for f in other_fields if f not in fields]
-            store.write_csv(path, rows + others, fields)
+            atomic.write_csv(path, rows + others, fields)
         return path
 
 
@@ -149,8 +149,8 @@ def record_failure(run: PlannedRun, reason: str) -> dict[str, Any]:
         "reason": reason,
     }
     files = {
-        store.CONFIG: store.encode_yaml(run.config.resolved()).encode(),
-        store.METRICS: store.encode_json(metrics).encode(),
+        store.CONFIG: atomic.encode_yaml(run.config.resolved()).encode(),
+        store.METRICS: atomic.encode_json(metrics).encode(),
     }
     store.write_run_files(run.run_dir, files, run_root(run))
     return metrics

@@ -26,6 +26,7 @@ from aeexp.dataset import Dataset
 from aeexp.engine_base import EpochCallback, History, StopCallback
 from aeexp.env import backend, host, pinned
 from aeexp.executors import StopRule
+from aeexp.io import atomic
 from aeexp.model import build_autoencoder
 from aeexp.registry import losses, optimizers
 from aeexp.registry.vocab import Status
@@ -88,7 +89,7 @@ def _history_csv(history: History) -> str:
     epochs = range(1, len(history.loss) + 1)
     columns = (epochs, history.loss, history.val_loss, history.seconds)
     rows = [dict(zip(store.HISTORY_FIELDS, row, strict=True)) for row in zip(*columns, strict=True)]
-    return store.encode_csv(rows, store.HISTORY_FIELDS)
+    return atomic.encode_csv(rows, store.HISTORY_FIELDS)
 
 
 def _png(draw: Callable[[io.BytesIO], None]) -> bytes:
@@ -116,13 +117,13 @@ def run_files(
     """Return every file of a run directory as bytes, keyed by file name."""
     title = losses.describe(config.loss.name, **config.loss.params())
     files = {
-        store.CONFIG: store.encode_yaml(config.resolved()).encode(),
+        store.CONFIG: atomic.encode_yaml(config.resolved()).encode(),
         store.HISTORY: _history_csv(history).encode(),
         store.LOSS_PLOT: _png(
             lambda out: plots.loss_history(history.loss, history.val_loss, title, out)
         ),
         store.MODEL: _model_bytes(member.model),
-        store.METRICS: store.encode_json(metrics).encode(),
+        store.METRICS: atomic.encode_json(metrics).encode(),
     }
     if reconstructed is not None:
         digits = evaluate.thesis_digit_indices(dataset.eval_labels)

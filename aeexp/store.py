@@ -13,14 +13,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import errno
-import hashlib
 import io
-import json
 import os
 import re
 import shutil
-import socket
 import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from filelock import Timeout
 
 from aeexp import locks
@@ -36,7 +31,16 @@ from aeexp.config import run as config_lib
 from aeexp.config.run import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.io import paths, readers
-from aeexp.io.yamlio import ConfigDumper, read_yaml
+from aeexp.io.atomic import (
+    HOST,
+    TEMP_PREFIX,
+    fsync_dir,
+    is_stale_temp_file,
+    os_errors,
+    pid_alive,
+    write_new,
+)
+from aeexp.io.yamlio import read_yaml
 from aeexp.registry.vocab import RECORDED_STATUSES, Status
 
 CONFIG = "config.yaml"
@@ -48,14 +52,8 @@ MODEL = "model.keras"
 HISTORY_FIELDS = ("epoch", "loss", "val_loss", "seconds")
 
 DAMAGED = ".damaged"
-_STAGING_PREFIX = ".tmp-"
 # What staged_run_dir names its folders: .tmp-[old-]<10-hex run id>-<host>-<pid>.
 _STAGING_NAME = re.compile(r"^\.tmp-(?:old-)?(?P<run_id>[0-9a-f]{10})-(?P<host>.+)-(?P<pid>\d+)$")
-_HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
-# What write_bytes_atomic names its temporary files: .tmp-file-<pid>-<host hash>-<uuid>-<name>,
-# so that one a killed writer left behind can be told from a live writer's and removed.
-_HOST_TAG = hashlib.sha256(_HOST.encode()).hexdigest()[:8]
-_TEMP_FILE = re.compile(r"^\.tmp-file-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[0-9a-f]{32}-")
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ class RunArtifacts:
 
 def staging_name(run_id: str, old: bool = False) -> str:
     """Return this process's staging folder name for ``run_id``."""
-    return f"{_STAGING_PREFIX}{'old-' if old else ''}{run_id}-{_HOST}-{os.getpid()}"
+    return f"{TEMP_PREFIX}{'old-' if old else ''}{run_id}-{HOST}-{os.getpid()}"
 
 
 def _resolve(path: Path) -> Path:
@@ -140,21 +138,11 @@ def move_aside(run_dir: Path, root: Path) -> Path:
     return target
 
 
-@contextlib.contextmanager
-def os_errors(path: Path) -> Iterator[None]:
-    """Turn an environment fault while touching ``path`` into a one-line UserError."""
-    try:
-        yield
-    except OSError as error:
-        reason = error.strerror or errno.errorcode.get(error.errno or 0, str(error))
-        raise UserError(f"{path}: cannot write ({reason})") from None
-
-
 def ensure_writable(folder: Path) -> None:
     """Create ``folder`` and prove it is writable, or raise a one-line UserError."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f"{_STAGING_PREFIX}probe-{uuid.uuid4().hex}"
+        probe = folder / f"{TEMP_PREFIX}probe-{uuid.uuid4().hex}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
@@ -195,28 +183,6 @@ def created_folders_undone(folder: Path, root: Path | None = None) -> Iterator[N
         raise
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def _is_stale_temp_file(path: Path) -> bool:
-    """Return whether ``path`` is a temporary file of this host whose writer is dead."""
-    match = _TEMP_FILE.match(path.name)
-    return (
-        match is not None
-        and match["host"] == _HOST_TAG
-        and not _pid_alive(int(match["pid"]))
-        and path.is_file()
-        and not path.is_symlink()
-    )
-
-
 def remove_stale_staging(folder: Path) -> list[Path]:
     """Delete staging folders of aeexp's own naming whose writer is gone; return them.
 
@@ -228,7 +194,7 @@ def remove_stale_staging(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return removed
     for path in folder.iterdir():
-        if _is_stale_temp_file(path):  # e.g. runs.csv's, its writer killed mid-write
+        if is_stale_temp_file(path):  # e.g. runs.csv's, its writer killed mid-write
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)
@@ -236,7 +202,7 @@ def remove_stale_staging(folder: Path) -> list[Path]:
         match = _STAGING_NAME.match(path.name)
         if match is None or not path.is_dir() or path.is_symlink():
             continue
-        if match["host"] == _HOST and _pid_alive(int(match["pid"])):
+        if match["host"] == HOST and pid_alive(int(match["pid"])):
             continue
         lock = locks.run_lock(folder, match["run_id"])
         try:
@@ -246,79 +212,6 @@ def remove_stale_staging(folder: Path) -> list[Path]:
             continue
         removed.append(path)
     return removed
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_new(path: Path, data: bytes) -> None:
-    """Create ``path`` with the umask's mode (as the user's other files), write, fsync."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a flushed temporary file and a rename."""
-    with os_errors(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(
-            f"{_STAGING_PREFIX}file-{os.getpid()}-{_HOST_TAG}-{uuid.uuid4().hex}-{path.name}"
-        )
-        try:
-            write_new(temp, data)
-            os.replace(temp, path)
-            _fsync_dir(path.parent)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a flushed temporary file and a rename."""
-    write_bytes_atomic(path, text.encode())
-
-
-def encode_json(data: Any) -> str:
-    """Return ``data`` as indented JSON, refusing NaN and infinities."""
-    return json.dumps(data, indent=2, allow_nan=False) + "\n"
-
-
-def encode_yaml(data: Any) -> str:
-    """Return ``data`` as block-style YAML that the config loader reads back as written."""
-    return yaml.dump(data, Dumper=ConfigDumper, sort_keys=False)
-
-
-def encode_csv(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
-    """Return ``rows`` as CSV with the given column order."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    write_text_atomic(path, encode_json(data))
-
-
-def write_yaml(path: Path, data: Any) -> None:
-    """Write ``data`` as YAML, atomically."""
-    write_text_atomic(path, encode_yaml(data))
-
-
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> None:
-    """Write ``rows`` as CSV with the given column order, atomically."""
-    write_text_atomic(path, encode_csv(rows, fields))
 
 
 @contextlib.contextmanager
@@ -338,7 +231,7 @@ def staged_run_dir(run_dir: Path, root: Path | None = None) -> Iterator[Path]:
     try:
         yield staging
         with os_errors(run_dir):
-            _fsync_dir(staging)
+            fsync_dir(staging)
             if run_dir.exists():
                 # --force: move the old run aside first so the swap itself stays one rename.
                 old = staging.with_name(staging_name(run_dir.name, old=True))
@@ -347,7 +240,7 @@ def staged_run_dir(run_dir: Path, root: Path | None = None) -> Iterator[Path]:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 staging.rename(run_dir)
-            _fsync_dir(run_dir.parent)
+            fsync_dir(run_dir.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

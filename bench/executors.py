@@ -98,7 +98,7 @@ def make(layout: tuple[int, int] | None) -> Any:
 
 
 def numbers(run_dir: Path) -> tuple[dict, str]:
-    metrics = store.read_json(run_dir / store.METRICS)
+    metrics = store.read_metrics(run_dir)
     history = (run_dir / store.HISTORY).read_text().splitlines()
     kept = {k: v for k, v in metrics.items() if k not in CIRCUMSTANCES}
     return kept, "\n".join(",".join(line.split(",")[:3]) for line in history)

@@ -11,6 +11,7 @@ from typing import Any
 
 from aeexp import store
 from aeexp.config import run as config
+from aeexp.io import atomic
 from aeexp.registry import published
 
 FINISHED_AT = "2026-01-01T00:00:00+00:00"
@@ -31,8 +32,8 @@ def fake_run(
     cfg = config.validate({"name": name, "output": {"dir": str(root)}, **raw})
     run_dir = cfg.experiment_dir / cfg.run_id
     with store.staged_run_dir(run_dir) as staging:
-        store.write_yaml(staging / store.CONFIG, cfg.resolved())
-        store.write_json(
+        atomic.write_yaml(staging / store.CONFIG, cfg.resolved())
+        atomic.write_json(
             staging / store.METRICS,
             {"status": "completed", "finished_at": FINISHED_AT, "train_seconds": 10.0, **metrics},
         )

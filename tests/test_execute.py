@@ -20,7 +20,7 @@ from aeexp import api, cli, execute, ledger, store
 from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
 from aeexp.executors import JobResult
-from aeexp.io import readers
+from aeexp.io import atomic, readers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,8 +34,8 @@ def write_sweep(tmp_path, text, name="s.yaml"):
 def fake_artifacts(cfg, marker="trained"):
     metrics = {"run_id": cfg.run_id, "status": "completed", "by": marker}
     files = {
-        store.CONFIG: store.encode_yaml(cfg.resolved()).encode(),
-        store.METRICS: store.encode_json(metrics).encode(),
+        store.CONFIG: atomic.encode_yaml(cfg.resolved()).encode(),
+        store.METRICS: atomic.encode_json(metrics).encode(),
     }
     return store.RunArtifacts(cfg.run_id, metrics, files)
 
@@ -279,7 +279,7 @@ def test_run_files_share_the_umask_mode_and_metrics_come_last(tmp_path):
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in run_dir.iterdir()}
     assert set(modes.values()) == {0o644}, modes
-    store.write_text_atomic(tmp_path / "out" / "runs.csv", "a\n")
+    atomic.write_text_atomic(tmp_path / "out" / "runs.csv", "a\n")
     assert (tmp_path / "out" / "runs.csv").stat().st_mode & 0o777 == 0o644
 
 

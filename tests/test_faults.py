@@ -163,12 +163,13 @@ def test_a_killed_writers_temporary_file_is_removed_on_resume(tmp_path):
     import sys
 
     from aeexp import store
+    from aeexp.io import atomic
 
-    store.write_text_atomic(tmp_path / "runs.csv", "run_id\n")  # learn the naming
+    atomic.write_text_atomic(tmp_path / "runs.csv", "run_id\n")  # learn the naming
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     ).stdout.strip()
-    tag = store._HOST_TAG
+    tag = atomic.HOST_TAG
     stale = tmp_path / f".tmp-file-{dead}-{tag}-{'0' * 32}-runs.csv"
     live = tmp_path / f".tmp-file-{os.getpid()}-{tag}-{'1' * 32}-runs.csv"
     mine = tmp_path / ".tmp-notes"

@@ -23,6 +23,7 @@ import aeexp
 from aeexp import api, cli, ledger, runs_csv, store
 from aeexp.analysis import compare, tables
 from aeexp.errors import UserError
+from aeexp.io import atomic
 from aeexp.registry.published import THESIS_SSIM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,8 +117,8 @@ def write_plan_runs(tmp_path: Path) -> Path:
         metrics = {"run_id": run.run_id, "status": "completed", "ssim_thesis": score}
         metrics |= {"ssim_mean": score / 2, "mse": 0.02, "psnr_mean": 17.0 + index}
         files = {
-            store.CONFIG: store.encode_yaml(run.config.resolved()).encode(),
-            store.METRICS: store.encode_json(metrics).encode(),
+            store.CONFIG: atomic.encode_yaml(run.config.resolved()).encode(),
+            store.METRICS: atomic.encode_json(metrics).encode(),
         }
         store.write_run_files(run.run_dir, files, tmp_path)
     ledger.Ledger(plan).write()

@@ -24,6 +24,7 @@ from aeexp import execute, store
 from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
 from aeexp.executors import JobResult
+from aeexp.io import atomic
 from aeexp.tuning import driver, search
 from aeexp.tuning.stop import PruningRule, Snapshot, TrialRef
 
@@ -94,9 +95,9 @@ def fake_group(configs, stop):
             for e, v in enumerate(losses, start=1)
         ]
         files = {
-            store.CONFIG: store.encode_yaml(cfg.resolved()).encode(),
-            store.HISTORY: store.encode_csv(rows, store.HISTORY_FIELDS).encode(),
-            store.METRICS: store.encode_json(metrics).encode(),
+            store.CONFIG: atomic.encode_yaml(cfg.resolved()).encode(),
+            store.HISTORY: atomic.encode_csv(rows, store.HISTORY_FIELDS).encode(),
+            store.METRICS: atomic.encode_json(metrics).encode(),
         }
         artifacts.append(store.RunArtifacts(cfg.run_id, metrics, files))
     return artifacts

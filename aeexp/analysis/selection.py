@@ -25,7 +25,7 @@ from aeexp.analysis.tables import ConfigStats
 from aeexp.arguments import MAX_SEEDS
 from aeexp.config.run import MAX_SEED, check_name
 from aeexp.errors import UserError, shorten
-from aeexp.io import paths, readers
+from aeexp.io import atomic, paths, readers
 from aeexp.io.yamlio import ConfigDumper
 from aeexp.registry import losses, optimizers, vocab
 from aeexp.store import Run
@@ -342,7 +342,7 @@ def write_sweep(
         width=100,
     )
     modeline = schema.modeline("sweep", out)
-    store.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
+    atomic.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
 
 
 def describe_selection(

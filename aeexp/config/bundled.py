@@ -109,7 +109,8 @@ def copy(name: str, destination: str | Path) -> Path:
     Never overwrites. The copy's schema line points at this installation's schema, so an
     editor still completes and checks it where it now lies.
     """
-    from aeexp import schema, store
+    from aeexp import schema
+    from aeexp.io import atomic
 
     found = find(name)
     target = Path(destination)
@@ -121,9 +122,9 @@ def copy(name: str, destination: str | Path) -> Path:
     if lines and lines[0].startswith(schema.MODELINE_PREFIX):
         lines = lines[1:]
     body = schema.modeline(found.kind, target) + "\n" + "".join(lines)
-    with store.os_errors(target):
+    with atomic.os_errors(target):
         try:
-            store.write_new(target, body.encode())
+            atomic.write_new(target, body.encode())
         except FileExistsError:
             raise UserError(
                 f"{clip(str(target), 300)}: already exists; aeexp configs copy never overwrites"

@@ -16,6 +16,7 @@ from aeexp.analysis import selection, tables
 from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.tables import ConfigStats
 from aeexp.errors import UserError
+from aeexp.io import atomic
 from aeexp.registry import losses, optimizers, vocab
 from aeexp.registry.vocab import DECODERS
 from aeexp.store import Run
@@ -442,7 +443,7 @@ def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
         ]
     )
     report = out_dir / "REPORT.md"
-    store.write_text_atomic(report, text)
+    atomic.write_text_atomic(report, text)
     return report
 
 
