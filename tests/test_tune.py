@@ -301,10 +301,10 @@ def test_the_committed_search_file_and_schema(tmp_path):
     import jsonschema
     import yaml
 
-    from aeexp import schema
+    from aeexp.config import sweepfile
 
     printed = invoke("schema", "--kind", "tune").output
-    assert (schema.schema_folder() / schema.TUNE_SCHEMA_FILE).read_text() == printed
+    assert (sweepfile.schema_folder() / sweepfile.TUNE_SCHEMA_FILE).read_text() == printed
     spec = json.loads(printed)
     jsonschema.Draft4Validator.check_schema(spec)
     path = Path(__file__).parents[1] / "configs" / "tune" / "thesis-cells.yaml"

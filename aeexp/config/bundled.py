@@ -109,7 +109,7 @@ def copy(name: str, destination: str | Path) -> Path:
     Never overwrites. The copy's schema line points at this installation's schema, so an
     editor still completes and checks it where it now lies.
     """
-    from aeexp import schema
+    from aeexp.config import sweepfile
     from aeexp.io import atomic
 
     found = find(name)
@@ -119,9 +119,9 @@ def copy(name: str, destination: str | Path) -> Path:
     paths.output_file(target)  # its folder exists; not a folder, a FIFO or a device
     text = readers.read_text(found.path, readers.MAX_CONFIG_BYTES, LABELS[found.kind], "YAML")
     lines = text.splitlines(keepends=True)
-    if lines and lines[0].startswith(schema.MODELINE_PREFIX):
+    if lines and lines[0].startswith(sweepfile.MODELINE_PREFIX):
         lines = lines[1:]
-    body = schema.modeline(found.kind, target) + "\n" + "".join(lines)
+    body = sweepfile.modeline(found.kind, target) + "\n" + "".join(lines)
     with atomic.os_errors(target):
         try:
             atomic.write_new(target, body.encode())
