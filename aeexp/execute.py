@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 
 from aeexp import locks, store
 from aeexp.config.sweep import PlannedRun, SweepPlan, group_runs
-from aeexp.dataset import Dataset, load_dataset
+from aeexp.data.dataset import Dataset, load_dataset
 from aeexp.env import backend
 from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult

@@ -22,7 +22,7 @@ import numpy as np
 from aeexp import __version__, evaluate, plots, store
 from aeexp.config.run import RunConfig
 from aeexp.config.sweep import group_key
-from aeexp.dataset import Dataset
+from aeexp.data.dataset import Dataset
 from aeexp.engine_base import EpochCallback, History, StopCallback
 from aeexp.env import backend, host, pinned
 from aeexp.executors import StopRule

@@ -127,7 +127,8 @@ def test_help_and_version_are_untouched():
 
 
 def test_ctrl_c_exits_130(monkeypatch):
-    from aeexp import data, gradcheck
+    from aeexp import gradcheck
+    from aeexp.data import sources as data
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

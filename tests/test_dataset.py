@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from aeexp import dataset
 from aeexp.config import run as config
+from aeexp.data import dataset
 from aeexp.errors import UserError
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from aeexp import runner
 from aeexp.config.run import resolve
-from aeexp.dataset import load_dataset
+from aeexp.data.dataset import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CELL = REPO / "configs" / "thesis" / "mse_relu-sigmoid_adam.yaml"

@@ -525,7 +525,7 @@ class StopFirst:
 def test_a_pruned_member_keeps_its_history_and_the_others_their_bits(mnist_path):
     from aeexp import runner
     from aeexp.config import run as config
-    from aeexp.dataset import load_dataset
+    from aeexp.data.dataset import load_dataset
 
     def cfg(lr):
         return config.validate(

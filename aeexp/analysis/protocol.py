@@ -22,7 +22,7 @@ import numpy as np
 
 from aeexp import evaluate, store
 from aeexp.config.run import RunConfig
-from aeexp.dataset import load_dataset
+from aeexp.data.dataset import load_dataset
 from aeexp.errors import clip
 from aeexp.io import paths, readers
 from aeexp.registry.vocab import is_completed

@@ -508,7 +508,7 @@ def env() -> None:
 )
 def data(path: str | None) -> None:
     """Show which MNIST source a run would use, its shapes and sha256."""
-    from aeexp import data as data_lib
+    from aeexp.data import sources as data_lib
 
     echo("\n".join(f"{key}: {value}" for key, value in data_lib.summary(path).items()))
 

@@ -103,7 +103,7 @@ class DataConfig(_Section):
         description="an MNIST .npz (Keras layout) or a folder of the four IDX files, gzipped or "
         "not; unset: $AEEXP_DATA, else Keras's cache",
     )
-    # At most MAX_IMAGES, the most images aeexp.data reads from any source.
+    # At most MAX_IMAGES, the most images aeexp.data.sources reads from any source.
     train_limit: int | None = Field(
         None, ge=1, le=MAX_IMAGES, description="train on the first N training images only"
     )

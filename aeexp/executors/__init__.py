@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aeexp.config.run import DataConfig, RunConfig
-from aeexp.dataset import Dataset
+from aeexp.data.dataset import Dataset
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, unknown_name_message
 from aeexp.store import RunArtifacts

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from aeexp import progress
 from aeexp.config.run import DataConfig
-from aeexp.dataset import Dataset
+from aeexp.data.dataset import Dataset
 from aeexp.errors import UserError, one_line
 from aeexp.executors import Job, JobResult, describe_group
 from aeexp.progress import LineProgress

@@ -28,7 +28,7 @@ from typing import Any
 
 from aeexp import reach
 from aeexp.config.run import DataConfig
-from aeexp.dataset import Dataset
+from aeexp.data.dataset import Dataset
 from aeexp.env import host
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, one_line

@@ -28,7 +28,7 @@ from aeexp import execute, ledger, store
 from aeexp import progress as progress_lib
 from aeexp.analysis.tables import recorded_number
 from aeexp.config.sweep import PlannedRun, SweepPlan
-from aeexp.dataset import load_dataset
+from aeexp.data.dataset import load_dataset
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
 from aeexp.executors import Executor, Job, JobResult

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aeexp import data as data_lib
 from aeexp import evaluate
 from aeexp.config.run import RunConfig
+from aeexp.data import sources as data_lib
 from aeexp.errors import UserError
 
 
