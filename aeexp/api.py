@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from aeexp import arguments, execute, ledger, progress, store
+from aeexp import arguments, execute, progress
 from aeexp.config import bundled
 from aeexp.config import run as config_lib
 from aeexp.config.run import RunConfig
@@ -39,6 +39,8 @@ from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, clip, is_finite_number
 from aeexp.executors import Executor, executor_options, make_executor
 from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, is_completed, status_of
+from aeexp.store import ledger
+from aeexp.store import rundir as store
 
 if TYPE_CHECKING:
     import pandas

@@ -21,14 +21,15 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import locks, store
 from aeexp.config.sweep import PlannedRun, SweepPlan, group_runs
 from aeexp.data.dataset import Dataset, load_dataset
 from aeexp.env import backend
 from aeexp.errors import clip
 from aeexp.executors import Executor, Job, JobResult
-from aeexp.ledger import RUNS_CSV, Ledger, record_failure, run_root
 from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status
+from aeexp.store import locks
+from aeexp.store import rundir as store
+from aeexp.store.ledger import RUNS_CSV, Ledger, record_failure, run_root
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeexp import __version__, evaluate, plots, store
+from aeexp import __version__, evaluate, plots
 from aeexp.config.run import RunConfig
 from aeexp.config.sweep import group_key
 from aeexp.data.dataset import Dataset
@@ -30,7 +30,8 @@ from aeexp.io import atomic
 from aeexp.model import build_autoencoder
 from aeexp.registry import losses, optimizers
 from aeexp.registry.vocab import Status
-from aeexp.store import RunArtifacts
+from aeexp.store import rundir as store
+from aeexp.store.rundir import RunArtifacts
 
 if TYPE_CHECKING:
     from aeexp.events import GroupEvents

@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aeexp import reach, store
+from aeexp import reach
 from aeexp.config.run import flatten_dotted
 from aeexp.config.sweep import PlannedRun
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, clip, shorten
 from aeexp.io import paths, readers
 from aeexp.registry.vocab import Status
+from aeexp.store import rundir as store
 
 # MLflow's own limits per log_batch call.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000

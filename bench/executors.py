@@ -33,11 +33,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeexp import execute, store  # noqa: E402
+from aeexp import execute  # noqa: E402
 from aeexp.config import sweep as plan  # noqa: E402
 from aeexp.executors import JobResult  # noqa: E402
 from aeexp.executors.local import LocalExecutor  # noqa: E402
 from aeexp.executors.ray import RayExecutor  # noqa: E402
+from aeexp.store import rundir as store  # noqa: E402
 
 DATA = Path(os.environ.get("AEEXP_DATA") or REPO.parent / "shared" / "data" / "mnist.npz")
 # The thesis-optimizers sweep's grid with fewer seeds and epochs.

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aeexp import store
 from aeexp.config import run as config
 from aeexp.io import atomic
 from aeexp.registry import published
+from aeexp.store import rundir as store
 
 FINISHED_AT = "2026-01-01T00:00:00+00:00"
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "load_average": [1.5, 1.2, 1.0]}

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from fakeruns import cell_raw, fake_run, run_dir
 
 import aeexp
-from aeexp import cli, progress, store
+from aeexp import cli, progress
 from aeexp.errors import UserError, UserTypeError
+from aeexp.store import rundir as store
 
 
 def tiny(mnist_path, tmp_path, **extra):

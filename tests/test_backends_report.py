@@ -17,9 +17,10 @@ from click.testing import CliRunner
 from fakeruns import cell_raw, fake_run
 from test_cli import assert_one_line_error
 
-from aeexp import cli, store
+from aeexp import cli
 from aeexp.analysis import verdicts
 from aeexp.config import run as config
+from aeexp.store import rundir as store
 from aeexp.studies import backends
 
 REPO = Path(__file__).resolve().parents[1]

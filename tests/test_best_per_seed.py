@@ -7,7 +7,7 @@ from fakeruns import cell_raw
 
 from aeexp.analysis.cells import best_per_seed
 from aeexp.config import run as config
-from aeexp.store import Run
+from aeexp.store.rundir import Run
 
 
 def run(seed: int, rate: float, metric: str, value: float) -> Run:

@@ -21,8 +21,8 @@ import yaml
 from fakeruns import fake_run
 from scipy import stats
 
-from aeexp import store
 from aeexp.analysis import selection
+from aeexp.store import rundir as store
 from aeexp.studies import beta as report
 
 ROOT = Path(__file__).resolve().parents[1]

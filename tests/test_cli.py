@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, store
+from aeexp import cli
 from aeexp.errors import UserError
+from aeexp.store import rundir as store
 
 SMALL = [
     "--set",

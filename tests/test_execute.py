@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, ledger, store
+from aeexp import api, cli, execute
 from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
 from aeexp.executors import JobResult
 from aeexp.io import atomic, readers
+from aeexp.store import ledger
+from aeexp.store import rundir as store
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, locks
+from aeexp import cli
+from aeexp.store import locks
 from tests.fakeruns import cell_raw, fake_run
 
 
@@ -162,8 +163,8 @@ def test_a_killed_writers_temporary_file_is_removed_on_resume(tmp_path):
     import subprocess
     import sys
 
-    from aeexp import store
     from aeexp.io import atomic
+    from aeexp.store import rundir as store
 
     atomic.write_text_atomic(tmp_path / "runs.csv", "run_id\n")  # learn the naming
     dead = subprocess.run(

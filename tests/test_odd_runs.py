@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner, Result
 from fakeruns import MACHINE, beta_raw, cell_raw, fake_run, run_dir
 
-from aeexp import store
 from aeexp.cli import main
+from aeexp.store import rundir as store
 
 WARNING = "aeexp: warning: "
 

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, ledger, reach, store
+from aeexp import api, cli, execute, reach
 from aeexp.config import sweep as plan
 from aeexp.errors import UserError
 from aeexp.executors import make_executor
 from aeexp.executors import ray as ray_executor
+from aeexp.store import ledger
+from aeexp.store import rundir as store
 
 # Fields that say when, where and in what group a run trained, not what it computed.
 CIRCUMSTANCES = {"train_seconds", "eval_seconds", "finished_at", "machine", "group_size"}

@@ -6,10 +6,10 @@ import yaml
 from click.testing import CliRunner
 from fakeruns import beta_raw, fake_run
 
-from aeexp import store
 from aeexp.analysis import tables
 from aeexp.cli import main
 from aeexp.errors import UserError
+from aeexp.store import rundir as store
 from aeexp.studies import beta as report
 
 

@@ -20,11 +20,13 @@ from click.testing import CliRunner
 from test_hostile_input import aeexp as cli_error
 
 import aeexp
-from aeexp import api, cli, ledger, runs_csv, store
+from aeexp import api, cli
 from aeexp.analysis import compare, tables
 from aeexp.errors import UserError
 from aeexp.io import atomic
 from aeexp.registry.published import THESIS_SSIM
+from aeexp.store import ledger, runs_csv
+from aeexp.store import rundir as store
 
 REPO = Path(__file__).resolve().parents[1]
 TUNED = REPO / "results/thesis/thesis-tuned-runs.csv"

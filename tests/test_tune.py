@@ -20,11 +20,12 @@ import pytest
 from test_cli import assert_one_line_error, invoke
 from test_execute import no_data  # noqa: F401 (a fixture no_tune_data extends)
 
-from aeexp import execute, store
+from aeexp import execute
 from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
 from aeexp.executors import JobResult
 from aeexp.io import atomic
+from aeexp.store import rundir as store
 from aeexp.tuning import driver, search
 from aeexp.tuning.stop import PruningRule, Snapshot, TrialRef
 

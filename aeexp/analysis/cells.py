@@ -28,7 +28,7 @@ from aeexp.analysis.tables import ConfigStats
 from aeexp.registry import losses, optimizers, vocab
 from aeexp.registry.published import THESIS_SSIM
 from aeexp.registry.vocab import DECODERS
-from aeexp.store import Run
+from aeexp.store.rundir import Run
 
 PRIMARY = "procedure"
 SECONDARY = "defaults"

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import arguments, runs_csv
+from aeexp import arguments
 from aeexp.analysis import stats, tables
 from aeexp.errors import UserError, clip, unknown_name_message, valid_and_closest
 from aeexp.io import paths, yamlio
 from aeexp.registry import vocab
 from aeexp.registry.vocab import Status
+from aeexp.store import runs_csv
 
 if TYPE_CHECKING:
     import pandas
@@ -147,7 +148,7 @@ def _equals(cell: Any, value: Any) -> bool:
 
 def load_side(spec: str, root: Path | None, pool_cache: dict) -> Side:
     """Return the runs one side names: a folder, or a filter over the runs under ``root``."""
-    from aeexp.ledger import load_runs
+    from aeexp.store.ledger import load_runs
 
     if paths.is_folder(spec) or runs_csv.names_csv(spec):  # a long filter is neither
         csv = runs_csv.locate(spec) is not None

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from aeexp import evaluate, store
+from aeexp import evaluate
 from aeexp.config.run import RunConfig
 from aeexp.data.dataset import load_dataset
 from aeexp.errors import clip
 from aeexp.io import paths, readers
 from aeexp.registry.vocab import is_completed
+from aeexp.store import rundir as store
 
 # How many alternative picks per model: k = 1..OCCURRENCES (the MNIST test set has them all).
 OCCURRENCES = 50

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from aeexp import store
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.arguments import MAX_SEEDS
@@ -26,7 +25,8 @@ from aeexp.config.run import MAX_SEED, check_name
 from aeexp.errors import UserError, shorten
 from aeexp.io import paths
 from aeexp.registry import losses, optimizers, vocab
-from aeexp.store import Run
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
 
 _FIXED_SECTIONS = ("data", "model", "loss", "optimizer", "train")
 

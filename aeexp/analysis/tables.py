@@ -1,7 +1,7 @@
 """SSIM tables in the thesis's layout, side by side with the thesis: cells, statistics, renderers.
 
-The renderers take runs (:func:`aeexp.runs_csv.load_runs`); :func:`render` reads a folder for the
-command line.
+The renderers take runs (:func:`aeexp.store.runs_csv.load_runs`); :func:`render` reads a
+folder for the command line.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from aeexp import runs_csv, store
 from aeexp.config.run import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.registry import optimizers
@@ -31,7 +30,9 @@ from aeexp.registry.vocab import (
     is_completed,
     loss_header,
 )
-from aeexp.store import Run
+from aeexp.store import rundir as store
+from aeexp.store import runs_csv
+from aeexp.store.rundir import Run
 
 
 @dataclass(frozen=True)

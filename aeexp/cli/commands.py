@@ -291,9 +291,10 @@ def table(
     by mean over seeds (highest, or lowest for mse and final_val_loss):
     mean +- std (n seeds) and its optimizer.
     """
-    from aeexp import runs_csv, store
     from aeexp.analysis import figures as figures_lib
     from aeexp.analysis import tables
+    from aeexp.store import rundir as store
+    from aeexp.store import runs_csv
 
     if figures is not None and runs_csv.locate(folder) is not None:
         raise UserError(
@@ -374,7 +375,7 @@ def select(
 
 def _report(write: Callable[[Path, Path, Path], Path], first: Path, second: Path, out: str) -> None:
     """Write a study's report and print its path; a refused one leaves no folder it made."""
-    from aeexp import store
+    from aeexp.store import rundir as store
 
     with store.created_folders_undone(Path(out)):
         written = write(first, second, Path(out))

@@ -8,13 +8,13 @@ from typing import Any
 
 import click
 
-from aeexp import runs_csv
 from aeexp.arguments import ARGUMENTS, Count, Problem, executor_option_check
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
 from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
 from aeexp.io import paths
 from aeexp.registry import vocab
+from aeexp.store import runs_csv
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 

@@ -16,7 +16,7 @@ from aeexp.config.run import DataConfig, RunConfig
 from aeexp.data.dataset import Dataset
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, unknown_name_message
-from aeexp.store import RunArtifacts
+from aeexp.store.rundir import RunArtifacts
 
 
 class StopRule(Protocol):

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aeexp import store
 from aeexp.analysis import tables, verdicts
 from aeexp.errors import UserError
 from aeexp.io import atomic
 from aeexp.registry import losses, optimizers, vocab
-from aeexp.store import Run
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
 from aeexp.studies import common
 
 # Metrics on SSIM's scale, where the 0.02 margin means what it was declared to mean.

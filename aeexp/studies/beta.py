@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import plots, store
+from aeexp import plots
 from aeexp.analysis import selection, tables
 from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.tables import ConfigStats
@@ -19,7 +19,8 @@ from aeexp.errors import UserError
 from aeexp.io import atomic
 from aeexp.registry import losses, optimizers, vocab
 from aeexp.registry.vocab import DECODERS
-from aeexp.store import Run
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
 from aeexp.studies import common
 
 ORDERS = {"data_first": "d_β(x|y), data first", "recon_first": "d_β(y|x), reconstruction first"}

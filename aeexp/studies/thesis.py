@@ -13,7 +13,7 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import plots, store
+from aeexp import plots
 from aeexp.analysis import cells as cells_lib
 from aeexp.analysis import figures as figures_lib
 from aeexp.analysis import protocol, tables, verdicts
@@ -23,7 +23,8 @@ from aeexp.analysis.tables import ConfigStats
 from aeexp.io import atomic
 from aeexp.registry import losses, published, vocab
 from aeexp.registry.vocab import DECODERS
-from aeexp.store import Run
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
 from aeexp.studies import common
 from aeexp.studies import thesis_verdicts as sections
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import store
 from aeexp.analysis import selection
 from aeexp.analysis.tables import ConfigStats
 from aeexp.errors import UserError
+from aeexp.store import rundir as store
 from aeexp.tuning.driver import Trial, ranked
 from aeexp.tuning.search import Search
 

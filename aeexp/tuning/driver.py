@@ -24,7 +24,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import execute, ledger, store
+from aeexp import execute
 from aeexp import progress as progress_lib
 from aeexp.analysis.tables import recorded_number
 from aeexp.config.sweep import PlannedRun, SweepPlan
@@ -33,6 +33,8 @@ from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
 from aeexp.executors import Executor, Job, JobResult
 from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, status_of
+from aeexp.store import ledger
+from aeexp.store import rundir as store
 from aeexp.tuning.search import Cell, Search
 from aeexp.tuning.space import describe_params
 from aeexp.tuning.stop import STATES, PruningRule, Snapshot, TrialRef, intermediate_values

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aeexp import arguments, locks, runs_csv, store
+from aeexp import arguments
 from aeexp.config import run as config_lib
 from aeexp.config.run import RunConfig
 from aeexp.config.sweep import PlannedRun, SweepPlan, compact
@@ -23,6 +23,8 @@ from aeexp.errors import UserError
 from aeexp.io import atomic, readers
 from aeexp.registry.losses import loss_key
 from aeexp.registry.vocab import SUMMARY_METRICS, Status, status_of
+from aeexp.store import locks, runs_csv
+from aeexp.store import rundir as store
 
 if TYPE_CHECKING:
     import pandas
@@ -179,7 +181,7 @@ def load_runs(path: str | Path) -> pandas.DataFrame:
     """Return one row per run under ``path`` (a run, a sweep folder or a tree of them).
 
     ``path`` may also be a sweep's runs.csv or a report's ``<sweep>-runs.csv`` (or a folder
-    holding one and no run directory): see :func:`aeexp.runs_csv.read_frame`.
+    holding one and no run directory): see :func:`aeexp.store.runs_csv.read_frame`.
 
     Columns: ``run_id``, ``name``, ``status``, ``path``, the resolved config as dotted keys
     (``loss.name``, ``optimizer.learning_rate``, ...) and every metric (nested ones dotted:

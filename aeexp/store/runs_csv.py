@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import store
 from aeexp.config import run as config_lib
 from aeexp.errors import UserError, clip, shorten
 from aeexp.io import paths, readers, yamlio
 from aeexp.registry import losses
 from aeexp.registry.vocab import DEFAULT_MAX_RUNS, SUMMARY_METRICS, TABLE_METRICS, Status
+from aeexp.store import rundir as store
 
 if TYPE_CHECKING:
     import pandas

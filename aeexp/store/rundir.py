@@ -26,7 +26,6 @@ from typing import Any
 
 from filelock import Timeout
 
-from aeexp import locks
 from aeexp.config import run as config_lib
 from aeexp.config.run import RunConfig
 from aeexp.errors import UserError, shorten
@@ -42,6 +41,7 @@ from aeexp.io.atomic import (
 )
 from aeexp.io.yamlio import read_yaml
 from aeexp.registry.vocab import RECORDED_STATUSES, Status
+from aeexp.store import locks
 
 CONFIG = "config.yaml"
 HISTORY = "history.csv"
