@@ -23,18 +23,18 @@ from aeexp import __version__, evaluate, plots
 from aeexp.config.run import RunConfig
 from aeexp.config.sweep import group_key
 from aeexp.data.dataset import Dataset
-from aeexp.engine_base import EpochCallback, History, StopCallback
+from aeexp.engines.base import EpochCallback, History, StopCallback
+from aeexp.engines.model import build_autoencoder
 from aeexp.env import backend, host, pinned
 from aeexp.executors import StopRule
 from aeexp.io import atomic
-from aeexp.model import build_autoencoder
 from aeexp.registry import losses, optimizers
 from aeexp.registry.vocab import Status
 from aeexp.store import rundir as store
 from aeexp.store.rundir import RunArtifacts
 
 if TYPE_CHECKING:
-    from aeexp.events import GroupEvents
+    from aeexp.engines.events import GroupEvents
 
 
 def library_versions(backend_name: str = backend.DEFAULT_BACKEND) -> dict[str, str]:
@@ -217,7 +217,7 @@ def _events(run_ids: Sequence[str]) -> GroupEvents | None:
     """Return TensorBoard writers for ``run_ids``, or None when no run asked for events."""
     if not run_ids:
         return None
-    from aeexp.events import GroupEvents
+    from aeexp.engines.events import GroupEvents
 
     return GroupEvents(run_ids)
 

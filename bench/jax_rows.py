@@ -29,8 +29,8 @@ from aeexp.env import backend  # noqa: E402
 
 backend.use("jax")
 
-from aeexp import engine_jax  # noqa: E402
 from aeexp.config.run import validate  # noqa: E402
+from aeexp.engines import jax as engine_jax  # noqa: E402
 
 BATCH = 256
 SEED = 0

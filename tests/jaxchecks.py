@@ -23,9 +23,9 @@ from aeexp.env import backend  # noqa: E402
 
 backend.use("jax")
 
-from aeexp import engine_jax  # noqa: E402
 from aeexp.config.run import validate  # noqa: E402
-from aeexp.engine_base import VALIDATION_CHUNK  # noqa: E402
+from aeexp.engines import jax as engine_jax  # noqa: E402
+from aeexp.engines.base import VALIDATION_CHUNK  # noqa: E402
 
 # A stack width the CPU never picks by itself: forced, it exercises the vmapped path.
 WIDE = 4

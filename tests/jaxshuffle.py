@@ -19,8 +19,8 @@ from aeexp.env import backend  # noqa: E402
 
 backend.use("jax")
 
-from aeexp import engine_jax  # noqa: E402
 from aeexp.config.run import validate  # noqa: E402
+from aeexp.engines import jax as engine_jax  # noqa: E402
 
 
 def main() -> None:

@@ -566,7 +566,7 @@ def test_a_pruned_member_keeps_its_history_and_the_others_their_bits(mnist_path)
 
 
 def test_the_engine_never_stops_a_member_after_its_last_epoch(mnist_path):
-    from aeexp import engine
+    from aeexp.engines import tensorflow as engine
 
     with np.load(mnist_path) as archive:
         x = archive["x_train"][:300].reshape(-1, 784).astype("float32") / 255

@@ -1,6 +1,6 @@
 """The upstream internals aeexp relies on, named, so a release that moves one fails here first.
 
-aeexp/keras2.py rewrites Keras optimizers' update steps on their private slot lists, the JAX
+aeexp/engines/keras2.py rewrites Keras optimizers' update steps on their private slot lists, the JAX
 backend switches off a private Keras probe (aeexp/env/backend.py), and the Ray executor bounds
 Ray's start-up through an environment variable Ray reads in its private node module. The lock
 pins versions where these hold; this file says which internal moved when they stop holding.
@@ -13,7 +13,7 @@ import pytest
 
 from aeexp.env import backend
 
-# Optimizer -> the private attributes aeexp/keras2.py reads or calls after build().
+# Optimizer -> the private attributes aeexp/engines/keras2.py reads or calls after build().
 OPTIMIZER_INTERNALS = {
     "Adagrad": ("_accumulators", "_get_variable_index"),
     "RMSprop": ("_velocities", "_get_variable_index"),
@@ -35,7 +35,7 @@ def test_keras_optimizers_keep_the_internals_keras2_rewrites(name):
     missing = [a for a in OPTIMIZER_INTERNALS[name] if not hasattr(optimizer, a)]
     assert not missing, (
         f"Keras {keras.__version__} has no {name}.{', '.join(missing)}, which "
-        "aeexp/keras2.py uses: port it, then 'make lock UPGRADE=1'"
+        "aeexp/engines/keras2.py uses: port it, then 'make lock UPGRADE=1'"
     )
 
 

@@ -24,7 +24,7 @@ from aeexp.errors import UserError
 BACKENDS = ("tensorflow", "jax")
 DEFAULT_BACKEND = BACKENDS[0]
 # The engine module of each backend: same interface, one framework each.
-ENGINES = {"tensorflow": "aeexp.engine", "jax": "aeexp.engine_jax"}
+ENGINES = {"tensorflow": "aeexp.engines.tensorflow", "jax": "aeexp.engines.jax"}
 # The module that must be importable, and the extra that installs it.
 _REQUIRES = {"tensorflow": "tensorflow", "jax": "jax"}
 # Determinism on a GPU: XLA's deterministic implementations (scatter, reductions, GEMMs;

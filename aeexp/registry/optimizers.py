@@ -41,7 +41,7 @@ class OptimizerSpec:
 
 
 _KERAS = "keras.optimizers"
-_PORT = "aeexp.keras2"  # Keras 2.2's rules where Keras 3 changed them
+_PORT = "aeexp.engines.keras2"  # Keras 2.2's rules where Keras 3 changed them
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     "sgd": OptimizerSpec(

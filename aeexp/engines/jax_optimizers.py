@@ -1,7 +1,7 @@
 """Keras 2.2's optimizers as pure JAX functions, step for step as the TensorFlow path runs them.
 
 The TensorFlow engine trains with Keras 3's classes where Keras 3 kept Keras 2.2's rule
-(SGD, Adadelta, Adam, Adamax) and with aeexp's ports where it did not (``aeexp.keras2``:
+(SGD, Adadelta, Adam, Adamax) and with aeexp's ports where it did not (``aeexp.engines.keras2``:
 Adagrad, RMSprop, Nadam). Each rule below is that code's arithmetic in that code's order, so
 the two backends differ only in how XLA rounds, not in what they compute. Every float
 hyperparameter is an array (so members that differ only in, say, learning rate can be
@@ -188,7 +188,8 @@ def apply(
     extra = None
     new_state: State = {"iterations": iterations + 1}
     if name == "nadam":
-        # aeexp.keras2.Nadam: the momentum product is advanced once per step, before the weights.
+        # aeexp.engines.keras2.Nadam: the momentum product is advanced once per step, before
+        # the weights.
         extra = new_state["u_product"] = state["u_product"] * _nadam_momentum(hyper, t)
     rule = RULES[name]
     new_weights, new_slots = [], {slot: [] for slot in rule.slots(static)}

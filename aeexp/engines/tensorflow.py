@@ -21,7 +21,7 @@ import numpy as np
 
 # Re-exported: engine.History, engine.EpochCallback, engine.StopCallback and
 # engine.VALIDATION_CHUNK stay public.
-from aeexp.engine_base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
+from aeexp.engines.base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
 from aeexp.env.backend import import_tensorflow
 
 __all__ = [

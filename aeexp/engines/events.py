@@ -29,7 +29,7 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
 
-from aeexp.engine_base import History
+from aeexp.engines.base import History
 
 TENSORBOARD_DIR = "tensorboard"
 # A PNG's first chunk (IHDR) holds its width and height, big-endian, at bytes 16-24.

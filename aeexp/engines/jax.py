@@ -1,11 +1,11 @@
 """Train a group of autoencoders in lock-step on JAX, a whole epoch per compiled call.
 
-The JAX counterpart of :mod:`aeexp.engine`, with the same interface and bookkeeping. One
+The JAX counterpart of :mod:`aeexp.engines.tensorflow`, with the same interface and bookkeeping. One
 ``jax.jit`` call per epoch shuffles, runs every minibatch step in a ``lax.scan`` and
 computes the validation loss in 1,000-row chunks. The Keras model (JAX backend) gives the
 seeded initial weights and is what gets saved; training runs its two Dense layers as pure
 functions (``activation(x @ kernel + bias)``, Keras's activations), aeexp's losses through
-``keras.ops``, and Keras 2.2's optimizer rules (:mod:`aeexp.jax_optimizers`).
+``keras.ops``, and Keras 2.2's optimizer rules (:mod:`aeexp.engines.jax_optimizers`).
 
 One departure from autodiff's defaults: a bias gradient (a sum over the batch's rows) is
 taken as a product with a row of ones. XLA's CPU reduction over rows splits its work by
@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from aeexp import jax_optimizers
 from aeexp.config.run import ModelConfig, RunConfig
-from aeexp.engine_base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
+from aeexp.engines import jax_optimizers
+from aeexp.engines.base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
+from aeexp.engines.model import build_autoencoder
 from aeexp.env.backend import import_jax, import_keras, use
-from aeexp.model import build_autoencoder
 from aeexp.registry import losses
 
 use("jax")
