@@ -1,6 +1,6 @@
 """What a notebook calls, and the command line too: run a config, sweep a grid, load runs.
 
-``run`` and ``sweep`` go through :func:`aeexp.execute.execute`, so a single run is a sweep
+``run`` and ``sweep`` go through :func:`aeexp.execute.driver.execute`, so a single run is a sweep
 of one: it skips a complete run, checks the output folder, clears stale staging and records
 a failure the same way. ``load_runs`` reads run directories (or a sweep's runs.csv, such as
 a report's committed ``<sweep>-runs.csv``) into a pandas DataFrame.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from aeexp import arguments, execute, progress
+from aeexp import arguments
 from aeexp.config import bundled
 from aeexp.config import run as config_lib
 from aeexp.config.run import RunConfig
@@ -37,7 +37,9 @@ from aeexp.config.sweep import (
 )
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, clip, is_finite_number
-from aeexp.executors import Executor, executor_options, make_executor
+from aeexp.execute import driver as execute
+from aeexp.execute import progress
+from aeexp.execute.executors import Executor, executor_options, make_executor
 from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, is_completed, status_of
 from aeexp.store import ledger
 from aeexp.store import rundir as store
@@ -213,8 +215,8 @@ def sweep(
 
     ``executor_options`` are the executor's own (``executor="ray", address="auto"``).
     ``progress`` draws bars on a terminal or in a notebook, and writes a plain line at most
-    once a minute per bar where stderr is a file (see :mod:`aeexp.progress`). Returns the
-    :class:`aeexp.execute.Outcome`: the plan, the run ids trained now, how many were
+    once a minute per bar where stderr is a file (see :mod:`aeexp.execute.progress`). Returns the
+    :class:`aeexp.execute.driver.Outcome`: the plan, the run ids trained now, how many were
     complete already, and each run's status; ``load_runs(outcome.experiment_dir)`` gives
     the table.
     """
@@ -444,7 +446,7 @@ def tracking_sinks(mlflow: str | None) -> list[Callable[[PlannedRun], None]]:
     """Return the sinks a run is logged to once written: MLflow, if a URI is given."""
     if mlflow is None:
         return []
-    from aeexp.tracking import MlflowSink
+    from aeexp.execute.tracking import MlflowSink
 
     return [MlflowSink(mlflow)]
 

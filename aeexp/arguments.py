@@ -172,7 +172,7 @@ ARGUMENTS: dict[str, Argument] = {
 def executor_option_check(minimum: int | None) -> Callable[[Any], Any]:
     """Return the check of an executor's own option: a count from ``minimum``, else a string.
 
-    The executor registry declares each option (``aeexp.executors.ExecutorOption``); the
+    The executor registry declares each option (``aeexp.execute.executors.ExecutorOption``); the
     CLI's option and the API's keyword are checked by what this returns.
     """
     return _text(True) if minimum is None else Count(minimum, optional=True)
@@ -180,7 +180,7 @@ def executor_option_check(minimum: int | None) -> Callable[[Any], Any]:
 
 def check_executor_options(command: str, options: Mapping[str, Any]) -> None:
     """Check the executor's keywords (``address``, ``cpus_per_worker``) by their entries."""
-    from aeexp.executors import executor_options  # the registry: only when a call checks
+    from aeexp.execute.executors import executor_options  # the registry: only when a call checks
 
     known = executor_options()
     for keyword, value in options.items():

@@ -65,8 +65,8 @@ def thesis_cells() -> list[tuple[str, str, float, str]]:
 def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.RunConfig, Path]:
     """Train a real model on 300 MNIST images for one epoch and write its run directory."""
     from aeexp.config.sweep import plan_run
-    from aeexp.execute import execute
-    from aeexp.executors.local import LocalExecutor
+    from aeexp.execute.driver import execute
+    from aeexp.execute.local import LocalExecutor
 
     cfg = config.validate(
         {

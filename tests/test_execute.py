@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute
+from aeexp import api, cli
 from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
-from aeexp.executors import JobResult
+from aeexp.execute import driver as execute
+from aeexp.execute.executors import JobResult
 from aeexp.io import atomic, readers
 from aeexp.store import ledger
 from aeexp.store import rundir as store
@@ -199,7 +200,7 @@ def test_progress_counts_runs_from_those_already_complete(
     terminal, tmp_path, monkeypatch, no_data, capsys
 ):
     monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
-    monkeypatch.setattr("aeexp.progress._animated", lambda: terminal)  # capsys's is no tty
+    monkeypatch.setattr("aeexp.execute.progress._animated", lambda: terminal)  # capsys's is no tty
     planned = three_rates(tmp_path, "bar")
     quiet = api.sweep(tmp_path / "s.yaml", out=str(tmp_path / "out"))
     assert len(quiet.trained) == 3 and capsys.readouterr().err == ""

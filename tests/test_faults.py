@@ -44,7 +44,7 @@ def test_a_full_disk_while_a_run_is_written_leaves_nothing_behind(tmp_path, monk
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fill_up)
-    monkeypatch.setattr("aeexp.execute.load_dataset", lambda cfg: _NoData())
+    monkeypatch.setattr("aeexp.execute.driver.load_dataset", lambda cfg: _NoData())
     monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
     result = CliRunner().invoke(cli.main, ["run", str(config), "--out", str(tmp_path / "out")])
     one_line_error(result, "No space left on device")
@@ -59,7 +59,7 @@ def test_a_sweep_that_ends_leaves_no_lock_files(tmp_path, monkeypatch):
 
     sweep = tmp_path / "s.yaml"
     sweep.write_text("name: g\ngrid:\n  seed: [0, 1]\n")
-    monkeypatch.setattr("aeexp.execute.load_dataset", lambda cfg: _NoData())
+    monkeypatch.setattr("aeexp.execute.driver.load_dataset", lambda cfg: _NoData())
     monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
     for _ in range(2):  # training, then finding every run complete
         result = CliRunner().invoke(cli.main, ["sweep", str(sweep), "--out", str(tmp_path)])

@@ -8,9 +8,10 @@ import fakeruns
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, runner
+from aeexp import api, cli
 from aeexp.env import pinned
 from aeexp.errors import UserError
+from aeexp.execute import runner
 from aeexp.store import ledger
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -189,7 +189,7 @@ def test_planning_and_the_driver_import_no_tensorflow():
     import sys
 
     code = (
-        "import sys, aeexp.config.sweep, aeexp.execute, aeexp.api, aeexp.executors.ray;"
+        "import sys, aeexp.config.sweep, aeexp.execute.driver, aeexp.api, aeexp.execute.ray;"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, reach
+from aeexp import api, cli
 from aeexp.config import sweep as plan
 from aeexp.errors import UserError
-from aeexp.executors import make_executor
-from aeexp.executors import ray as ray_executor
+from aeexp.execute import driver as execute
+from aeexp.execute import ray as ray_executor
+from aeexp.execute import reach
+from aeexp.execute.executors import make_executor
 from aeexp.store import ledger
 from aeexp.store import rundir as store
 

@@ -20,10 +20,10 @@ import pytest
 from test_cli import assert_one_line_error, invoke
 from test_execute import no_data  # noqa: F401 (a fixture no_tune_data extends)
 
-from aeexp import execute
 from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
-from aeexp.executors import JobResult
+from aeexp.execute import driver as execute
+from aeexp.execute.executors import JobResult
 from aeexp.io import atomic
 from aeexp.store import rundir as store
 from aeexp.tuning import driver, search
@@ -524,9 +524,9 @@ class StopFirst:
 
 
 def test_a_pruned_member_keeps_its_history_and_the_others_their_bits(mnist_path):
-    from aeexp import runner
     from aeexp.config import run as config
     from aeexp.data.dataset import load_dataset
+    from aeexp.execute import runner
 
     def cfg(lr):
         return config.validate(

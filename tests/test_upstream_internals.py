@@ -54,10 +54,10 @@ def test_ray_reads_the_start_up_variable_the_executor_sets():
     pytest.importorskip("ray")
     from ray._private import node
 
-    from aeexp.executors import ray as ray_executor
+    from aeexp.execute import ray as ray_executor
 
     assert ray_executor.GCS_CONNECT_TRIES.isdigit()
     assert "RAY_gcs_server_port_wait_time_s" in inspect.getsource(node), (
         "Ray's node module no longer reads RAY_gcs_server_port_wait_time_s, which "
-        "aeexp/executors/ray.py sets to bound its start-up"
+        "aeexp/execute/ray.py sets to bound its start-up"
     )

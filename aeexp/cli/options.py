@@ -11,7 +11,7 @@ import click
 from aeexp.arguments import ARGUMENTS, Count, Problem, executor_option_check
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
-from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
+from aeexp.execute.executors import EXECUTORS, ExecutorOption, executor_options
 from aeexp.io import paths
 from aeexp.registry import vocab
 from aeexp.store import runs_csv

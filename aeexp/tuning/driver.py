@@ -24,14 +24,14 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from aeexp import execute
-from aeexp import progress as progress_lib
 from aeexp.analysis.tables import recorded_number
 from aeexp.config.sweep import PlannedRun, SweepPlan
 from aeexp.data.dataset import load_dataset
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
-from aeexp.executors import Executor, Job, JobResult
+from aeexp.execute import driver as execute
+from aeexp.execute import progress as progress_lib
+from aeexp.execute.executors import Executor, Job, JobResult
 from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, status_of
 from aeexp.store import ledger
 from aeexp.store import rundir as store

@@ -26,7 +26,7 @@ from aeexp.data.dataset import Dataset
 from aeexp.engines.base import EpochCallback, History, StopCallback
 from aeexp.engines.model import build_autoencoder
 from aeexp.env import backend, host, pinned
-from aeexp.executors import StopRule
+from aeexp.execute.executors import StopRule
 from aeexp.io import atomic
 from aeexp.registry import losses, optimizers
 from aeexp.registry.vocab import Status

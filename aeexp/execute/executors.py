@@ -2,7 +2,7 @@
 
 An executor takes jobs (a group of run configs and the key of their dataset) and hands back
 each job's result as it finishes: the runs' artifacts, or why the job failed. It never
-writes to the output folder; the driver does (see :mod:`aeexp.execute`).
+writes to the output folder; the driver does (see :mod:`aeexp.execute.driver`).
 """
 
 from __future__ import annotations
@@ -112,10 +112,10 @@ class ExecutorEntry:
 
 
 EXECUTORS: dict[str, ExecutorEntry] = {
-    "local": ExecutorEntry("Train in this process.", "aeexp.executors.local:create"),
+    "local": ExecutorEntry("Train in this process.", "aeexp.execute.local:create"),
     "ray": ExecutorEntry(
         f"Train on Ray actors ({install_hint('ray')}).",
-        "aeexp.executors.ray:create",
+        "aeexp.execute.ray:create",
         (
             ExecutorOption(
                 "address",

@@ -25,7 +25,7 @@ from aeexp.config.sweep import PlannedRun, SweepPlan, group_runs
 from aeexp.data.dataset import Dataset, load_dataset
 from aeexp.env import backend
 from aeexp.errors import clip
-from aeexp.executors import Executor, Job, JobResult
+from aeexp.execute.executors import Executor, Job, JobResult
 from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status
 from aeexp.store import locks
 from aeexp.store import rundir as store

@@ -26,13 +26,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from aeexp import reach
 from aeexp.config.run import DataConfig
 from aeexp.data.dataset import Dataset
 from aeexp.env import host
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, one_line
-from aeexp.executors import Job, JobResult, StopRule
+from aeexp.execute import reach
+from aeexp.execute.executors import Job, JobResult, StopRule
 
 try:
     import ray
@@ -190,7 +190,7 @@ class GroupWorker:
         self, configs: tuple, digest: str, boxed_ref: list, stop: StopRule | None = None
     ) -> tuple[str, Any, float]:
         """Train one group; return ("ok", artifacts, seconds) or ("error", one line, seconds)."""
-        from aeexp import runner
+        from aeexp.execute import runner
 
         started = time.perf_counter()
         try:

@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 
 from tqdm import tqdm
 
-from aeexp import progress
 from aeexp.config.run import DataConfig
 from aeexp.data.dataset import Dataset
 from aeexp.errors import UserError, one_line
-from aeexp.executors import Job, JobResult, describe_group
-from aeexp.progress import LineProgress
+from aeexp.execute import progress
+from aeexp.execute.executors import Job, JobResult, describe_group
+from aeexp.execute.progress import LineProgress
 
 
 class LocalExecutor:
@@ -40,7 +40,7 @@ class LocalExecutor:
 
     def next_result(self) -> JobResult:
         """Train the oldest queued job and return its artifacts or its error."""
-        from aeexp import runner  # TensorFlow: only once there is something to train
+        from aeexp.execute import runner  # TensorFlow: only once there is something to train
 
         job = self._queue.popleft()
         with self._epoch_bar(job) as bar:

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aeexp import reach
 from aeexp.config.run import flatten_dotted
 from aeexp.config.sweep import PlannedRun
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, clip, shorten
+from aeexp.execute import reach
 from aeexp.io import paths, readers
 from aeexp.registry.vocab import Status
 from aeexp.store import rundir as store
