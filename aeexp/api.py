@@ -405,7 +405,7 @@ def environment() -> list[str]:
     Every backend is listed (``train.backend`` chooses one per run); a missing one says how
     to install it. Keras itself is not imported: that would fix this process's backend.
     """
-    from aeexp import __version__
+    from aeexp._version import __version__
     from aeexp.env import backend, pinned
 
     lines = [f"aeexp: {__version__}", f"python: {platform.python_version()}"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from aeexp import __version__
+from aeexp._version import __version__
 from aeexp.cli.errors import OneLineErrorGroup, echo
 from aeexp.cli.options import (
     EXECUTOR,

@@ -8,28 +8,16 @@ writes to the output folder; the driver does (see :mod:`aeexp.execute.driver`).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aeexp.config.run import DataConfig, RunConfig
 from aeexp.data.dataset import Dataset
+from aeexp.engines.base import StopRule
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, unknown_name_message
 from aeexp.store.rundir import RunArtifacts
-
-
-class StopRule(Protocol):
-    """What stops members of a group early (a tuner's pruner), evaluated where the group trains.
-
-    Shipped with the job (so it must pickle): a Ray worker may not see the driver's disk.
-    """
-
-    def stop(self, epoch: int, val_losses: Mapping[str, Sequence[float]]) -> Collection[str]:
-        """Return the run ids, among those given (still training), to stop after ``epoch``."""
-
-    def record(self, run_id: str, status: str) -> dict[str, Any]:
-        """Return what to add to a run's metrics.json (e.g. its trial), given its status."""
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,12 @@ from typing import Any
 
 from aeexp.config.run import DataConfig
 from aeexp.data.dataset import Dataset
+from aeexp.engines.base import StopRule
 from aeexp.env import host
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, one_line
 from aeexp.execute import reach
-from aeexp.execute.executors import Job, JobResult, StopRule
+from aeexp.execute.executors import Job, JobResult
 
 try:
     import ray

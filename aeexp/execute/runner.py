@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aeexp import __version__, evaluate, plots
+from aeexp import evaluate, plots
+from aeexp._version import __version__
 from aeexp.config.run import RunConfig
 from aeexp.config.sweep import group_key
 from aeexp.data.dataset import Dataset
-from aeexp.engines.base import EpochCallback, History, StopCallback
+from aeexp.engines.base import EpochCallback, History, StopCallback, StopRule
 from aeexp.engines.model import build_autoencoder
 from aeexp.env import backend, host, pinned
-from aeexp.execute.executors import StopRule
 from aeexp.io import atomic
 from aeexp.registry import losses, optimizers
 from aeexp.registry.vocab import Status
