@@ -14,8 +14,8 @@ from aeexp.analysis import selection
 from aeexp.analysis.tables import ConfigStats
 from aeexp.errors import UserError
 from aeexp.store import rundir as store
-from aeexp.tuning.driver import Trial, ranked
 from aeexp.tuning.search import Search
+from aeexp.tuning.trials import Trial, ranked
 
 
 def check_seeds(search: Search, seeds: Sequence[int]) -> None:
