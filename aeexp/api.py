@@ -17,7 +17,7 @@ from __future__ import annotations
 import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,28 +39,23 @@ from aeexp.env.extras import install_hint
 from aeexp.errors import UserError, clip, is_finite_number
 from aeexp.execute import driver as execute
 from aeexp.execute import progress
-from aeexp.execute.executors import Executor, executor_options, make_executor
-from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, is_completed, status_of
+from aeexp.execute.executors import ExecutorOptions, executor_options
+from aeexp.registry.vocab import (
+    COMPARE_METRICS,
+    DEFAULT_MAX_GROUP,
+    Status,
+    is_completed,
+    status_of,
+)
 from aeexp.store import ledger
 from aeexp.store import rundir as store
 
 if TYPE_CHECKING:
     import pandas
 
+    from aeexp.analysis.compare import Comparison
+
 ALL_STATUSES = frozenset(Status)
-
-
-@dataclass(frozen=True)
-class ExecutorOptions:
-    """Where groups train: an executor's name and its options (see ``executors.EXECUTORS``)."""
-
-    name: str = "local"
-    progress: bool = False
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def make(self) -> Executor:
-        """Return a fresh executor."""
-        return make_executor(self.name, self.progress, **self.options)
 
 
 @dataclass(frozen=True)
@@ -451,4 +446,35 @@ def tracking_sinks(mlflow: str | None) -> list[Callable[[PlannedRun], None]]:
     return [MlflowSink(mlflow)]
 
 
-load_runs = ledger.load_runs  # the notebook's aeexp.load_runs: one definition, in the ledger
+def load_runs(path: str | Path) -> pandas.DataFrame:
+    """Return one row per run under ``path`` (a run, a sweep folder or a tree of them).
+
+    ``path`` may also be a sweep's runs.csv or a report's ``<sweep>-runs.csv`` (or a folder
+    holding one and no run directory): see :func:`aeexp.store.runs_csv.read_frame`.
+
+    Columns: ``run_id``, ``name``, ``status``, ``path``, the resolved config as dotted keys
+    (``loss.name``, ``optimizer.learning_rate``, ...) and every metric (nested ones dotted:
+    ``versions.tensorflow``). Incomplete or damaged run directories are skipped with one
+    warning line each.
+    """
+    arguments.check("load_runs", folder=path)
+    return ledger.load_runs(path)
+
+
+def compare(
+    *specs: str,
+    root: str | Path | None = None,
+    metrics: Sequence[str] = COMPARE_METRICS,
+    where: str | None = None,
+) -> Comparison:
+    """Compare two or more sides (folders, runs CSVs or ``key=value`` filters over ``root``).
+
+    ``where`` (``key=value[,...]``) keeps, on every side, only the runs that meet it: one
+    cell of two sweeps, say, when each side is a whole sweep.
+    """
+    from aeexp.analysis import compare as compare_lib
+
+    for spec in specs:
+        arguments.check("compare", side=spec)
+    arguments.check("compare", root=root, metrics=metrics, where=where)
+    return compare_lib.compare(*specs, root=root, metrics=metrics, where=where)

@@ -14,13 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aeexp.errors import MAX_SEED, UserError, UserTypeError, shorten
+from aeexp.errors import MAX_SEED, MAX_SEEDS, UserError, UserTypeError, shorten
 
 # The most a count (--trials, --batch, --top, --max-group, --max-runs, --cpus-per-worker) may
 # be: a million is far past any grid, batch, group or worker one machine holds; 2**64 is a typo.
 MAX_COUNT = 1_000_000
-# The most seeds a written sweep may have (--seeds).
-MAX_SEEDS = 1000
 
 
 class Problem(Exception):
@@ -123,7 +121,7 @@ def _seeds(value: Any) -> Any:
 
 def _executor(value: Any) -> Any:
     """Check an executor: its name (checked against the registry when made) or its options."""
-    from aeexp.api import ExecutorOptions  # the API's own type; names are checked when made
+    from aeexp.execute.executors import ExecutorOptions  # names are checked when made
 
     if isinstance(value, str | ExecutorOptions):
         return value

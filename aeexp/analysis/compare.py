@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import arguments
 from aeexp.analysis import stats, tables
 from aeexp.errors import UserError, clip, unknown_name_message, valid_and_closest
 from aeexp.io import paths, yamlio
@@ -316,14 +315,7 @@ def compare(
     metrics: Sequence[str] = vocab.COMPARE_METRICS,
     where: str | None = None,
 ) -> Comparison:
-    """Compare two or more sides (folders, runs CSVs or ``key=value`` filters over ``root``).
-
-    ``where`` (``key=value[,...]``) keeps, on every side, only the runs that meet it: one
-    cell of two sweeps, say, when each side is a whole sweep.
-    """
-    for spec in specs:
-        arguments.check("compare", side=spec)
-    arguments.check("compare", root=root, metrics=metrics, where=where)
+    """Compare two or more sides; the arguments' types unchecked: :func:`aeexp.api.compare`."""
     if len(specs) < 2:
         raise UserError("compare: give at least two sides (folders or key=value filters)")
     check_metrics(metrics)  # before any run is read: the mistake is in the command

@@ -19,10 +19,9 @@ from typing import Any, NamedTuple
 
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
-from aeexp.arguments import MAX_SEEDS
 from aeexp.config import sweepfile
 from aeexp.config.run import MAX_SEED, check_name
-from aeexp.errors import UserError, shorten
+from aeexp.errors import MAX_SEEDS, UserError, shorten
 from aeexp.io import paths
 from aeexp.registry import losses, optimizers, vocab
 from aeexp.store import rundir as store

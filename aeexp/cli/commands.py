@@ -233,7 +233,7 @@ def compare(
     Welch's test (Holm-corrected over the table) when both have two runs or more.
     --where keeps the runs that meet a filter on every side.
     """
-    from aeexp.analysis.compare import compare
+    from aeexp.api import compare
 
     chosen = metrics or vocab.COMPARE_METRICS
     echo(compare(*sides, root=root, metrics=chosen, where=where).render())

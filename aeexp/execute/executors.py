@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aeexp.config.run import DataConfig, RunConfig
@@ -147,3 +147,16 @@ def make_executor(name: str, progress: bool = False, **options: Any) -> Executor
 def describe_group(configs: Sequence[RunConfig]) -> str:
     """Return a short label for a group, for progress bars."""
     return configs[0].name if len(configs) == 1 else f"group of {len(configs)}"
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where groups train: an executor's name and its options (see :data:`EXECUTORS`)."""
+
+    name: str = "local"
+    progress: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def make(self) -> Executor:
+        """Return a fresh executor."""
+        return make_executor(self.name, self.progress, **self.options)

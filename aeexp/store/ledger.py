@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aeexp import arguments
 from aeexp.config import run as config_lib
 from aeexp.config.run import RunConfig
 from aeexp.config.sweep import PlannedRun, SweepPlan, compact
@@ -178,19 +177,9 @@ def run_record(run_dir: Path, cfg: RunConfig, metrics: Mapping[str, Any]) -> dic
 
 
 def load_runs(path: str | Path) -> pandas.DataFrame:
-    """Return one row per run under ``path`` (a run, a sweep folder or a tree of them).
-
-    ``path`` may also be a sweep's runs.csv or a report's ``<sweep>-runs.csv`` (or a folder
-    holding one and no run directory): see :func:`aeexp.store.runs_csv.read_frame`.
-
-    Columns: ``run_id``, ``name``, ``status``, ``path``, the resolved config as dotted keys
-    (``loss.name``, ``optimizer.learning_rate``, ...) and every metric (nested ones dotted:
-    ``versions.tensorflow``). Incomplete or damaged run directories are skipped with one
-    warning line each.
-    """
+    """Return one row per run under ``path``, unchecked: :func:`aeexp.api.load_runs` checks it."""
     import pandas
 
-    arguments.check("load_runs", folder=path)
     found = runs_csv.locate(path)
     if found is not None:
         return runs_csv.read_frame(found)
