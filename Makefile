@@ -58,9 +58,10 @@ test:  ## Run the default (fast) test suite.
 test-all:  ## Run every test, the slow ones too (what CI runs).
 	$(PYTHON) -m pytest -m ''
 
-lint:  ## ruff: lint and format check.
+lint:  ## ruff (lint and format check) and the layer rules (lint-imports, pyproject.toml).
 	ruff check aeexp tests bench docs
 	ruff format --check aeexp tests bench docs
+	lint-imports
 
 # MkDocs 1.x and its plugins print notices about MkDocs 2 on every build; they are not ours.
 DOCS_ENV = NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true
