@@ -37,14 +37,14 @@ install:  ## Install aeexp and its dev tools, exactly as locked for this Python 
 install-latest:  ## Install aeexp and its dev tools at the newest versions the ranges allow.
 	$(PYTHON) -m pip install --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
 
-lock:  ## Re-resolve requirements/lock-py3.*.txt (UPGRADE=1 moves pins) and aeexp/locked.json.
+lock:  ## Re-resolve requirements/lock-py3.*.txt (UPGRADE=1 moves pins) and aeexp/env/locked.json.
 	$(foreach v,$(LOCK_PYTHONS),$(UV) pip compile pyproject.toml --quiet \
 		$(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) --generate-hashes \
 		--python-version $(v) --python-platform x86_64-manylinux_2_28 \
 		--constraint requirements/results.txt $(if $(UPGRADE),--upgrade) \
 		--custom-compile-command 'make lock' \
 		--output-file requirements/lock-py$(basename $(v)).txt &&) true
-	$(PYTHON) -m aeexp.pinned requirements/lock-py3.*.txt
+	$(PYTHON) -m aeexp.env.pinned requirements/lock-py3.*.txt
 
 CONFIG ?= configs/thesis/mse_relu-sigmoid_adam.yaml
 ARGS ?=
@@ -58,9 +58,10 @@ test:  ## Run the default (fast) test suite.
 test-all:  ## Run every test, the slow ones too (what CI runs).
 	$(PYTHON) -m pytest -m ''
 
-lint:  ## ruff: lint and format check.
+lint:  ## ruff (lint and format check) and the layer rules (lint-imports, pyproject.toml).
 	ruff check aeexp tests bench docs
 	ruff format --check aeexp tests bench docs
+	lint-imports
 
 # MkDocs 1.x and its plugins print notices about MkDocs 2 on every build; they are not ours.
 DOCS_ENV = NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true

@@ -20,12 +20,8 @@ __all__ = ["UserError", "compare", "load_runs", "run", "sweep", "tune"]
 
 def __getattr__(name: str) -> Any:
     """Import the API on first use, so that ``import aeexp`` and ``aeexp --help`` stay light."""
-    if name in ("run", "sweep", "tune", "load_runs"):
+    if name in __all__:
         from aeexp import api
 
         return getattr(api, name)
-    if name == "compare":
-        from aeexp.analysis.compare import compare
-
-        return compare
     raise AttributeError(f"module 'aeexp' has no attribute {name!r}")

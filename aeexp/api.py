@@ -1,6 +1,6 @@
 """What a notebook calls, and the command line too: run a config, sweep a grid, load runs.
 
-``run`` and ``sweep`` go through :func:`aeexp.execute.execute`, so a single run is a sweep
+``run`` and ``sweep`` go through :func:`aeexp.execute.driver.execute`, so a single run is a sweep
 of one: it skips a complete run, checks the output folder, clears stale staging and records
 a failure the same way. ``load_runs`` reads run directories (or a sweep's runs.csv, such as
 a report's committed ``<sweep>-runs.csv``) into a pandas DataFrame.
@@ -17,19 +17,17 @@ from __future__ import annotations
 import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from aeexp import arguments, bundled, execute, ledger, progress, store
-from aeexp import config as config_lib
-from aeexp.config import RunConfig
-from aeexp.errors import UserError, clip, is_finite_number
-from aeexp.executors import Executor, executor_options, make_executor
-from aeexp.extras import install_hint
-from aeexp.plan import (
+from aeexp import arguments
+from aeexp.config import bundled
+from aeexp.config import run as config_lib
+from aeexp.config.run import RunConfig
+from aeexp.config.sweep import (
     DEFAULT_MAX_RUNS,
     PlannedRun,
     SweepPlan,
@@ -37,25 +35,27 @@ from aeexp.plan import (
     plan_run,
     plan_sweep,
 )
-from aeexp.vocab import DEFAULT_MAX_GROUP, Status, is_completed, status_of
+from aeexp.env.extras import install_hint
+from aeexp.errors import UserError, clip, is_finite_number
+from aeexp.execute import driver as execute
+from aeexp.execute import progress
+from aeexp.execute.executors import ExecutorOptions, executor_options
+from aeexp.registry.vocab import (
+    COMPARE_METRICS,
+    DEFAULT_MAX_GROUP,
+    Status,
+    is_completed,
+    status_of,
+)
+from aeexp.store import ledger
+from aeexp.store import rundir as store
 
 if TYPE_CHECKING:
     import pandas
 
+    from aeexp.analysis.compare import Comparison
+
 ALL_STATUSES = frozenset(Status)
-
-
-@dataclass(frozen=True)
-class ExecutorOptions:
-    """Where groups train: an executor's name and its options (see ``executors.EXECUTORS``)."""
-
-    name: str = "local"
-    progress: bool = False
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def make(self) -> Executor:
-        """Return a fresh executor."""
-        return make_executor(self.name, self.progress, **self.options)
 
 
 @dataclass(frozen=True)
@@ -210,8 +210,8 @@ def sweep(
 
     ``executor_options`` are the executor's own (``executor="ray", address="auto"``).
     ``progress`` draws bars on a terminal or in a notebook, and writes a plain line at most
-    once a minute per bar where stderr is a file (see :mod:`aeexp.progress`). Returns the
-    :class:`aeexp.execute.Outcome`: the plan, the run ids trained now, how many were
+    once a minute per bar where stderr is a file (see :mod:`aeexp.execute.progress`). Returns the
+    :class:`aeexp.execute.driver.Outcome`: the plan, the run ids trained now, how many were
     complete already, and each run's status; ``load_runs(outcome.experiment_dir)`` gives
     the table.
     """
@@ -334,8 +334,8 @@ def tune(
     default ``<out>/<name>/best.yaml``). Returns an :class:`aeexp.tuning.driver.TuneOutcome`.
     Needs Optuna (``pip install 'optuna>=4,<5'``).
     """
-    from aeexp import paths
     from aeexp.analysis.selection import parse_seeds
+    from aeexp.io import paths
     from aeexp.tuning import best, driver, search
 
     arguments.check(
@@ -395,7 +395,8 @@ def environment() -> list[str]:
     Every backend is listed (``train.backend`` chooses one per run); a missing one says how
     to install it. Keras itself is not imported: that would fix this process's backend.
     """
-    from aeexp import __version__, backend, pinned
+    from aeexp._version import __version__
+    from aeexp.env import backend, pinned
 
     lines = [f"aeexp: {__version__}", f"python: {platform.python_version()}"]
     lines += [f"{name}: {_version(name)}" for name in ("keras", "numpy", "scikit-image")]
@@ -435,9 +436,40 @@ def tracking_sinks(mlflow: str | None) -> list[Callable[[PlannedRun], None]]:
     """Return the sinks a run is logged to once written: MLflow, if a URI is given."""
     if mlflow is None:
         return []
-    from aeexp.tracking import MlflowSink
+    from aeexp.execute.tracking import MlflowSink
 
     return [MlflowSink(mlflow)]
 
 
-load_runs = ledger.load_runs  # the notebook's aeexp.load_runs: one definition, in the ledger
+def load_runs(path: str | Path) -> pandas.DataFrame:
+    """Return one row per run under ``path`` (a run, a sweep folder or a tree of them).
+
+    ``path`` may also be a sweep's runs.csv or a report's ``<sweep>-runs.csv`` (or a folder
+    holding one and no run directory): see :func:`aeexp.store.runs_csv.read_frame`.
+
+    Columns: ``run_id``, ``name``, ``status``, ``path``, the resolved config as dotted keys
+    (``loss.name``, ``optimizer.learning_rate``, ...) and every metric (nested ones dotted:
+    ``versions.tensorflow``). Incomplete or damaged run directories are skipped with one
+    warning line each.
+    """
+    arguments.check("load_runs", folder=path)
+    return ledger.load_runs(path)
+
+
+def compare(
+    *specs: str,
+    root: str | Path | None = None,
+    metrics: Sequence[str] = COMPARE_METRICS,
+    where: str | None = None,
+) -> Comparison:
+    """Compare two or more sides (folders, runs CSVs or ``key=value`` filters over ``root``).
+
+    ``where`` (``key=value[,...]``) keeps, on every side, only the runs that meet it: one
+    cell of two sweeps, say, when each side is a whole sweep.
+    """
+    from aeexp.analysis import compare as compare_lib
+
+    for spec in specs:
+        arguments.check("compare", side=spec)
+    arguments.check("compare", root=root, metrics=metrics, where=where)
+    return compare_lib.compare(*specs, root=root, metrics=metrics, where=where)

@@ -14,13 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aeexp.errors import MAX_SEED, UserError, UserTypeError, shorten
+from aeexp.errors import MAX_SEED, MAX_SEEDS, UserError, UserTypeError, shorten
 
 # The most a count (--trials, --batch, --top, --max-group, --max-runs, --cpus-per-worker) may
 # be: a million is far past any grid, batch, group or worker one machine holds; 2**64 is a typo.
 MAX_COUNT = 1_000_000
-# The most seeds a written sweep may have (--seeds).
-MAX_SEEDS = 1000
 
 
 class Problem(Exception):
@@ -91,7 +89,7 @@ def _path(optional: bool, mapping: bool = False) -> Callable[[Any], Any]:
 
 def _is_run_config(value: Any) -> bool:
     """Return whether ``value`` is a RunConfig, which ``run`` takes as it takes a mapping."""
-    from aeexp.config import RunConfig  # pydantic: only once an API call checks a value
+    from aeexp.config.run import RunConfig  # pydantic: only once an API call checks a value
 
     return isinstance(value, RunConfig)
 
@@ -123,7 +121,7 @@ def _seeds(value: Any) -> Any:
 
 def _executor(value: Any) -> Any:
     """Check an executor: its name (checked against the registry when made) or its options."""
-    from aeexp.api import ExecutorOptions  # the API's own type; names are checked when made
+    from aeexp.execute.executors import ExecutorOptions  # names are checked when made
 
     if isinstance(value, str | ExecutorOptions):
         return value
@@ -172,7 +170,7 @@ ARGUMENTS: dict[str, Argument] = {
 def executor_option_check(minimum: int | None) -> Callable[[Any], Any]:
     """Return the check of an executor's own option: a count from ``minimum``, else a string.
 
-    The executor registry declares each option (``aeexp.executors.ExecutorOption``); the
+    The executor registry declares each option (``aeexp.execute.executors.ExecutorOption``); the
     CLI's option and the API's keyword are checked by what this returns.
     """
     return _text(True) if minimum is None else Count(minimum, optional=True)
@@ -180,7 +178,7 @@ def executor_option_check(minimum: int | None) -> Callable[[Any], Any]:
 
 def check_executor_options(command: str, options: Mapping[str, Any]) -> None:
     """Check the executor's keywords (``address``, ``cpus_per_worker``) by their entries."""
-    from aeexp.executors import executor_options  # the registry: only when a call checks
+    from aeexp.execute.executors import executor_options  # the registry: only when a call checks
 
     known = executor_options()
     for keyword, value in options.items():

@@ -25,6 +25,8 @@ _CLOSE_MATCH_LIMIT = 100
 # The largest seed: it seeds tf.constant([seed, epoch], tf.int64) and NumPy's SeedSequence,
 # so int64's range. The config schema and the API's --seed and --seeds checks share it.
 MAX_SEED = 2**63 - 1
+# The most seeds a written sweep may have (--seeds).
+MAX_SEEDS = 1000
 
 
 class UserError(ValueError):

@@ -29,7 +29,7 @@ from math import isqrt
 
 import numpy as np
 
-from aeexp import host
+from aeexp.env import host
 from aeexp.errors import UserError
 
 __all__ = [

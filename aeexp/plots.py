@@ -17,12 +17,12 @@ from matplotlib.figure import Figure
 
 def _save(figure: Figure, path: Path | BinaryIO) -> None:
     """Write a PNG to a file object, or to a path atomically (flushed, the umask's mode)."""
-    from aeexp import store
+    from aeexp.io import atomic
 
     if isinstance(path, str | PathLike):
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-        store.write_bytes_atomic(Path(path), buffer.getvalue())
+        atomic.write_bytes_atomic(Path(path), buffer.getvalue())
     else:
         figure.savefig(path, format="png", dpi=110, bbox_inches="tight")
 

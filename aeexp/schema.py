@@ -17,22 +17,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
-from aeexp import losses, optimizers
-from aeexp.config import NAME_MAX_LENGTH, RunConfig
+from aeexp.config.run import NAME_MAX_LENGTH, RunConfig
+from aeexp.registry import losses, optimizers
 
 DRAFT = "http://json-schema.org/draft-04/schema#"
-RUN_SCHEMA_FILE = "run-config.schema.json"
-SWEEP_SCHEMA_FILE = "sweep.schema.json"
-TUNE_SCHEMA_FILE = "tune.schema.json"
-SCHEMA_FILES = {"run": RUN_SCHEMA_FILE, "sweep": SWEEP_SCHEMA_FILE, "tune": TUNE_SCHEMA_FILE}
-# The first line of a YAML file aeexp writes: editors with the YAML language server then
-# complete and check it against the committed schema.
-MODELINE_PREFIX = "# yaml-language-server: $schema="
 # "$" also matches before a final newline in Python's re (jsonschema's), not in JavaScript's:
 # "no character follows" ends a pattern at the very end in both, as aeexp's checks do.
 _END = r"(?![\s\S])"
@@ -259,8 +250,8 @@ def _settings(model: Any, description: str) -> dict[str, Any]:
 
 def tune_schema() -> dict[str, Any]:
     """Return the JSON Schema (draft-04) of a search file: a sweep file plus what to search."""
-    from aeexp import vocab
-    from aeexp.config import MAX_SEED
+    from aeexp.config.run import MAX_SEED
+    from aeexp.registry import vocab
     from aeexp.tuning.search import PrunerSpec, SamplerSpec
 
     sweep = sweep_schema()
@@ -306,21 +297,6 @@ def tune_schema() -> dict[str, Any]:
         "definitions": definitions,
         "properties": properties,
     }
-
-
-def schema_folder() -> Path:
-    """Return the folder of the committed schemas, shipped inside the package."""
-    return Path(__file__).resolve().parent / "schemas"
-
-
-def modeline(kind: str, out: Path) -> str:
-    """Return the schema line of a ``kind`` file written at ``out``: the schema, relative to it."""
-    target = schema_folder() / SCHEMA_FILES[kind]
-    try:
-        where = os.path.relpath(target, out.resolve().parent)
-    except ValueError:  # another drive (Windows): an absolute path still works
-        where = str(target)
-    return f"{MODELINE_PREFIX}{where}"
 
 
 def render(kind: str = "run") -> str:

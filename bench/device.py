@@ -33,7 +33,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeexp import api, backend, store  # noqa: E402
+from aeexp import api  # noqa: E402
+from aeexp.env import backend  # noqa: E402
+from aeexp.store import rundir as store  # noqa: E402
 
 SWEEPS = REPO / "configs" / "sweeps"
 

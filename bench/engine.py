@@ -43,10 +43,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeexp import engine, evaluate, losses, optimizers  # noqa: E402
-from aeexp.backend import import_keras  # noqa: E402
-from aeexp.config import ModelConfig  # noqa: E402
-from aeexp.model import build_autoencoder  # noqa: E402
+from aeexp import evaluate  # noqa: E402
+from aeexp.config.run import ModelConfig  # noqa: E402
+from aeexp.engines import tensorflow as engine  # noqa: E402
+from aeexp.engines.model import build_autoencoder  # noqa: E402
+from aeexp.env.backend import import_keras  # noqa: E402
+from aeexp.registry import losses, optimizers  # noqa: E402
 
 tf = engine.tf
 keras = import_keras()

@@ -3,7 +3,7 @@
     python bench/executors.py [--epochs N] [--seeds K] [--json PATH]
 
 Trains the thesis's 30 configurations (3 losses x 2 decoders x 5 optimizers) for ``--seeds``
-seeds through ``aeexp.execute`` (so files are written as in a real sweep, into a temporary
+seeds through ``aeexp.execute.driver`` (so files are written as in a real sweep, into a temporary
 folder) with:
 
 * ``local``: the driver's own process, TensorFlow's default thread pools;
@@ -33,10 +33,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeexp import execute, plan, store  # noqa: E402
-from aeexp.executors import JobResult  # noqa: E402
-from aeexp.executors.local import LocalExecutor  # noqa: E402
-from aeexp.executors.ray import RayExecutor  # noqa: E402
+from aeexp.config import sweep as plan  # noqa: E402
+from aeexp.execute import driver as execute  # noqa: E402
+from aeexp.execute.executors import JobResult  # noqa: E402
+from aeexp.execute.local import LocalExecutor  # noqa: E402
+from aeexp.execute.ray import RayExecutor  # noqa: E402
+from aeexp.store import rundir as store  # noqa: E402
 
 DATA = Path(os.environ.get("AEEXP_DATA") or REPO.parent / "shared" / "data" / "mnist.npz")
 # The thesis-optimizers sweep's grid with fewer seeds and epochs.
@@ -97,7 +99,7 @@ def make(layout: tuple[int, int] | None) -> Any:
 
 
 def numbers(run_dir: Path) -> tuple[dict, str]:
-    metrics = store.read_json(run_dir / store.METRICS)
+    metrics = store.read_metrics(run_dir)
     history = (run_dir / store.HISTORY).read_text().splitlines()
     kept = {k: v for k, v in metrics.items() if k not in CIRCUMSTANCES}
     return kept, "\n".join(",".join(line.split(",")[:3]) for line in history)

@@ -25,12 +25,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeexp import backend  # noqa: E402
+from aeexp.env import backend  # noqa: E402
 
 backend.use("jax")
 
-from aeexp import engine_jax  # noqa: E402
-from aeexp.config import validate  # noqa: E402
+from aeexp.config.run import validate  # noqa: E402
+from aeexp.engines import jax as engine_jax  # noqa: E402
 
 BATCH = 256
 SEED = 0

@@ -42,7 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import aeexp  # noqa: E402
-from aeexp import store, yamlio  # noqa: E402
+from aeexp.io import yamlio  # noqa: E402
+from aeexp.store import rundir as store  # noqa: E402
 
 DATA = Path(os.environ.get("AEEXP_DATA") or REPO.parent / "shared" / "data" / "mnist.npz")
 GRID = REPO / "configs" / "sweeps" / "thesis-tuned.yaml"

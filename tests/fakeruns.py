@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aeexp import config, store
-from aeexp.studies import published
+from aeexp.config import run as config
+from aeexp.io import atomic
+from aeexp.registry import published
+from aeexp.store import rundir as store
 
 FINISHED_AT = "2026-01-01T00:00:00+00:00"
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "load_average": [1.5, 1.2, 1.0]}
@@ -30,8 +32,8 @@ def fake_run(
     cfg = config.validate({"name": name, "output": {"dir": str(root)}, **raw})
     run_dir = cfg.experiment_dir / cfg.run_id
     with store.staged_run_dir(run_dir) as staging:
-        store.write_yaml(staging / store.CONFIG, cfg.resolved())
-        store.write_json(
+        atomic.write_yaml(staging / store.CONFIG, cfg.resolved())
+        atomic.write_json(
             staging / store.METRICS,
             {"status": "completed", "finished_at": FINISHED_AT, "train_seconds": 10.0, **metrics},
         )
@@ -62,9 +64,9 @@ def thesis_cells() -> list[tuple[str, str, float, str]]:
 
 def train_tiny_run(root: Path, mnist_path: Path, **raw: Any) -> tuple[config.RunConfig, Path]:
     """Train a real model on 300 MNIST images for one epoch and write its run directory."""
-    from aeexp.execute import execute
-    from aeexp.executors.local import LocalExecutor
-    from aeexp.plan import plan_run
+    from aeexp.config.sweep import plan_run
+    from aeexp.execute.driver import execute
+    from aeexp.execute.local import LocalExecutor
 
     cfg = config.validate(
         {

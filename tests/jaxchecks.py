@@ -19,13 +19,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aeexp import backend  # noqa: E402
+from aeexp.env import backend  # noqa: E402
 
 backend.use("jax")
 
-from aeexp import engine_jax  # noqa: E402
-from aeexp.config import validate  # noqa: E402
-from aeexp.engine_base import VALIDATION_CHUNK  # noqa: E402
+from aeexp.config.run import validate  # noqa: E402
+from aeexp.engines import jax as engine_jax  # noqa: E402
+from aeexp.engines.base import VALIDATION_CHUNK  # noqa: E402
 
 # A stack width the CPU never picks by itself: forced, it exercises the vmapped path.
 WIDE = 4

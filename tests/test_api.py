@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from fakeruns import cell_raw, fake_run, run_dir
 
 import aeexp
-from aeexp import cli, progress, store
+from aeexp import cli
 from aeexp.errors import UserError, UserTypeError
+from aeexp.execute import progress
+from aeexp.store import rundir as store
 
 
 def tiny(mnist_path, tmp_path, **extra):
@@ -148,10 +150,10 @@ def test_compare_mistakes_are_one_line(tmp_path, args, message):
 
 def test_mlflow_gets_params_epoch_losses_metrics_and_files(notebook_run, tmp_path):
     mlflow = pytest.importorskip("mlflow")
-    from aeexp.plan import PlannedRun
-    from aeexp.tracking import MlflowSink
+    from aeexp.config.sweep import PlannedRun
+    from aeexp.execute.tracking import MlflowSink
 
-    config = aeexp.config.resolve(notebook_run.run_dir / store.CONFIG)
+    config = aeexp.config.run.resolve(notebook_run.run_dir / store.CONFIG)
     planned = PlannedRun(config, {})
     assert planned.run_dir == notebook_run.run_dir
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

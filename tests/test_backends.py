@@ -10,8 +10,12 @@ import pytest
 from click.testing import CliRunner
 from test_cli import assert_one_line_error
 
-from aeexp import backend, cli, config, plan, store
+from aeexp import cli
+from aeexp.config import run as config
+from aeexp.config import sweep as plan
+from aeexp.env import backend
 from aeexp.errors import UserError
+from aeexp.store import rundir as store
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "thesis" / "mse_relu-sigmoid_adam.yaml"

@@ -17,8 +17,10 @@ from click.testing import CliRunner
 from fakeruns import cell_raw, fake_run
 from test_cli import assert_one_line_error
 
-from aeexp import cli, config, store
+from aeexp import cli
 from aeexp.analysis import verdicts
+from aeexp.config import run as config
+from aeexp.store import rundir as store
 from aeexp.studies import backends
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +104,7 @@ def test_the_make_targets_sweep_is_the_six_thesis_cells_on_jax(tmp_path):
 
 
 def config_plan(path: Path, out: Path):
-    from aeexp import plan
+    from aeexp.config import sweep as plan
 
     return plan.plan_sweep(path, out=out)
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from fakeruns import cell_raw
 
-from aeexp import config
 from aeexp.analysis.cells import best_per_seed
-from aeexp.store import Run
+from aeexp.config import run as config
+from aeexp.store.rundir import Run
 
 
 def run(seed: int, rate: float, metric: str, value: float) -> Run:

@@ -21,8 +21,8 @@ import yaml
 from fakeruns import fake_run
 from scipy import stats
 
-from aeexp import store
 from aeexp.analysis import selection
+from aeexp.store import rundir as store
 from aeexp.studies import beta as report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,7 +376,7 @@ def test_every_number_in_the_section_is_one_the_tests_account_for(section):
     constants below, whose source is named.
     """
     constants = {
-        "1e-7": "aeexp.vocab.EPSILON, the clip of the divergences (aeexp/losses.py)",
+        "1e-7": "aeexp.registry.vocab.EPSILON, the divergences' clip (aeexp/registry/losses.py)",
         "1e7": "1 / EPSILON, the factor at beta = 0",
         "100": "minutes of wall-clock time: REPORT.md's line (101.0), not in the CSVs",
         "2": "cores of the machine: REPORT.md's machine line, not in the CSVs; also beta = 2",
@@ -391,7 +391,7 @@ def test_every_number_in_the_section_is_one_the_tests_account_for(section):
     for number in checked - {"1", "3", "5"}:
         assert number in found, f"a checked number the section no longer states: {number}"
     # The constants' sources.
-    assert "EPSILON = 1e-7" in (ROOT / "aeexp" / "vocab.py").read_text()
+    assert "EPSILON = 1e-7" in (ROOT / "aeexp" / "registry" / "vocab.py").read_text()
     report_text = (RESULTS / "REPORT.md").read_text()
     minutes = float(re.search(r"sweeps: ([\d.]+) minutes", report_text).group(1))
     assert round(minutes, -1) == 100

@@ -11,7 +11,8 @@ import yaml
 from click.testing import CliRunner
 from test_cli import assert_one_line_error
 
-from aeexp import api, bundled, cli, schema
+from aeexp import api, cli
+from aeexp.config import bundled, sweepfile
 
 REPO = Path(__file__).resolve().parents[1]
 CLONE_FILES = sorted((REPO / "configs").glob("*/*.yaml"))
@@ -108,8 +109,8 @@ def test_a_copy_is_the_bundled_file_with_a_schema_line_that_still_points_at_the_
     copied = (outside / "mine.yaml").read_text().splitlines()
     original = bundled.find("sweeps/thesis-optimizers").path.read_text().splitlines()
     assert copied[1:] == original[1:]
-    target = (outside / copied[0].removeprefix(schema.MODELINE_PREFIX)).resolve()
-    assert target == schema.schema_folder() / schema.SWEEP_SCHEMA_FILE
+    target = (outside / copied[0].removeprefix(sweepfile.MODELINE_PREFIX)).resolve()
+    assert target == sweepfile.schema_folder() / sweepfile.SWEEP_SCHEMA_FILE
     jsonschema.validate(yaml.safe_load("\n".join(copied)), json.loads(target.read_text()))
     result = invoke("sweep", "mine.yaml", "--dry-run")
     assert result.output.splitlines()[-1].startswith("150 runs: 0 done")

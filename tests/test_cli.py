@@ -3,13 +3,15 @@
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, store
+from aeexp import cli
 from aeexp.errors import UserError
+from aeexp.store import rundir as store
 
 SMALL = [
     "--set",
@@ -127,7 +129,8 @@ def test_help_and_version_are_untouched():
 
 
 def test_ctrl_c_exits_130(monkeypatch):
-    from aeexp import data, gradcheck
+    from aeexp import gradcheck
+    from aeexp.data import sources as data
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -256,6 +259,10 @@ def test_run_end_to_end(tmp_path, config_file):
     assert float(history[-1].split(",")[2]) == pytest.approx(metrics["final_val_loss"])
     model = keras.saving.load_model(run_dir / store.MODEL)
     assert model.output_shape == (None, 784)
+    # Saved uncompiled and of Keras's own layers: the file names no aeexp module, so moving
+    # aeexp's modules (issue 28) can never stop a model.keras from loading.
+    with zipfile.ZipFile(run_dir / store.MODEL) as archive:
+        assert "aeexp" not in archive.read("config.json").decode()
 
     again = invoke("run", config_file, "--out", out, "--quiet", *SMALL)
     assert again.exit_code == 0 and "already complete" in again.output

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from aeexp import config, yamlio
+from aeexp.config import run as config
 from aeexp.errors import UserError
+from aeexp.io import yamlio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,10 +205,10 @@ def test_committed_configs_parse_as_pyyaml_parses_them():
 
 
 def test_written_yaml_quotes_strings_that_look_like_floats(tmp_path):
-    from aeexp import store
+    from aeexp.io import atomic
 
     data = {"output": {"dir": "1e5"}, "epsilon": 1e-7, "learning_rate": 0.001}
-    store.write_yaml(tmp_path / "c.yaml", data)
+    atomic.write_yaml(tmp_path / "c.yaml", data)
     assert yamlio.read_yaml(tmp_path / "c.yaml") == data
 
 

@@ -1,4 +1,4 @@
-"""Tests for aeexp.data: resolution, npz and IDX reading, validation, limits, hashing."""
+"""Tests for aeexp.data.sources: resolution, npz and IDX reading, validation, limits, hashing."""
 
 import gzip
 import hashlib
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aeexp import data
+from aeexp.data import sources as data
 from aeexp.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -277,7 +277,9 @@ def test_resolve_does_not_read(tmp):
 
 
 def test_import_does_not_pull_in_tensorflow():
-    code = "import sys, aeexp.data; print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
+    code = (
+        "import sys, aeexp.data.sources; print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True

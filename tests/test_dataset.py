@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from aeexp import config, dataset
+from aeexp.config import run as config
+from aeexp.data import dataset
 from aeexp.errors import UserError
 
 

@@ -9,7 +9,8 @@ pytest.importorskip("mkdocs_gen_files")
 sys.path.insert(0, str(docpages.DOCS))
 gen_pages = pytest.importorskip("gen_pages")
 
-from aeexp import losses, optimizers, schema  # noqa: E402
+from aeexp import schema  # noqa: E402
+from aeexp.registry import losses, optimizers  # noqa: E402
 
 
 def test_the_run_config_page_lists_every_key_loss_and_optimizer():

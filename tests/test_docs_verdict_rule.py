@@ -36,7 +36,7 @@ def test_the_docstring_and_the_page_agree_on_the_rule():
 
 def test_the_margin_is_below_the_smallest_published_gap():
     """The page's reason for the margin, recomputed from the published table."""
-    from aeexp.studies.published import THESIS_SSIM
+    from aeexp.registry.published import THESIS_SSIM
 
     rows: dict[str, list[float]] = {}
     for (decoder, _), (value, _) in THESIS_SSIM.items():

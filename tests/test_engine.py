@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from aeexp import engine, losses, optimizers
-from aeexp.config import ModelConfig
-from aeexp.model import build_autoencoder
+from aeexp.config.run import ModelConfig
+from aeexp.engines import tensorflow as engine
+from aeexp.engines.model import build_autoencoder
+from aeexp.registry import losses, optimizers
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, ledger, plan, readers, store
+from aeexp import api, cli
+from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
-from aeexp.executors import JobResult
+from aeexp.execute import driver as execute
+from aeexp.execute.executors import JobResult
+from aeexp.io import atomic, readers
+from aeexp.store import ledger
+from aeexp.store import rundir as store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,8 +37,8 @@ def write_sweep(tmp_path, text, name="s.yaml"):
 def fake_artifacts(cfg, marker="trained"):
     metrics = {"run_id": cfg.run_id, "status": "completed", "by": marker}
     files = {
-        store.CONFIG: store.encode_yaml(cfg.resolved()).encode(),
-        store.METRICS: store.encode_json(metrics).encode(),
+        store.CONFIG: atomic.encode_yaml(cfg.resolved()).encode(),
+        store.METRICS: atomic.encode_json(metrics).encode(),
     }
     return store.RunArtifacts(cfg.run_id, metrics, files)
 
@@ -195,7 +200,7 @@ def test_progress_counts_runs_from_those_already_complete(
     terminal, tmp_path, monkeypatch, no_data, capsys
 ):
     monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
-    monkeypatch.setattr("aeexp.progress._animated", lambda: terminal)  # capsys's is no tty
+    monkeypatch.setattr("aeexp.execute.progress._animated", lambda: terminal)  # capsys's is no tty
     planned = three_rates(tmp_path, "bar")
     quiet = api.sweep(tmp_path / "s.yaml", out=str(tmp_path / "out"))
     assert len(quiet.trained) == 3 and capsys.readouterr().err == ""
@@ -277,7 +282,7 @@ def test_run_files_share_the_umask_mode_and_metrics_come_last(tmp_path):
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in run_dir.iterdir()}
     assert set(modes.values()) == {0o644}, modes
-    store.write_text_atomic(tmp_path / "out" / "runs.csv", "a\n")
+    atomic.write_text_atomic(tmp_path / "out" / "runs.csv", "a\n")
     assert (tmp_path / "out" / "runs.csv").stat().st_mode & 0o777 == 0o644
 
 

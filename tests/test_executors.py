@@ -4,9 +4,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from aeexp import executors
 from aeexp.cli import options
 from aeexp.errors import UserError
+from aeexp.execute import executors
 
 
 class Counting:

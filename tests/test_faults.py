@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 from test_execute import FakeExecutor, no_data, three_rates  # noqa: F401 (a fixture)
 
-from aeexp import cli, execute, locks
+from aeexp import cli
 from aeexp.errors import UserError
+from aeexp.execute import driver as execute
+from aeexp.store import locks
 from tests.fakeruns import cell_raw, fake_run
 
 
@@ -45,7 +47,7 @@ def test_a_full_disk_while_a_run_is_written_leaves_nothing_behind(tmp_path, monk
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fill_up)
-    monkeypatch.setattr("aeexp.execute.load_dataset", lambda cfg: _NoData())
+    monkeypatch.setattr("aeexp.execute.driver.load_dataset", lambda cfg: _NoData())
     monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
     result = CliRunner().invoke(cli.main, ["run", str(config), "--out", str(tmp_path / "out")])
     one_line_error(result, "No space left on device")
@@ -60,7 +62,7 @@ def test_a_sweep_that_ends_leaves_no_lock_files(tmp_path, monkeypatch):
 
     sweep = tmp_path / "s.yaml"
     sweep.write_text("name: g\ngrid:\n  seed: [0, 1]\n")
-    monkeypatch.setattr("aeexp.execute.load_dataset", lambda cfg: _NoData())
+    monkeypatch.setattr("aeexp.execute.driver.load_dataset", lambda cfg: _NoData())
     monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
     for _ in range(2):  # training, then finding every run complete
         result = CliRunner().invoke(cli.main, ["sweep", str(sweep), "--out", str(tmp_path)])
@@ -164,13 +166,14 @@ def test_a_killed_writers_temporary_file_is_removed_on_resume(tmp_path):
     import subprocess
     import sys
 
-    from aeexp import store
+    from aeexp.io import atomic
+    from aeexp.store import rundir as store
 
-    store.write_text_atomic(tmp_path / "runs.csv", "run_id\n")  # learn the naming
+    atomic.write_text_atomic(tmp_path / "runs.csv", "run_id\n")  # learn the naming
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     ).stdout.strip()
-    tag = store._HOST_TAG
+    tag = atomic.HOST_TAG
     stale = tmp_path / f".tmp-file-{dead}-{tag}-{'0' * 32}-runs.csv"
     live = tmp_path / f".tmp-file-{os.getpid()}-{tag}-{'1' * 32}-runs.csv"
     mine = tmp_path / ".tmp-notes"

@@ -12,7 +12,7 @@ from aeexp.errors import UserError
 from aeexp.gradcheck import core, thesis
 from aeexp.gradcheck import crossentropy as ce
 from aeexp.gradcheck import entropy as ent
-from aeexp.vocab import EPSILON
+from aeexp.registry.vocab import EPSILON
 
 tf = core.tf
 EPS = EPSILON

@@ -16,8 +16,10 @@ import pytest
 from fakeruns import fake_run
 from test_hostile_input import launch, snapshot
 
-from aeexp import api, paths, readers, store
+from aeexp import api
 from aeexp.errors import UserError
+from aeexp.io import paths, readers
+from aeexp.store import rundir as store
 
 # Address space for commands that import pandas and SciPy (SciPy.stats maps ~2 GB at import):
 # a reader that believed a 4 GiB file would still hit it.

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from test_cli import invoke
 
-from aeexp import interrupts, store
-from aeexp.executors.local import LocalExecutor
+from aeexp.execute import interrupts
+from aeexp.execute.local import LocalExecutor
+from aeexp.store import rundir as store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,7 +99,7 @@ def test_a_sweep_interrupted_inside_the_collector_prints_one_line(
 CHILD = """
 import gc, os, signal, sys
 from aeexp.cli import main
-from aeexp.executors.local import LocalExecutor
+from aeexp.execute.local import LocalExecutor
 
 def inside_gc(phase, info):
     if phase == "start":

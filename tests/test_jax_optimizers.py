@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from test_optimizers import CASES, aeexp_steps, keras22_steps
 
-from aeexp import optimizers
+from aeexp.registry import optimizers
 
 jax = pytest.importorskip("jax")
-jax_optimizers = pytest.importorskip("aeexp.jax_optimizers")
+jax_optimizers = pytest.importorskip("aeexp.engines.jax_optimizers")
 
 
 def gradients():

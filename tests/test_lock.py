@@ -8,8 +8,11 @@ import fakeruns
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, ledger, pinned, runner
+from aeexp import api, cli
+from aeexp.env import pinned
 from aeexp.errors import UserError
+from aeexp.execute import runner
+from aeexp.store import ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = sorted((ROOT / "requirements").glob("lock-py3.*.txt"))
@@ -35,7 +38,7 @@ def test_each_lock_pins_the_versions_that_made_the_results_with_hashes(lock):
 
 
 def test_the_shipped_pins_are_the_locks_pins():
-    shipped = (ROOT / "aeexp" / pinned.LOCKED_FILE).read_text()
+    shipped = (ROOT / "aeexp" / "env" / pinned.LOCKED_FILE).read_text()
     assert shipped == pinned.render(pinned.pins_from_locks(LOCKS)), "run 'make lock'"
     assert pinned.locked_pins() == pinned.pins_from_locks(LOCKS)
     assert set(pinned.locked_pins()["3.11"]) == set(pinned.DECIDING)

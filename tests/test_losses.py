@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aeexp import losses
+from aeexp.registry import losses
 
 EPS = 1e-7
 
@@ -159,7 +159,8 @@ def test_check_params_fills_in_defaults():
 
 
 def test_a_loss_parameter_is_declared_only_in_its_registry_entry():
-    from aeexp import config, schema
+    from aeexp import schema
+    from aeexp.config import run as config
 
     assert set(config.LossConfig.model_fields) == {"name", *losses.all_params()}
     branches = {b["properties"]["name"]["enum"][0]: b for b in schema.loss_schema()["oneOf"]}

@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner, Result
 from fakeruns import MACHINE, beta_raw, cell_raw, fake_run, run_dir
 
-from aeexp import store
 from aeexp.cli import main
+from aeexp.store import rundir as store
 
 WARNING = "aeexp: warning: "
 
@@ -311,7 +311,7 @@ def test_a_garbage_model_is_skipped_in_the_protocol_noise(tmp_path, mnist_path):
 def test_a_model_of_another_architecture_is_unusable(tmp_path, shape):
     """A loadable model that is not an autoencoder of 784 pixels is refused, not crashed on."""
     from aeexp.analysis.protocol import UnusableModel, predict
-    from aeexp.backend import import_keras
+    from aeexp.env.backend import import_keras
 
     keras = import_keras()
     model = keras.Sequential([keras.Input(shape), keras.layers.Dense(3)])

@@ -1,7 +1,7 @@
 """Optimizer steps where a slip hides from ``test_optimizers``'s random gradients.
 
-Each check runs on both backends' ports (TensorFlow's Keras classes and ``aeexp.keras2``
-through ``optimizers.build``; ``aeexp.jax_optimizers``) against ``test_optimizers``'s Keras
+Each check runs on both backends' ports (TensorFlow's Keras classes and ``aeexp.engines.keras2``
+through ``optimizers.build``; ``aeexp.engines.jax_optimizers``) against ``test_optimizers``'s Keras
 2.2 rules in float64 NumPy, never against the other port:
 
 - a "dead pixel": an element whose gradient is exactly zero at every step, as MNIST's border
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from test_optimizers import CASES, aeexp_steps, keras22_steps
 
-from aeexp import optimizers
+from aeexp.registry import optimizers
 
 
 def jax_steps(name, grads, p0, overrides):

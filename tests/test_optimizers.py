@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aeexp import optimizers
+from aeexp.registry import optimizers
 
 EPS = 1e-7
 

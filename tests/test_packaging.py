@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import aeexp
 from aeexp import cli
-from aeexp.extras import REQUIREMENTS, install_hint
+from aeexp.env.extras import REQUIREMENTS, install_hint
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+; aeexp itself needs no TOML reader
 REPO = Path(__file__).parent.parent

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, plan
+from aeexp import cli
+from aeexp.config import sweep as plan
 from aeexp.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +156,7 @@ def test_a_sweep_name_must_be_one_plain_folder_name(tmp_path):
 
 
 def _runs(count, seeds=(0,)):
-    from aeexp.config import validate
+    from aeexp.config.run import validate
 
     return [
         plan.PlannedRun(
@@ -188,7 +189,7 @@ def test_planning_and_the_driver_import_no_tensorflow():
     import sys
 
     code = (
-        "import sys, aeexp.plan, aeexp.execute, aeexp.api, aeexp.executors.ray;"
+        "import sys, aeexp.config.sweep, aeexp.execute.driver, aeexp.api, aeexp.execute.ray;"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

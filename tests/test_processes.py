@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from aeexp import ledger, store
+from aeexp.store import ledger
+from aeexp.store import rundir as store
 
 GRID = """
 name: shared

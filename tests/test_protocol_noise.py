@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from aeexp import evaluate, readers
+from aeexp import evaluate
 from aeexp.errors import UserError
+from aeexp.io import readers
 
 
 def scan(labels, k):
@@ -96,9 +97,9 @@ def test_meter_reads_the_saved_model_and_its_first_pick_is_the_recorded_ssim(tin
     import keras
     import matplotlib.pyplot as plt
 
-    from aeexp import store
     from aeexp.analysis import protocol
-    from aeexp.store import load_runs
+    from aeexp.store import rundir as store
+    from aeexp.store.rundir import load_runs
 
     cfg, run_dir = tiny_run
     metrics = readers.read_json(run_dir / store.METRICS)
@@ -140,7 +141,7 @@ def test_a_run_without_a_saved_model_has_no_protocol_noise(tmp_path):
     from fakeruns import cell_raw, fake_run, run_dir
 
     from aeexp.analysis import protocol
-    from aeexp.store import load_runs
+    from aeexp.store.rundir import load_runs
 
     cfg = fake_run(tmp_path, cell_raw("relu", "mse", "adam"), ssim_thesis=0.8)
     noise = protocol.Meter().noise(load_runs(run_dir(cfg).parent), "gray")

@@ -14,10 +14,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aeexp import api, cli, execute, ledger, plan, reach, store
+from aeexp import api, cli
+from aeexp.config import sweep as plan
 from aeexp.errors import UserError
-from aeexp.executors import make_executor
-from aeexp.executors import ray as ray_executor
+from aeexp.execute import driver as execute
+from aeexp.execute import ray as ray_executor
+from aeexp.execute import reach
+from aeexp.execute.executors import make_executor
+from aeexp.store import ledger
+from aeexp.store import rundir as store
 
 # Fields that say when, where and in what group a run trained, not what it computed.
 CIRCUMSTANCES = {"train_seconds", "eval_seconds", "finished_at", "machine", "group_size"}

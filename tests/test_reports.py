@@ -6,10 +6,10 @@ import yaml
 from click.testing import CliRunner
 from fakeruns import beta_raw, fake_run
 
-from aeexp import store
 from aeexp.analysis import tables
 from aeexp.cli import main
 from aeexp.errors import UserError
+from aeexp.store import rundir as store
 from aeexp.studies import beta as report
 
 
@@ -31,7 +31,7 @@ def test_select_picks_each_configurations_best_rate_and_drops_the_holdout(tmp_pa
         assert block["optimizer"][0]["learning_rate"] == 0.003
         assert block["seed"] == [0, 1, 2]
         assert "holdout" not in block["data"][0]
-    from aeexp.plan import plan_sweep
+    from aeexp.config.sweep import plan_sweep
 
     planned = plan_sweep(out)
     assert len(planned.runs) == 6 and {r.config.data.holdout for r in planned.runs} == {None}
@@ -299,7 +299,7 @@ def test_select_on_holdout_runs_refuses_the_test_set_flag(tmp_path):
 
 
 def test_select_top_k_by_both_variants_writes_the_union_over_new_seeds(tmp_path):
-    from aeexp.plan import plan_sweep
+    from aeexp.config.sweep import plan_sweep
 
     tuned = write_tuned_grid(tmp_path, TUNED_SCORES)
     out = tmp_path / "seeds.yaml"

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from aeexp import runner
-from aeexp.config import resolve
-from aeexp.dataset import load_dataset
+from aeexp.config.run import resolve
+from aeexp.data.dataset import load_dataset
+from aeexp.execute import runner
 
 REPO = Path(__file__).resolve().parents[1]
 CELL = REPO / "configs" / "thesis" / "mse_relu-sigmoid_adam.yaml"

@@ -20,10 +20,13 @@ from click.testing import CliRunner
 from test_hostile_input import aeexp as cli_error
 
 import aeexp
-from aeexp import api, cli, ledger, runs_csv, store
+from aeexp import api, cli
 from aeexp.analysis import compare, tables
 from aeexp.errors import UserError
-from aeexp.studies.published import THESIS_SSIM
+from aeexp.io import atomic
+from aeexp.registry.published import THESIS_SSIM
+from aeexp.store import ledger, runs_csv
+from aeexp.store import rundir as store
 
 REPO = Path(__file__).resolve().parents[1]
 TUNED = REPO / "results/thesis/thesis-tuned-runs.csv"
@@ -116,8 +119,8 @@ def write_plan_runs(tmp_path: Path) -> Path:
         metrics = {"run_id": run.run_id, "status": "completed", "ssim_thesis": score}
         metrics |= {"ssim_mean": score / 2, "mse": 0.02, "psnr_mean": 17.0 + index}
         files = {
-            store.CONFIG: store.encode_yaml(run.config.resolved()).encode(),
-            store.METRICS: store.encode_json(metrics).encode(),
+            store.CONFIG: atomic.encode_yaml(run.config.resolved()).encode(),
+            store.METRICS: atomic.encode_json(metrics).encode(),
         }
         store.write_run_files(run.run_dir, files, tmp_path)
     ledger.Ledger(plan).write()

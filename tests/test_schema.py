@@ -10,7 +10,8 @@ import yaml
 from click.testing import CliRunner
 
 from aeexp import cli, schema
-from aeexp.config import validate
+from aeexp.config import sweepfile
+from aeexp.config.run import validate
 from aeexp.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,9 +21,9 @@ SWEEPS = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))
 
 @pytest.mark.parametrize("kind", ["run", "sweep"])
 def test_the_committed_schema_is_what_aeexp_schema_prints(kind):
-    name = schema.RUN_SCHEMA_FILE if kind == "run" else schema.SWEEP_SCHEMA_FILE
+    name = sweepfile.RUN_SCHEMA_FILE if kind == "run" else sweepfile.SWEEP_SCHEMA_FILE
     printed = CliRunner().invoke(cli.main, ["schema", "--kind", kind]).output
-    assert (schema.schema_folder() / name).read_text() == printed
+    assert (sweepfile.schema_folder() / name).read_text() == printed
     jsonschema.Draft4Validator.check_schema(json.loads(printed))
 
 
@@ -30,10 +31,10 @@ def test_the_committed_schema_is_what_aeexp_schema_prints(kind):
 def test_every_config_names_its_schema_and_validates(path):
     first = path.read_text().splitlines()[0]
     kind = "run" if path in RUN_CONFIGS else "sweep"
-    target = schema.RUN_SCHEMA_FILE if kind == "run" else schema.SWEEP_SCHEMA_FILE
+    target = sweepfile.RUN_SCHEMA_FILE if kind == "run" else sweepfile.SWEEP_SCHEMA_FILE
     assert first.startswith("# yaml-language-server: $schema=")
-    assert (path.parent / first.split("=", 1)[1]).resolve() == schema.schema_folder() / target
-    spec = json.loads((schema.schema_folder() / target).read_text())
+    assert (path.parent / first.split("=", 1)[1]).resolve() == sweepfile.schema_folder() / target
+    spec = json.loads((sweepfile.schema_folder() / target).read_text())
     jsonschema.validate(yaml.safe_load(path.read_text()), spec)
 
 
@@ -171,7 +172,7 @@ SWEEP_SAMPLES = [
 
 
 def aeexp_plans(sweep, tmp_path):
-    from aeexp import plan
+    from aeexp.config import sweep as plan
 
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(sweep))

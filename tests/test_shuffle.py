@@ -75,9 +75,10 @@ def check(got_history, initial, final, images, orders):
 def test_tensorflow_shuffles_each_epoch_by_seed_and_epoch(images):
     import tensorflow as tf
 
-    from aeexp import engine, losses, optimizers
-    from aeexp.config import ModelConfig
-    from aeexp.model import build_autoencoder
+    from aeexp.config.run import ModelConfig
+    from aeexp.engines import tensorflow as engine
+    from aeexp.engines.model import build_autoencoder
+    from aeexp.registry import losses, optimizers
 
     shape = ModelConfig(encoder_activation="linear", decoder_activation="linear")
     model = build_autoencoder(shape, SEED)

@@ -7,9 +7,11 @@ import fakeruns
 import pytest
 from click.testing import CliRunner
 
-from aeexp import cli, store, vocab
+from aeexp import cli
 from aeexp.analysis import figures, tables
 from aeexp.errors import UserError
+from aeexp.registry import vocab
+from aeexp.store import rundir as store
 
 # Two optimizers for one cell (ReLU-Sigmoid, MSE): Adam has the better SSIM and PSNR *and* the
 # lower (better) MSE and validation loss, so the right answer is Adam for every metric.

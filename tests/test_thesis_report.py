@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from fakeruns import MACHINE, cell_raw, fake_run, thesis_cells
 
-from aeexp import store
 from aeexp.analysis import cells as cells_lib
 from aeexp.analysis import figures, protocol, verdicts
+from aeexp.store import rundir as store
 from aeexp.studies import thesis as report
 from aeexp.studies import thesis_verdicts as sections
 

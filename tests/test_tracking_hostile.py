@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 import aeexp
-from aeexp import cli, reach, tracking
+from aeexp import cli
 from aeexp.errors import UserError
+from aeexp.execute import reach, tracking
 
 pytest.importorskip("mlflow")
 

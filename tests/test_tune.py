@@ -20,9 +20,12 @@ import pytest
 from test_cli import assert_one_line_error, invoke
 from test_execute import no_data  # noqa: F401 (a fixture no_tune_data extends)
 
-from aeexp import execute, plan, store
+from aeexp.config import sweep as plan
 from aeexp.errors import UserError, one_line
-from aeexp.executors import JobResult
+from aeexp.execute import driver as execute
+from aeexp.execute.executors import JobResult
+from aeexp.io import atomic
+from aeexp.store import rundir as store
 from aeexp.tuning import driver, search
 from aeexp.tuning.stop import PruningRule, Snapshot, TrialRef
 
@@ -93,9 +96,9 @@ def fake_group(configs, stop):
             for e, v in enumerate(losses, start=1)
         ]
         files = {
-            store.CONFIG: store.encode_yaml(cfg.resolved()).encode(),
-            store.HISTORY: store.encode_csv(rows, store.HISTORY_FIELDS).encode(),
-            store.METRICS: store.encode_json(metrics).encode(),
+            store.CONFIG: atomic.encode_yaml(cfg.resolved()).encode(),
+            store.HISTORY: atomic.encode_csv(rows, store.HISTORY_FIELDS).encode(),
+            store.METRICS: atomic.encode_json(metrics).encode(),
         }
         artifacts.append(store.RunArtifacts(cfg.run_id, metrics, files))
     return artifacts
@@ -299,10 +302,10 @@ def test_the_committed_search_file_and_schema(tmp_path):
     import jsonschema
     import yaml
 
-    from aeexp import schema
+    from aeexp.config import sweepfile
 
     printed = invoke("schema", "--kind", "tune").output
-    assert (schema.schema_folder() / schema.TUNE_SCHEMA_FILE).read_text() == printed
+    assert (sweepfile.schema_folder() / sweepfile.TUNE_SCHEMA_FILE).read_text() == printed
     spec = json.loads(printed)
     jsonschema.Draft4Validator.check_schema(spec)
     path = Path(__file__).parents[1] / "configs" / "tune" / "thesis-cells.yaml"
@@ -521,8 +524,9 @@ class StopFirst:
 
 
 def test_a_pruned_member_keeps_its_history_and_the_others_their_bits(mnist_path):
-    from aeexp import config, runner
-    from aeexp.dataset import load_dataset
+    from aeexp.config import run as config
+    from aeexp.data.dataset import load_dataset
+    from aeexp.execute import runner
 
     def cfg(lr):
         return config.validate(
@@ -562,7 +566,7 @@ def test_a_pruned_member_keeps_its_history_and_the_others_their_bits(mnist_path)
 
 
 def test_the_engine_never_stops_a_member_after_its_last_epoch(mnist_path):
-    from aeexp import engine
+    from aeexp.engines import tensorflow as engine
 
     with np.load(mnist_path) as archive:
         x = archive["x_train"][:300].reshape(-1, 784).astype("float32") / 255

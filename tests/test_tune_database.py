@@ -22,9 +22,9 @@ from test_hostile_paths import NO_DAC, cli, one_error
 from test_tune import SEARCH, no_tune_data, tune, write  # noqa: F401 (a fixture)
 
 import aeexp
-from aeexp import config as config_lib
-from aeexp import execute
+from aeexp.config import run as config_lib
 from aeexp.errors import UserError
+from aeexp.execute import driver as execute
 from aeexp.tuning import database, driver, search
 
 optuna = pytest.importorskip("optuna")

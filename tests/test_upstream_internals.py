@@ -1,7 +1,7 @@
 """The upstream internals aeexp relies on, named, so a release that moves one fails here first.
 
-aeexp/keras2.py rewrites Keras optimizers' update steps on their private slot lists, the JAX
-backend switches off a private Keras probe (aeexp/backend.py), and the Ray executor bounds
+aeexp/engines/keras2.py rewrites Keras optimizers' update steps on their private slot lists, the JAX
+backend switches off a private Keras probe (aeexp/env/backend.py), and the Ray executor bounds
 Ray's start-up through an environment variable Ray reads in its private node module. The lock
 pins versions where these hold; this file says which internal moved when they stop holding.
 """
@@ -11,9 +11,9 @@ import inspect
 import numpy as np
 import pytest
 
-from aeexp import backend
+from aeexp.env import backend
 
-# Optimizer -> the private attributes aeexp/keras2.py reads or calls after build().
+# Optimizer -> the private attributes aeexp/engines/keras2.py reads or calls after build().
 OPTIMIZER_INTERNALS = {
     "Adagrad": ("_accumulators", "_get_variable_index"),
     "RMSprop": ("_velocities", "_get_variable_index"),
@@ -35,7 +35,7 @@ def test_keras_optimizers_keep_the_internals_keras2_rewrites(name):
     missing = [a for a in OPTIMIZER_INTERNALS[name] if not hasattr(optimizer, a)]
     assert not missing, (
         f"Keras {keras.__version__} has no {name}.{', '.join(missing)}, which "
-        "aeexp/keras2.py uses: port it, then 'make lock UPGRADE=1'"
+        "aeexp/engines/keras2.py uses: port it, then 'make lock UPGRADE=1'"
     )
 
 
@@ -46,7 +46,7 @@ def test_keras_keeps_the_lazy_tensorflow_probes_the_jax_backend_switches_off():
         probe = getattr(module_utils, lazy, None)
         assert probe is not None and hasattr(probe, "_available"), (
             f"keras.src.utils.module_utils.{lazy}._available is gone; "
-            "aeexp/backend.py _without_tensorflow sets it"
+            "aeexp/env/backend.py _without_tensorflow sets it"
         )
 
 
@@ -54,12 +54,12 @@ def test_ray_reads_the_start_up_variable_the_executor_sets():
     pytest.importorskip("ray")
     from ray._private import node
 
-    from aeexp.executors import ray as ray_executor
+    from aeexp.execute import ray as ray_executor
 
     assert ray_executor.GCS_CONNECT_TRIES.isdigit()
     assert "RAY_gcs_server_port_wait_time_s" in inspect.getsource(node), (
         "Ray's node module no longer reads RAY_gcs_server_port_wait_time_s, which "
-        "aeexp/executors/ray.py sets to bound its start-up"
+        "aeexp/execute/ray.py sets to bound its start-up"
     )
 
 
@@ -70,7 +70,7 @@ def test_ray_keeps_what_the_executor_reads_to_name_a_token_problem():
     from ray._private import grpc_utils, node
     from ray.core.generated import ray_client_pb2, ray_client_pb2_grpc
 
-    moved = "which aeexp/executors/ray.py uses to name a refused or missing Ray token"
+    moved = "which aeexp/execute/ray.py uses to name a refused or missing Ray token"
     assert hasattr(ray.exceptions, "AuthenticationError"), f"no AuthenticationError, {moved}"
     assert "message" in inspect.signature(ray.exceptions.AuthenticationError).parameters, moved
     # ray.init's ConnectionError chains a RuntimeError holding the last formatted traceback.

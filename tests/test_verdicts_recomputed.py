@@ -12,8 +12,8 @@ import pandas
 import pytest
 from scipy import stats
 
-from aeexp import vocab
-from aeexp.studies.published import THESIS_SSIM
+from aeexp.registry import vocab
+from aeexp.registry.published import THESIS_SSIM
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "thesis"
 VERDICTS = RESULTS / "verdicts.csv"

@@ -2,7 +2,8 @@
 
 from fakeruns import cell_raw
 
-from aeexp import config, losses, vocab
+from aeexp.config import run as config
+from aeexp.registry import losses, vocab
 
 
 def test_the_lists_the_commands_offer_come_from_the_registry_in_their_order():

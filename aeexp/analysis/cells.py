@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aeexp import losses, optimizers, vocab
 from aeexp.analysis import stats, tables, verdicts
 from aeexp.analysis.protocol import VARIANTS, Meter, ProtocolNoise
 from aeexp.analysis.tables import ConfigStats
-from aeexp.store import Run
-from aeexp.studies.published import THESIS_SSIM
-from aeexp.vocab import DECODERS
+from aeexp.registry import losses, optimizers, vocab
+from aeexp.registry.published import THESIS_SSIM
+from aeexp.registry.vocab import DECODERS
+from aeexp.store.rundir import Run
 
 PRIMARY = "procedure"
 SECONDARY = "defaults"

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aeexp import arguments, paths, runs_csv, vocab, yamlio
 from aeexp.analysis import stats, tables
 from aeexp.errors import UserError, clip, unknown_name_message, valid_and_closest
-from aeexp.vocab import Status
+from aeexp.io import paths, yamlio
+from aeexp.registry import vocab
+from aeexp.registry.vocab import Status
+from aeexp.store import runs_csv
 
 if TYPE_CHECKING:
     import pandas
@@ -145,7 +147,7 @@ def _equals(cell: Any, value: Any) -> bool:
 
 def load_side(spec: str, root: Path | None, pool_cache: dict) -> Side:
     """Return the runs one side names: a folder, or a filter over the runs under ``root``."""
-    from aeexp.ledger import load_runs
+    from aeexp.store.ledger import load_runs
 
     if paths.is_folder(spec) or runs_csv.names_csv(spec):  # a long filter is neither
         csv = runs_csv.locate(spec) is not None
@@ -313,14 +315,7 @@ def compare(
     metrics: Sequence[str] = vocab.COMPARE_METRICS,
     where: str | None = None,
 ) -> Comparison:
-    """Compare two or more sides (folders, runs CSVs or ``key=value`` filters over ``root``).
-
-    ``where`` (``key=value[,...]``) keeps, on every side, only the runs that meet it: one
-    cell of two sweeps, say, when each side is a whole sweep.
-    """
-    for spec in specs:
-        arguments.check("compare", side=spec)
-    arguments.check("compare", root=root, metrics=metrics, where=where)
+    """Compare two or more sides; the arguments' types unchecked: :func:`aeexp.api.compare`."""
     if len(specs) < 2:
         raise UserError("compare: give at least two sides (folders or key=value filters)")
     check_metrics(metrics)  # before any run is read: the mistake is in the command

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import store
 from aeexp.analysis.tables import cells, ci_half_width, column_order, row_order, thesis_row_key
-from aeexp.store import Run
-from aeexp.studies.published import PUBLISHED_COMPARABLE, THESIS_SSIM
-from aeexp.vocab import loss_header
+from aeexp.registry.published import PUBLISHED_COMPARABLE, THESIS_SSIM
+from aeexp.registry.vocab import loss_header
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
 
 
 def _history(run: Run) -> tuple[list[float], list[float]] | None:

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from aeexp import evaluate, paths, readers, store
-from aeexp.config import RunConfig
-from aeexp.dataset import load_dataset
+from aeexp import evaluate
+from aeexp.config.run import RunConfig
+from aeexp.data.dataset import load_dataset
 from aeexp.errors import clip
-from aeexp.vocab import is_completed
+from aeexp.io import paths, readers
+from aeexp.registry.vocab import is_completed
+from aeexp.store import rundir as store
 
 # How many alternative picks per model: k = 1..OCCURRENCES (the MNIST test set has them all).
 OCCURRENCES = 50
@@ -148,11 +150,11 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     Raises UnusableModel, with a one-line reason, for a file Keras cannot load or a model
     that is not an autoencoder of these images.
     """
-    from aeexp.backend import import_keras, loaded_engine
+    from aeexp.env.backend import import_keras, loaded_engine
 
     keras = import_keras()  # quietly: TensorFlow's start-up notices are not for a report
     # keras2 registers the Keras 2.2 optimizer classes a saved model may name.
-    from aeexp import keras2  # noqa: F401
+    from aeexp.engines import keras2  # noqa: F401
 
     # The engine of whichever backend Keras runs here: a report needs no particular one.
     engine = loaded_engine()

@@ -17,16 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
-
-from aeexp import losses, optimizers, paths, readers, schema, store, vocab
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
-from aeexp.arguments import MAX_SEEDS
-from aeexp.config import MAX_SEED, check_name
-from aeexp.errors import UserError, shorten
-from aeexp.store import Run
-from aeexp.yamlio import ConfigDumper
+from aeexp.config import sweepfile
+from aeexp.config.run import MAX_SEED, check_name
+from aeexp.errors import MAX_SEEDS, UserError, shorten
+from aeexp.io import paths
+from aeexp.registry import losses, optimizers, vocab
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
 
 _FIXED_SECTIONS = ("data", "model", "loss", "optimizer", "train")
 
@@ -176,19 +175,6 @@ def best_learning_rates(runs: Sequence[Run], metric: str) -> list[Choice]:
     return chosen
 
 
-def leading_comments(sweep_file: Path) -> list[str]:
-    """Return the comment lines a YAML file opens with, up to its first other line."""
-    text = readers.read_text(sweep_file, readers.MAX_CONFIG_BYTES, "sweep file", "YAML")
-    lines = text.splitlines()
-    block = []
-    for line in lines:
-        if not line.startswith("#"):
-            break
-        if not line.startswith(schema.MODELINE_PREFIX):  # an editor's line, not the story
-            block.append(line)
-    return block
-
-
 def comment(text: str) -> list[str]:
     """Return ``text`` as YAML comment lines of at most 98 characters."""
     return ["# " + line for line in textwrap.wrap(text, width=96, break_on_hyphens=False)]
@@ -197,7 +183,7 @@ def comment(text: str) -> list[str]:
 def _justification(choices: Sequence[Choice], tune_sweep: Path | None) -> list[str]:
     """Return the header lines that say why the optimizer: the tuning sweep's own comments."""
     if tune_sweep is not None:
-        block = leading_comments(tune_sweep)
+        block = sweepfile.leading_comments(tune_sweep)
         if block:
             return [f"# From the tuning sweep {tune_sweep}:", "#", *block]
     names = {c.winner.config.optimizer.name for c in choices}
@@ -331,16 +317,7 @@ def write_sweep(
     ``header`` is its comment lines (each starting with '#'), after the schema modeline.
     The one writer of a final sweep: ``aeexp select`` and ``aeexp tune`` both end here.
     """
-    grid = [final_block(stat, seeds) for stat in chosen]
-    body = yaml.dump(
-        {"name": name, "grid": grid},
-        Dumper=ConfigDumper,
-        sort_keys=False,
-        default_flow_style=None,
-        width=100,
-    )
-    modeline = schema.modeline("sweep", out)
-    store.write_text_atomic(out, "\n".join([modeline, *header]) + "\n" + body)
+    sweepfile.write(out, name, header, [final_block(stat, seeds) for stat in chosen])
 
 
 def describe_selection(

@@ -1,7 +1,7 @@
 """SSIM tables in the thesis's layout, side by side with the thesis: cells, statistics, renderers.
 
-The renderers take runs (:func:`aeexp.runs_csv.load_runs`); :func:`render` reads a folder for the
-command line.
+The renderers take runs (:func:`aeexp.store.runs_csv.load_runs`); :func:`render` reads a
+folder for the command line.
 """
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from aeexp import optimizers, runs_csv, store
-from aeexp.config import RunConfig
+from aeexp.config.run import RunConfig
 from aeexp.errors import UserError, shorten
-from aeexp.losses import loss_key
-from aeexp.store import Run
-from aeexp.studies.published import THESIS_LOSSES, THESIS_METRIC, THESIS_SSIM
-from aeexp.vocab import (
+from aeexp.registry import optimizers
+from aeexp.registry.losses import loss_key
+from aeexp.registry.published import THESIS_LOSSES, THESIS_METRIC, THESIS_SSIM
+from aeexp.registry.vocab import (
     DECODERS,
     decoder_label,
     higher_is_better,
     is_completed,
     loss_header,
 )
+from aeexp.store import rundir as store
+from aeexp.store import runs_csv
+from aeexp.store.rundir import Run
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from aeexp import __version__, vocab
+from aeexp._version import __version__
 from aeexp.cli.errors import OneLineErrorGroup, echo
 from aeexp.cli.options import (
     EXECUTOR,
@@ -33,8 +33,9 @@ from aeexp.cli.options import (
     overrides,
     report_out,
 )
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
-from aeexp.extras import install_hint
+from aeexp.registry import vocab
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +51,7 @@ def main() -> None:
 
 def _warn_if_unlocked() -> None:
     """Print one line to stderr when a package that decides the numbers is not the lock's."""
-    from aeexp import pinned
+    from aeexp.env import pinned
 
     line = pinned.warning()
     if line is not None:
@@ -232,7 +233,7 @@ def compare(
     Welch's test (Holm-corrected over the table) when both have two runs or more.
     --where keeps the runs that meet a filter on every side.
     """
-    from aeexp.analysis.compare import compare
+    from aeexp.api import compare
 
     chosen = metrics or vocab.COMPARE_METRICS
     echo(compare(*sides, root=root, metrics=chosen, where=where).render())
@@ -290,9 +291,10 @@ def table(
     by mean over seeds (highest, or lowest for mse and final_val_loss):
     mean +- std (n seeds) and its optimizer.
     """
-    from aeexp import runs_csv, store
     from aeexp.analysis import figures as figures_lib
     from aeexp.analysis import tables
+    from aeexp.store import rundir as store
+    from aeexp.store import runs_csv
 
     if figures is not None and runs_csv.locate(folder) is not None:
         raise UserError(
@@ -373,7 +375,7 @@ def select(
 
 def _report(write: Callable[[Path, Path, Path], Path], first: Path, second: Path, out: str) -> None:
     """Write a study's report and print its path; a refused one leaves no folder it made."""
-    from aeexp import store
+    from aeexp.store import rundir as store
 
     with store.created_folders_undone(Path(out)):
         written = write(first, second, Path(out))
@@ -449,7 +451,7 @@ def configs(ctx: click.Context) -> None:
       aeexp tune tune/thesis-cells --trials 8
       aeexp configs copy thesis/mse_relu-sigmoid_adam mine.yaml
     """  # noqa: D301 (\b, a backspace, is click's mark for lines it must not rewrap)
-    from aeexp import bundled
+    from aeexp.config import bundled
 
     if ctx.invoked_subcommand is None:
         echo(bundled.render())
@@ -464,7 +466,7 @@ def configs_copy(name: str, dest: str) -> None:
     Never overwrites a file. The copy's first line points editors with the YAML
     language server at this installation's schema.
     """
-    from aeexp import bundled
+    from aeexp.config import bundled
 
     echo(f"wrote {bundled.copy(name, dest)}")
 
@@ -507,7 +509,7 @@ def env() -> None:
 )
 def data(path: str | None) -> None:
     """Show which MNIST source a run would use, its shapes and sha256."""
-    from aeexp import data as data_lib
+    from aeexp.data import sources as data_lib
 
     echo("\n".join(f"{key}: {value}" for key, value in data_lib.summary(path).items()))
 
@@ -530,7 +532,7 @@ def gradcheck(fmt: str) -> None:
     the largest absolute and relative error and a verdict. Exits 0 whatever
     the verdicts. Needs TensorFlow (its autodiff is the reference).
     """
-    from aeexp import backend
+    from aeexp.env import backend
 
     if not backend.installed("tensorflow"):
         raise UserError(f"gradcheck needs TensorFlow's autodiff: {install_hint('tensorflow')}")

@@ -8,17 +8,19 @@ from typing import Any
 
 import click
 
-from aeexp import paths, runs_csv, vocab
 from aeexp.arguments import ARGUMENTS, Count, Problem, executor_option_check
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
-from aeexp.executors import EXECUTORS, ExecutorOption, executor_options
-from aeexp.extras import install_hint
+from aeexp.execute.executors import EXECUTORS, ExecutorOption, executor_options
+from aeexp.io import paths
+from aeexp.registry import vocab
+from aeexp.store import runs_csv
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 class CheckedPath(click.ParamType):
-    """A path argument passed through one of :mod:`aeexp.paths`'s checks as it is parsed."""
+    """A path argument passed through one of :mod:`aeexp.io.paths`'s checks as it is parsed."""
 
     name = "path"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from aeexp.backend import import_tensorflow
+from aeexp.env.backend import import_tensorflow
 
 # The backend sets TF_CPP_MIN_LOG_LEVEL=3 and hides the C++ start-up notices it cannot reach.
 tf = import_tensorflow()

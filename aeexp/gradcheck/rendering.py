@@ -11,7 +11,7 @@ from aeexp.gradcheck.core import REL_FLOOR, RTOL, CheckResult
 from aeexp.gradcheck.crossentropy import CLASSES, FEATURES, L2, SAMPLES
 from aeexp.gradcheck.entropy import BETA, IMAGES, LAMBDA, NEURONS
 from aeexp.gradcheck.thesis import BATCH, HIDDEN, INPUTS, MARGIN
-from aeexp.vocab import EPSILON
+from aeexp.registry.vocab import EPSILON
 
 FORMATS = ("table", "json", "md")
 

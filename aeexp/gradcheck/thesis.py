@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from aeexp.gradcheck.core import Array, Check, Form, tf
-from aeexp.vocab import DECODERS, EPSILON
+from aeexp.registry.vocab import DECODERS, EPSILON
 
 MARGIN = 0.05  # pre-activations stay this far from a ReLU kink, so every case is clear-cut
 BATCH, INPUTS, HIDDEN = 3, 6, 4  # thesis autoencoder: M samples, D units, J code units

@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aeexp import losses, optimizers, store, vocab
 from aeexp.analysis import tables, verdicts
 from aeexp.errors import UserError
-from aeexp.store import Run
+from aeexp.io import atomic
+from aeexp.registry import losses, optimizers, vocab
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
 from aeexp.studies import common
 
 # Metrics on SSIM's scale, where the 0.02 margin means what it was declared to mean.
@@ -89,7 +91,7 @@ def _rest(run: Run) -> str:
     for key in ("seed", "name", "output"):
         raw.pop(key)
     raw["train"].pop("backend")
-    return store.encode_json(raw)
+    return atomic.encode_json(raw)
 
 
 def judge_cells(cells: Sequence[Cell]) -> list[tuple[Cell, str, verdicts.Comparison]]:
@@ -221,8 +223,8 @@ def write_report(tf_dir: Path, jax_dir: Path, out_dir: Path) -> Path:
     store.ensure_writable(out_dir)  # before any work: the mistake may be in the command
     cells = pair_cells(store.load_runs(tf_dir), store.load_runs(jax_dir))
     text, rows = render(cells, tf_dir, jax_dir)
-    store.write_text_atomic(out_dir / "REPORT.md", text)
-    store.write_csv(out_dir / VERDICTS_CSV, rows, list(rows[0]))
+    atomic.write_text_atomic(out_dir / "REPORT.md", text)
+    atomic.write_csv(out_dir / VERDICTS_CSV, rows, list(rows[0]))
     # The TensorFlow side's runs.csv is already committed with the thesis report.
     common.copy_summaries([jax_dir], out_dir)
     return out_dir / "REPORT.md"

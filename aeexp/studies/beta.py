@@ -11,14 +11,17 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import losses, optimizers, plots, store, vocab
+from aeexp import plots
 from aeexp.analysis import selection, tables
 from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.tables import ConfigStats
 from aeexp.errors import UserError
-from aeexp.store import Run
+from aeexp.io import atomic
+from aeexp.registry import losses, optimizers, vocab
+from aeexp.registry.vocab import DECODERS
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
 from aeexp.studies import common
-from aeexp.vocab import DECODERS
 
 ORDERS = {"data_first": "d_β(x|y), data first", "recon_first": "d_β(y|x), reconstruction first"}
 
@@ -441,7 +444,7 @@ def write_report(study_dir: Path, tune_dir: Path, out_dir: Path) -> Path:
         ]
     )
     report = out_dir / "REPORT.md"
-    store.write_text_atomic(report, text)
+    atomic.write_text_atomic(report, text)
     return report
 
 

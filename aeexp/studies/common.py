@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aeexp import host, store, vocab
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
-from aeexp.store import Run
+from aeexp.env import host
+from aeexp.registry import vocab
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
 
 # A run may record its host under this key of metrics.json: ``cpu_model`` (str), ``cpu_count``
 # (int) and ``load_average`` (the 1, 5 and 15-minute averages when it finished).

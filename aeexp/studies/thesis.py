@@ -1,7 +1,7 @@
 """The thesis reproduction's report: verdicts per cell, tables and figures from run directories.
 
 Report assembly only: the statistics are in :mod:`aeexp.analysis` (cells, tables, stats,
-protocol), the published numbers in :mod:`aeexp.studies.published`, the prose in
+protocol), the published numbers in :mod:`aeexp.registry.published`, the prose in
 templates/thesis_report.md.
 """
 
@@ -13,17 +13,20 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import losses, plots, store, vocab
+from aeexp import plots
 from aeexp.analysis import cells as cells_lib
 from aeexp.analysis import figures as figures_lib
 from aeexp.analysis import protocol, tables, verdicts
 from aeexp.analysis import stats as stats_lib
 from aeexp.analysis.protocol import VARIANTS
 from aeexp.analysis.tables import ConfigStats
-from aeexp.store import Run
-from aeexp.studies import common, published
+from aeexp.io import atomic
+from aeexp.registry import losses, published, vocab
+from aeexp.registry.vocab import DECODERS
+from aeexp.store import rundir as store
+from aeexp.store.rundir import Run
+from aeexp.studies import common
 from aeexp.studies import thesis_verdicts as sections
-from aeexp.vocab import DECODERS
 
 
 def train_images_text(runs: Sequence[Run]) -> str:
@@ -241,22 +244,22 @@ def write_report(
     for metric in ("ssim_thesis", "ssim_thesis_viridis", "ssim_mean"):
         figures_lib.write_figures(defaults, metric, figures)
         header, body = tables.layout(defaults, metric, by="optimizer", style="ci")
-        store.write_text_atomic(
+        atomic.write_text_atomic(
             out_dir / f"{metric}_by_optimizer.md", tables.to_markdown(header, body) + "\n"
         )
-        store.write_text_atomic(
+        atomic.write_text_atomic(
             out_dir / f"{metric}_by_optimizer.csv",
             tables.to_csv(
                 tables.long_rows(defaults, metric, "optimizer", compare=metric == "ssim_thesis")
             ),
         )
-    store.write_csv(
+    atomic.write_csv(
         out_dir / sections.VERDICTS_FILE, sections.verdict_rows(cells), sections.VERDICT_FIELDS
     )
     common.copy_summaries([defaults_dir, tuned_dir], out_dir)
     text = _render(defaults, tuned, cells, meter, figures)
     report = out_dir / "REPORT.md"
-    store.write_text_atomic(report, text)
+    atomic.write_text_atomic(report, text)
     return report
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aeexp import store
 from aeexp.analysis import selection
 from aeexp.analysis.tables import ConfigStats
 from aeexp.errors import UserError
-from aeexp.tuning.driver import Trial, ranked
+from aeexp.store import rundir as store
 from aeexp.tuning.search import Search
+from aeexp.tuning.trials import Trial, ranked
 
 
 def check_seeds(search: Search, seeds: Sequence[int]) -> None:

@@ -23,8 +23,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from aeexp import paths, readers
 from aeexp.errors import UserError, clip
+from aeexp.io import paths, readers
 
 # Every SQLite 3 file starts with these 16 bytes (https://www.sqlite.org/fileformat.html).
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -24,19 +24,23 @@ from typing import Any
 
 from filelock import Timeout
 
-from aeexp import execute, interrupts, ledger, locks, store
-from aeexp import progress as progress_lib
 from aeexp.analysis.tables import recorded_number
-from aeexp.dataset import load_dataset
+from aeexp.config.sweep import PlannedRun, SweepPlan
+from aeexp.data.dataset import load_dataset
+from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
-from aeexp.executors import Executor, Job, JobResult
-from aeexp.extras import install_hint
-from aeexp.plan import PlannedRun, SweepPlan
+from aeexp.execute import driver as execute
+from aeexp.execute import interrupts
+from aeexp.execute import progress as progress_lib
+from aeexp.execute.executors import Executor, Job, JobResult
+from aeexp.registry.vocab import DEFAULT_MAX_GROUP, Status, status_of
+from aeexp.store import ledger, locks
+from aeexp.store import rundir as store
 from aeexp.tuning import database
 from aeexp.tuning.search import Cell, Search
 from aeexp.tuning.space import describe_params
 from aeexp.tuning.stop import STATES, PruningRule, Snapshot, TrialRef, intermediate_values
-from aeexp.vocab import DEFAULT_MAX_GROUP, Status, status_of
+from aeexp.tuning.trials import Trial, ranked
 
 DATABASE = "tune.db"
 FIGURE = "tune.png"
@@ -56,20 +60,6 @@ def require_optuna() -> Any:
             f"{install_hint('tune')}"
         )
     return optuna
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One trial as the summary, the figure and the sweep file see it."""
-
-    cell: Cell
-    number: int
-    params: dict[str, Any]
-    run_id: str  # "" for a trial killed while it was being asked: it has no run
-    state: str  # Optuna's: COMPLETE, PRUNED, FAIL (RUNNING only if it could not finish)
-    status: str  # the run's: completed, pruned, diverged, failed
-    value: float | None  # the metric; a pruned run's as it stood when stopped
-    epochs: int  # epochs its run trained
 
 
 @dataclass
@@ -134,16 +124,6 @@ class TuneOutcome:
         if self.sweep_file is not None:
             lines.append(f"best points: {self.sweep_file}")
         return "\n".join(lines)
-
-
-def ranked(trials: Sequence[Trial], maximize: bool) -> list[Trial]:
-    """Return the completed trials with a value, best first, one per run (ties: lower number)."""
-    done = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
-    done.sort(key=lambda t: (-t.value if maximize else t.value, t.number))  # type: ignore[operator]
-    unique: dict[str, Trial] = {}
-    for trial in done:
-        unique.setdefault(trial.run_id, trial)
-    return list(unique.values())
 
 
 class _WithRule:

@@ -11,7 +11,7 @@ from aeexp.tuning.search import Search
 from aeexp.tuning.space import Space
 
 if TYPE_CHECKING:
-    from aeexp.tuning.driver import Trial
+    from aeexp.tuning.trials import Trial
 
 # Statuses whose run has a metric to draw: a pruned run's is its value when it was stopped.
 _DRAWN = ("completed", "pruned")
@@ -30,7 +30,7 @@ def _x(space: Space, value: Any) -> float:
 def write_figure(search: Search, trials: Sequence[Trial], path: Path) -> Path:
     """Draw one panel per cell (pruned trials hollow, diverged ones as crosses); return ``path``."""
     from aeexp import plots
-    from aeexp.tuning.driver import ranked
+    from aeexp.tuning.trials import ranked
 
     panels = []
     spaces = [cell.plotted for cell in search.cells]

@@ -27,10 +27,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aeexp import config as config_lib
-from aeexp import plan, vocab, yamlio
-from aeexp.config import MAX_SEED, RunConfig
+from aeexp.config import run as config_lib
+from aeexp.config import sweep as plan
+from aeexp.config.run import MAX_SEED, RunConfig
 from aeexp.errors import UserError, clip, shorten, valid_and_closest
+from aeexp.io import yamlio
+from aeexp.registry import vocab
 from aeexp.tuning.space import Space, describe_params, describe_value, parse_space
 
 SEARCH_KEYS = ("name", "base", "config", "grid", "search", "metric", "seed", "sampler", "pruner")

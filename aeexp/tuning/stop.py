@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aeexp.vocab import Status
+from aeexp.registry.vocab import Status
 
 # The Optuna state a run's aeexp status is told as; a diverged run is pruned (its NaN loss
 # ranks it last), so the sampler learns that its region diverges.
