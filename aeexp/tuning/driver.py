@@ -2,7 +2,7 @@
 
 Each cell has its own Optuna study; all of them live in one SQLite file in the experiment
 folder (``tune.db``), through Optuna's own storage, so a killed ``aeexp tune`` resumes. A
-batch is trained through :func:`aeexp.execute.execute` like a sweep's runs (same run ids,
+batch is trained through :func:`aeexp.execute.driver.execute` like a sweep's runs (same run ids,
 same writer, same executors), with the pruning rule shipped in each job. Trials a kill left
 RUNNING are trained again with the same parameters before anything new is asked, and a run
 directory already complete on disk (run ids are content hashes) is told, not retrained.
