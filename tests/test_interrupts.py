@@ -33,6 +33,18 @@ def _signal_inside_gc(phase: str, info: dict) -> None:
             pass
 
 
+def signal_after(train):
+    """Return ``train`` followed by a collection that Ctrl-C lands inside."""
+
+    def then_signal(self):
+        result = train(self)
+        gc.callbacks.append(_signal_inside_gc)
+        gc.collect()
+        return result
+
+    return then_signal
+
+
 def test_a_signal_inside_the_garbage_collector_is_recorded_quietly(capfd):
     with pytest.raises(KeyboardInterrupt), interrupts.watching():
         gc.callbacks.append(_signal_inside_gc)
@@ -78,15 +90,7 @@ def test_a_sweep_interrupted_inside_the_collector_prints_one_line(
     """After the first group, Ctrl-C lands inside a collection: one line, exit 130."""
     path = tmp_path / "s.yaml"
     path.write_text(SWEEP.format(data=mnist_path))
-    train = LocalExecutor.next_result
-
-    def then_signal(self):
-        result = train(self)
-        gc.callbacks.append(_signal_inside_gc)
-        gc.collect()
-        return result
-
-    monkeypatch.setattr(LocalExecutor, "next_result", then_signal)
+    monkeypatch.setattr(LocalExecutor, "next_result", signal_after(LocalExecutor.next_result))
     result = invoke("sweep", path, "--out", tmp_path / "out", "--max-group", 1, "--quiet")
     assert result.exit_code == 130, result.output
     assert result.stderr.splitlines() == [
@@ -96,27 +100,14 @@ def test_a_sweep_interrupted_inside_the_collector_prints_one_line(
     assert [store.is_complete(p) for p in runs] == [True], runs
 
 
+# The real process patches itself with this module's own signal_after, then runs the CLI.
 CHILD = """
-import gc, os, signal, sys
+import sys
+from test_interrupts import signal_after
 from aeexp.cli import main
 from aeexp.execute.local import LocalExecutor
 
-def inside_gc(phase, info):
-    if phase == "start":
-        gc.callbacks.remove(inside_gc)
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(1000):
-            pass
-
-train = LocalExecutor.next_result
-
-def then_signal(self):
-    result = train(self)
-    gc.callbacks.append(inside_gc)
-    gc.collect()
-    return result
-
-LocalExecutor.next_result = then_signal
+LocalExecutor.next_result = signal_after(LocalExecutor.next_result)
 sys.argv = ["aeexp", *sys.argv[1:]]
 main()
 """
@@ -129,7 +120,7 @@ def test_the_real_process_interrupted_inside_the_collector(tmp_path, mnist_path)
     path.write_text(SWEEP.format(data=mnist_path))
     command = [sys.executable, "-c", textwrap.dedent(CHILD), "sweep", str(path),
                "--out", str(tmp_path / "out"), "--max-group", "1", "--quiet"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 130, done.stderr[-3000:]
     assert done.stderr.splitlines() == [
