@@ -153,9 +153,6 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     from aeexp.env.backend import import_keras, loaded_engine
 
     keras = import_keras()  # quietly: TensorFlow's start-up notices are not for a report
-    # keras2 registers the Keras 2.2 optimizer classes a saved model may name.
-    from aeexp.engines import keras2  # noqa: F401
-
     # The engine of whichever backend Keras runs here: a report needs no particular one.
     engine = loaded_engine()
 

@@ -14,7 +14,6 @@ Importing this module imports no TensorFlow: ``tf`` is imported on its first use
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -224,8 +223,6 @@ class TensorFlowEngine:
 
     def worker_setup(self, threads: int) -> None:
         """Size TensorFlow's thread pools to a worker's CPUs, before TensorFlow runs anything."""
-        for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-            os.environ[variable] = str(threads)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 

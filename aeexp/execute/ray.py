@@ -276,7 +276,9 @@ class GroupWorker:
     """A Ray actor that trains groups on the backend its first group names."""
 
     def __init__(self, threads: int) -> None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
+        # Read when a framework starts (TensorFlow's pools; OpenMP): set before any can.
+        for variable in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+            os.environ[variable] = str(threads)
         self.threads = threads
         self.backend: str | None = None
         self.datasets: dict[str, Dataset] = {}

@@ -127,8 +127,10 @@ def _devices(engine: Engine) -> dict[str, Any]:
 
 
 def _shared_metrics(
-    configs: Sequence[RunConfig], dataset: Dataset, seconds: float, engine: Engine
+    configs: Sequence[RunConfig], dataset: Dataset, seconds: float, engine: Engine | None = None
 ) -> dict:
+    if engine is None:
+        engine = backend.engine(configs[0].train.backend)
     return {
         "train_seconds": round(seconds, 3),
         "group_size": len(configs),
