@@ -402,9 +402,9 @@ def environment() -> list[str]:
     lines += [f"{name}: {_version(name)}" for name in ("keras", "numpy", "scikit-image")]
     for name in backend.BACKENDS:
         if not backend.installed(name):
-            lines.append(f"{name}: not installed ({install_hint(name)})")
+            lines.append(f"{name}: not installed ({install_hint(backend.ENGINES[name].framework)})")
             continue
-        lines += [f"{package}: {_version(package)}" for package in _PACKAGES[name]]
+        lines += [f"{package}: {_version(package)}" for package in backend.engine(name).packages]
     lines += pinned.report()
     usable = [name for name in backend.BACKENDS if backend.installed(name)]
     lines.append(f"backends: {', '.join(usable) or 'none'} (default {backend.DEFAULT_BACKEND})")
@@ -414,12 +414,9 @@ def environment() -> list[str]:
             model = f" ({device['model']})" if "model" in device else ""
             lines.append(f"device: {device['type']} {device['name']}{model} [{name}]")
         if all(d["type"] == "CPU" for d in found):
-            lines.append(f"gpu: none visible to {_LABELS[name]}; training runs on the CPU")
+            label = backend.engine(name).label
+            lines.append(f"gpu: none visible to {label}; training runs on the CPU")
     return lines
-
-
-_PACKAGES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib")}
-_LABELS = {"tensorflow": "TensorFlow", "jax": "JAX"}
 
 
 def _version(package: str) -> str:

@@ -83,7 +83,7 @@ def main() -> None:
         seconds = {}
         for name, (trainer, live) in trainers.items():
             started = time.perf_counter()
-            trainer.run_epoch(live, epoch)  # returns host arrays: the epoch has finished
+            trainer.run_stacks(live, epoch)  # returns host arrays: the epoch has finished
             seconds[name] = time.perf_counter() - started
         print(json.dumps({"epoch": epoch, "seconds": seconds}), flush=True)
 

@@ -54,7 +54,10 @@ def test_updates_match_the_tensorflow_path_to_float32_rounding(name, overrides):
 
 
 def test_what_changes_the_computation_is_static():
-    structure = jax_optimizers.structure
+    # Every keyword given, as a validated config holds them (defaults merged there, once).
+    def structure(name, overrides):
+        return jax_optimizers.structure(name, optimizers.resolved_params(name, overrides))
+
     assert structure("sgd", {}) != structure("sgd", {"momentum": 0.9})
     assert structure("sgd", {"momentum": 0.9}) != structure(
         "sgd", {"momentum": 0.9, "nesterov": True}
@@ -67,7 +70,7 @@ def test_what_changes_the_computation_is_static():
 
 
 def test_constants_are_rounded_as_keras_rounds_them():
-    hyper = jax_optimizers.hyperparameters("adam", {})
+    hyper = jax_optimizers.hyperparameters("adam", optimizers.resolved_params("adam", {}))
     # 1 - 0.9 in float64, then float32; not 1 - float32(0.9).
     assert hyper["one_minus_beta_1"] == np.float32(1 - 0.9)
     assert hyper["one_minus_beta_1"] != np.float32(1) - np.float32(0.9)

@@ -22,13 +22,16 @@ width a member's bits depend on neither its slot nor its neighbours. The width i
 CPU, where vmap only slowed a group down (a plain loop of members was fastest), and
 :data:`STACK_WIDTH` on a GPU or TPU, where one small product per member leaves the device
 idle and padding costs next to nothing.
+
+Importing this module imports neither JAX nor Keras and switches no backend: the first use
+of ``jax``, ``jnp`` or ``keras`` below makes JAX this process's Keras backend and imports them.
 """
 
 from __future__ import annotations
 
 import collections
-import time
-from collections.abc import Callable, Hashable, Sequence
+import functools
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,15 +39,33 @@ import numpy as np
 
 from aeexp.config.run import ModelConfig, RunConfig
 from aeexp.engines import jax_optimizers
-from aeexp.engines.base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
+from aeexp.engines.base import (
+    VALIDATION_CHUNK,
+    EpochCallback,
+    History,
+    StopCallback,
+    train_lockstep,
+)
 from aeexp.engines.model import build_autoencoder
-from aeexp.env.backend import import_jax, import_keras, use
+from aeexp.env.backend import LazyModule, import_jax, import_keras, use
 from aeexp.registry import losses
 
-use("jax")
-jax = import_jax()
-jnp = jax.numpy
-keras = import_keras()
+NAME = "jax"
+
+
+def _framework(load: Callable[[], Any]) -> Callable[[], Any]:
+    """Return ``load`` preceded by making JAX this process's Keras backend."""
+
+    def loaded() -> Any:
+        use(NAME)
+        return load()
+
+    return loaded
+
+
+jax = LazyModule(_framework(import_jax))
+jnp = LazyModule(_framework(lambda: import_jax().numpy))
+keras = LazyModule(_framework(import_keras))
 
 # Members per vmapped stack on an accelerator. The thesis-tuned grid puts ~20 learning
 # rates of one cell in a group of 30: three stacks of 8. A lone member pays 8x the
@@ -73,7 +94,8 @@ class Member:
 
 def build_member(config: RunConfig) -> Member:
     """Return a fresh member for ``config``: its seeded model, loss and optimizer settings."""
-    params = dict(config.optimizer.params)
+    use(NAME)  # before the model imports Keras
+    params = dict(config.optimizer.params)  # every keyword: merged when the config was validated
     loss_params = config.loss.params()
     key = (
         config.model,
@@ -144,12 +166,6 @@ def _member_state(member: Member) -> tuple[list[Any], dict[str, Any], dict[str, 
     return weights, state, {k: jnp.asarray(v) for k, v in hyper.items()}
 
 
-@jax.custom_vjp
-def _add_bias(x: Any, bias: Any) -> Any:
-    """Return ``x + bias``, whose bias gradient is a product (see the module's notes)."""
-    return x + bias
-
-
 def _add_bias_forward(x: Any, bias: Any) -> tuple[Any, None]:
     return x + bias, None
 
@@ -158,11 +174,24 @@ def _add_bias_backward(_: None, grad: Any) -> tuple[Any, Any]:
     return grad, (jnp.ones((1, grad.shape[0]), grad.dtype) @ grad)[0]
 
 
-_add_bias.defvjp(_add_bias_forward, _add_bias_backward)
+@functools.cache
+def _bias_adder() -> Callable[[Any, Any], Any]:
+    """Return ``add(x, bias)``, whose bias gradient is a product (see the module's notes).
+
+    Made on first use, not at import: ``jax.custom_vjp`` needs JAX.
+    """
+
+    @jax.custom_vjp
+    def add(x: Any, bias: Any) -> Any:
+        return x + bias
+
+    add.defvjp(_add_bias_forward, _add_bias_backward)
+    return add
 
 
 def forward(shape: ModelConfig, weights: Sequence[Any], x: Any) -> Any:
     """Return the autoencoder's reconstruction of ``x``: Keras's Dense layers, written out."""
+    _add_bias = _bias_adder()
     kernel1, bias1, kernel2, bias2 = weights
     encoder = keras.activations.get(shape.encoder_activation)
     decoder = keras.activations.get(shape.decoder_activation)
@@ -324,7 +353,7 @@ class GroupTrainer:
         n_train, n_val = int(self.x_train.shape[0]), int(self.x_val.shape[0])
         return _cached_epoch(stacks, n_train, n_val, self.batch_size)
 
-    def run_epoch(self, live: Sequence[int], epoch: int) -> tuple[list, list]:
+    def run_stacks(self, live: Sequence[int], epoch: int) -> tuple[list, list]:
         """Train the stacks numbered ``live`` one epoch; return their losses as NumPy."""
         function = self.epoch_function([self.stacks[i] for i in live])
         states, train, val = function(
@@ -346,56 +375,32 @@ class GroupTrainer:
         """Train for ``epochs``; freeze a member whose loss turns NaN or that ``stop`` names.
 
         ``stop`` is asked after every epoch but the last, as by TensorFlow's engine; a
-        stopped member is masked like a diverged one, so the others keep their bits.
+        stopped member is masked like a diverged one, so the others keep their bits
+        (:func:`aeexp.engines.base.train_lockstep`).
         """
-        histories = [History() for _ in self.members]
-        live = list(range(len(self.stacks)))
-        for epoch in range(epochs):
-            if not live:
-                break
-            started = time.perf_counter()
-            train_losses, val_losses = self.run_epoch(live, epoch)
-            seconds = time.perf_counter() - started
-            for i, train, val in zip(live, train_losses, val_losses, strict=True):
-                self._record(i, train, val, seconds, epoch, histories)
-            if stop is not None and epoch + 1 < epochs:
-                self._stop(stop, epoch + 1, histories)
-            # A stack with nobody left to train leaves the compiled epoch (one recompile).
-            live = [i for i in live if self.actives[i].any()]
-            if on_epoch is not None:
-                on_epoch(epoch + 1, histories)
+        self._live = [i for i in range(len(self.stacks)) if self.actives[i].any()]
+        histories = train_lockstep(self, len(self.members), epochs, on_epoch, stop)
         self._write_back()
         return histories
 
-    def _record(
-        self, stack: int, train: np.ndarray, val: np.ndarray, seconds: float, epoch: int, out: list
-    ) -> None:
-        """Append each active member's losses; freeze those that turned NaN or infinite."""
-        for slot, index in enumerate(self.stacks[stack].slots):
-            if index < 0 or not self.actives[stack][slot]:
-                continue
-            history = out[index]
-            history.loss.append(float(train[slot]))
-            history.val_loss.append(float(val[slot]))
-            history.seconds.append(seconds)
-            if not (np.isfinite(train[slot]) and np.isfinite(val[slot])):
-                history.diverged_epoch = epoch + 1
-                self.actives[stack][slot] = False
+    def run_epoch(self, active: Sequence[int], epoch: int) -> Mapping[int, tuple[float, float]]:
+        """Train the live stacks one epoch; return each active member's mean losses."""
+        train_losses, val_losses = self.run_stacks(self._live, epoch)
+        found = {}
+        for number, train, val in zip(self._live, train_losses, val_losses, strict=True):
+            for slot, index in enumerate(self.stacks[number].slots):
+                if index >= 0 and self.actives[number][slot]:
+                    found[index] = (train[slot], val[slot])
+        return found
 
-    def _stop(self, stop: StopCallback, epoch: int, histories: list[History]) -> None:
-        """Freeze the members ``stop`` names among those still training."""
-        slots = {
-            index: (number, slot)
-            for number, stack in enumerate(self.stacks)
-            for slot, index in enumerate(stack.slots)
-            if index >= 0 and self.actives[number][slot]
-        }
-        if not slots:
-            return
-        for index in set(stop(epoch, histories, tuple(sorted(slots)))) & set(slots):
-            number, slot = slots[index]
-            self.actives[number][slot] = False
-            histories[index].stopped_epoch = epoch
+    def freeze(self, frozen: Sequence[int], active: Sequence[int]) -> None:
+        """Mask the members ``frozen`` in their stacks; the others keep their bits."""
+        for number, stack in enumerate(self.stacks):
+            for slot, index in enumerate(stack.slots):
+                if index >= 0 and index in frozen:
+                    self.actives[number][slot] = False
+        # A stack with nobody left to train leaves the compiled epoch (one recompile).
+        self._live = [i for i in self._live if self.actives[i].any()]
 
     def _write_back(self) -> None:
         """Copy each member's trained weights into its Keras model (for saving, evaluating)."""
@@ -408,7 +413,10 @@ class GroupTrainer:
                         variable.assign(value[slot])
 
 
-_compiled_forward = jax.jit(forward, static_argnums=0)
+@functools.cache
+def _compiled_forward() -> Callable[..., Any]:
+    """Return the jitted :func:`forward` (made on first use: jax.jit needs JAX)."""
+    return jax.jit(forward, static_argnums=0)
 
 
 def model_shape(model: Any) -> ModelConfig:
@@ -428,7 +436,7 @@ def reconstruct(model: Any, images: np.ndarray) -> np.ndarray:
     weights = [jnp.asarray(v.value) for v in model.trainable_variables]
     x = jnp.asarray(images, jnp.float32)
     parts = [
-        np.asarray(_compiled_forward(shape, weights, x[start : start + VALIDATION_CHUNK]))
+        np.asarray(_compiled_forward()(shape, weights, x[start : start + VALIDATION_CHUNK]))
         for start in range(0, int(x.shape[0]), VALIDATION_CHUNK)
     ]
     return np.concatenate(parts) if parts else np.zeros(images.shape, np.float32)
@@ -440,3 +448,67 @@ def enable_determinism() -> None:
     :func:`aeexp.env.backend.import_jax` sets ``--xla_gpu_deterministic_ops`` before JAX starts a
     device, and float32 matrix products at full precision.
     """
+
+
+def devices() -> list[dict[str, str]]:
+    """Return every device JAX sees, described as TensorFlow's are; Keras is not imported."""
+    found = []
+    for device in import_jax().devices():
+        kind = str(getattr(device, "platform", "cpu")).upper()
+        entry = {"type": kind, "name": str(device)}
+        if kind != "CPU":
+            entry["model"] = str(getattr(device, "device_kind", "unknown accelerator"))
+        found.append(entry)
+    return found
+
+
+class JaxEngine:
+    """The JAX backend (:class:`aeexp.engines.base.Engine`)."""
+
+    name = NAME
+    label = "JAX"
+    packages = ("jax", "jaxlib")
+
+    def worker_setup(self, threads: int) -> None:
+        """Nothing to size: JAX sizes its pool by the CPUs the process may run on.
+
+        It has no setting for it, and its bits do not depend on that count (module notes).
+        """
+
+    def enable_determinism(self) -> None:
+        """Nothing to switch on (:func:`enable_determinism`)."""
+        enable_determinism()
+
+    def build_member(self, config: RunConfig) -> Member:
+        """Return a fresh member for ``config``."""
+        return build_member(config)
+
+    def group_trainer(
+        self,
+        members: Sequence[Member],
+        x_train: np.ndarray,
+        x_val: np.ndarray,
+        batch_size: int,
+        seed: int,
+        xla: bool = True,
+    ) -> GroupTrainer:
+        """Return the trainer of ``members``; ``xla`` is ignored: JAX always compiles."""
+        return GroupTrainer(members, x_train, x_val, batch_size, seed)
+
+    def reconstruct(self, model: Any, images: np.ndarray) -> np.ndarray:
+        """Return ``model``'s reconstructions as validation computes them."""
+        return reconstruct(model, images)
+
+    def versions(self) -> dict[str, str]:
+        """Return the Keras backend's name and JAX's and jaxlib's versions."""
+        found = {"keras_backend": keras.backend.backend(), "jax": jax.__version__}
+        import jaxlib  # after JAX: its flags are set before anything of it starts
+
+        return found | {"jaxlib": jaxlib.__version__}
+
+    def devices(self) -> list[dict[str, str]]:
+        """Return every device JAX sees."""
+        return devices()
+
+
+ENGINE = JaxEngine()

@@ -18,10 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
-from aeexp.registry import optimizers
+from aeexp.env.backend import LazyModule, import_jax
+
+# jax.numpy, imported on first use (with aeexp's settings), not when this module is.
+jnp = LazyModule(lambda: import_jax().numpy)
 
 State = dict[str, Any]  # "iterations", "slots" (name -> one array per weight), extras
 Hyper = Mapping[str, Any]  # float32 scalars (or, stacked, float32 vectors)
@@ -147,23 +149,22 @@ def structure(name: str, params: Mapping[str, Any]) -> tuple:
     """Return what changes the computation, not just its numbers: members must share it to stack.
 
     SGD with momentum 0 is Keras's plain step (no velocity slot); Nesterov and AMSGrad are
-    different formulas.
+    different formulas. ``params`` holds every keyword (a validated config's, whose defaults
+    are merged: :func:`aeexp.registry.optimizers.resolved_params`).
     """
-    resolved = optimizers.resolved_params(name, dict(params))
     if name == "sgd":
-        return (resolved["momentum"] != 0, bool(resolved["nesterov"]))
+        return (params["momentum"] != 0, bool(params["nesterov"]))
     if name == "adam":
-        return (bool(resolved["amsgrad"]),)
+        return (bool(params["amsgrad"]),)
     return ()
 
 
 def hyperparameters(name: str, params: Mapping[str, Any]) -> dict[str, np.float32]:
-    """Return the float32 constants of one optimizer: rate, decay, and its rule's own."""
-    resolved = optimizers.resolved_params(name, dict(params))
+    """Return the float32 constants of one optimizer (every keyword given): rate, decay, rule's."""
     return {
-        "learning_rate": _f32(resolved["learning_rate"]),
-        "decay": _f32(resolved["decay"]),
-        **RULES[name].constants(resolved),
+        "learning_rate": _f32(params["learning_rate"]),
+        "decay": _f32(params["decay"]),
+        **RULES[name].constants(params),
     }
 
 

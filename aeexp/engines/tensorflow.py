@@ -8,34 +8,47 @@ minibatch. Members are independent (own model, optimizer, loss), so a member tra
 group ends where it would have ended trained alone, bit for bit: its weights, and its losses
 too, since each member's losses are accumulated as its own scalars (a vector over the group
 once rounded a member's last bit by the group's width).
+
+Importing this module imports no TensorFlow: ``tf`` is imported on its first use.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from aeexp.config.run import RunConfig
+
 # Re-exported: engine.History, engine.EpochCallback, engine.StopCallback and
 # engine.VALIDATION_CHUNK stay public.
-from aeexp.engines.base import VALIDATION_CHUNK, EpochCallback, History, StopCallback
-from aeexp.env.backend import import_tensorflow
+from aeexp.engines.base import (
+    VALIDATION_CHUNK,
+    EpochCallback,
+    History,
+    StopCallback,
+    train_lockstep,
+)
+from aeexp.engines.model import build_autoencoder
+from aeexp.env.backend import LazyModule, import_tensorflow
+from aeexp.registry import losses, optimizers
 
 __all__ = [
+    "ENGINE",
     "VALIDATION_CHUNK",
     "EpochCallback",
     "GroupTrainer",
     "History",
     "Member",
     "StopCallback",
+    "TensorFlowEngine",
     "enable_determinism",
     "reconstruct",
 ]
 
-tf = import_tensorflow()
+tf = LazyModule(import_tensorflow)
 
 
 @dataclass
@@ -138,42 +151,24 @@ class GroupTrainer:
 
         ``stop`` is asked after every epoch but the last (a member that trained every epoch
         is finished, not stopped) with the members still training; those it returns are
-        frozen like a diverged member, and the others go on with the same bits.
+        frozen like a diverged member, and the others go on with the same bits
+        (:func:`aeexp.engines.base.train_lockstep`).
         """
-        histories = [History() for _ in self.members]
-        active = list(range(len(self.members)))
-        epoch_fn = self._compile_epoch(self.members)
-        for epoch in range(epochs):
-            if not active:
-                break
-            started = time.perf_counter()
-            train_losses, val_losses = epoch_fn(tf.constant([self.seed, epoch], tf.int64))
-            train_losses, val_losses = train_losses.numpy(), val_losses.numpy()
-            seconds = time.perf_counter() - started
-            frozen = []
-            for slot, index in enumerate(active):
-                history = histories[index]
-                history.loss.append(float(train_losses[slot]))
-                history.val_loss.append(float(val_losses[slot]))
-                history.seconds.append(seconds)
-                if not (np.isfinite(train_losses[slot]) and np.isfinite(val_losses[slot])):
-                    history.diverged_epoch = epoch + 1
-                    frozen.append(index)
-            survivors = [i for i in active if i not in frozen]
-            if stop is not None and survivors and epoch + 1 < epochs:
-                stopped = set(stop(epoch + 1, histories, tuple(survivors))) & set(survivors)
-                for index in sorted(stopped):
-                    histories[index].stopped_epoch = epoch + 1
-                    frozen.append(index)
-            if frozen:
-                active = [i for i in active if i not in frozen]
-                if active:
-                    # Recompiled for the survivors: each member's own ops are unchanged, so
-                    # its bits do not depend on who else is still training.
-                    epoch_fn = self._compile_epoch([self.members[i] for i in active])
-            if on_epoch is not None:
-                on_epoch(epoch + 1, histories)
-        return histories
+        self._epoch_fn = self._compile_epoch(self.members)
+        return train_lockstep(self, len(self.members), epochs, on_epoch, stop)
+
+    def run_epoch(self, active: Sequence[int], epoch: int) -> Mapping[int, tuple[float, float]]:
+        """Train the members ``active`` one epoch; return each one's mean losses as NumPy."""
+        train_losses, val_losses = self._epoch_fn(tf.constant([self.seed, epoch], tf.int64))
+        train_losses, val_losses = train_losses.numpy(), val_losses.numpy()
+        return {i: (train_losses[s], val_losses[s]) for s, i in enumerate(active)}
+
+    def freeze(self, frozen: Sequence[int], active: Sequence[int]) -> None:
+        """Recompile the epoch for the members ``active``, if any are left."""
+        if active:
+            # Recompiled for the survivors: each member's own ops are unchanged, so its bits
+            # do not depend on who else is still training.
+            self._epoch_fn = self._compile_epoch([self.members[i] for i in active])
 
 
 def reconstruct(model: Any, images: np.ndarray) -> np.ndarray:
@@ -195,3 +190,73 @@ def reconstruct(model: Any, images: np.ndarray) -> np.ndarray:
 def enable_determinism() -> None:
     """Make TensorFlow ops deterministic so a config and seed always give the same numbers."""
     tf.config.experimental.enable_op_determinism()
+
+
+def build_member(config: RunConfig) -> Member:
+    """Return a fresh member for ``config``: its seeded model, Keras 2.2 optimizer and loss."""
+    return Member(
+        model=build_autoencoder(config.model, config.seed),
+        # The config's keywords are complete (defaults merged when it was validated).
+        optimizer=optimizers.keras_optimizer(config.optimizer.name, config.optimizer.params),
+        loss=losses.get(config.loss.name, **config.loss.params()),
+    )
+
+
+def devices() -> list[dict[str, str]]:
+    """Return every device TensorFlow sees: its type, name and, for a GPU, its model."""
+    found = []
+    for device in tf.config.list_physical_devices():
+        entry = {"type": device.device_type, "name": device.name}
+        if device.device_type == "GPU":
+            details = tf.config.experimental.get_device_details(device)
+            entry["model"] = str(details.get("device_name", "unknown GPU"))
+        found.append(entry)
+    return found
+
+
+class TensorFlowEngine:
+    """The TensorFlow backend (:class:`aeexp.engines.base.Engine`)."""
+
+    name = "tensorflow"
+    label = "TensorFlow"
+    packages = ("tensorflow",)
+
+    def worker_setup(self, threads: int) -> None:
+        """Size TensorFlow's thread pools to a worker's CPUs, before TensorFlow runs anything."""
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+    def enable_determinism(self) -> None:
+        """Make TensorFlow's ops deterministic."""
+        enable_determinism()
+
+    def build_member(self, config: RunConfig) -> Member:
+        """Return a fresh member for ``config``."""
+        return build_member(config)
+
+    def group_trainer(
+        self,
+        members: Sequence[Member],
+        x_train: np.ndarray,
+        x_val: np.ndarray,
+        batch_size: int,
+        seed: int,
+        xla: bool = True,
+    ) -> GroupTrainer:
+        """Return the trainer of ``members``; ``xla`` compiles each epoch with XLA."""
+        return GroupTrainer(members, x_train, x_val, batch_size, seed, xla=xla)
+
+    def reconstruct(self, model: Any, images: np.ndarray) -> np.ndarray:
+        """Return ``model``'s reconstructions through the compiled path."""
+        return reconstruct(model, images)
+
+    def versions(self) -> dict[str, str]:
+        """Return TensorFlow's version (a TensorFlow run records no backend name: the default)."""
+        return {"tensorflow": tf.__version__}
+
+    def devices(self) -> list[dict[str, str]]:
+        """Return every device TensorFlow sees."""
+        return devices()
+
+
+ENGINE = TensorFlowEngine()

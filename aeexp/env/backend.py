@@ -1,4 +1,10 @@
-"""Choose the Keras backend (TensorFlow or JAX) and import it once, quietly.
+"""The backends' registry; choose the Keras backend (TensorFlow or JAX) and import it once, quietly.
+
+Each backend is one entry of :data:`ENGINES` (its engine module, its Keras backend, the
+framework it needs) and one module whose ``ENGINE`` satisfies
+:class:`aeexp.engines.base.Engine`. Nothing is imported until an engine is asked for, and
+asking (:func:`engine`) changes no process state; :func:`start` makes the engine's Keras
+backend this process's.
 
 Keras reads ``KERAS_BACKEND`` when it is first imported and keeps that backend for the
 life of the process, so a run's backend must be chosen before anything imports Keras:
@@ -13,20 +19,31 @@ import contextlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
+from typing import Any, NamedTuple
 
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
 
-# The backends a run may train on (``train.backend``); the first is the default, under
-# which every run id and number committed before JAX existed stays as it was.
-BACKENDS = ("tensorflow", "jax")
+
+class EngineEntry(NamedTuple):
+    """Where a backend's engine lives and what it needs, known without importing either."""
+
+    module: str  # imported when the engine is first asked for; its ENGINE is the Engine
+    keras_backend: str  # what KERAS_BACKEND becomes: the models are Keras models on it
+    framework: str  # the module that must be importable; also the extra that installs it
+
+
+# The backends a run may train on (``train.backend``), one entry each; the first is the
+# default, under which every run id and number committed before JAX existed stays as it was.
+# The config schema's choices are these names: adding a backend is its module and an entry.
+ENGINES: dict[str, EngineEntry] = {
+    "tensorflow": EngineEntry("aeexp.engines.tensorflow", "tensorflow", "tensorflow"),
+    "jax": EngineEntry("aeexp.engines.jax", "jax", "jax"),
+}
+BACKENDS = tuple(ENGINES)
 DEFAULT_BACKEND = BACKENDS[0]
-# The engine module of each backend: same interface, one framework each.
-ENGINES = {"tensorflow": "aeexp.engines.tensorflow", "jax": "aeexp.engines.jax"}
-# The module that must be importable, and the extra that installs it.
-_REQUIRES = {"tensorflow": "tensorflow", "jax": "jax"}
 # Determinism on a GPU: XLA's deterministic implementations (scatter, reductions, GEMMs;
 # it also turns autotuning off, so a rerun picks the same kernels). Ignored on a CPU.
 JAX_XLA_FLAGS = ("--xla_gpu_deterministic_ops=true",)
@@ -51,7 +68,7 @@ def _stderr_silenced() -> Iterator[None]:
 
 def installed(backend: str) -> bool:
     """Return whether ``backend``'s framework can be imported here."""
-    module = _REQUIRES[backend]
+    module = ENGINES[backend].framework
     return module in sys.modules or importlib.util.find_spec(module) is not None
 
 
@@ -59,8 +76,8 @@ def require(backend: str) -> None:
     """Raise a one-line UserError unless ``backend``'s framework is installed."""
     if not installed(backend):
         raise UserError(
-            f"train.backend {backend} needs {_REQUIRES[backend]}, which is not installed: "
-            f"{install_hint(backend)}"
+            f"train.backend {backend} needs {ENGINES[backend].framework}, which is not "
+            f"installed: {install_hint(ENGINES[backend].framework)}"
         )
 
 
@@ -75,13 +92,14 @@ def loaded_keras_backend() -> str | None:
 def default_backend() -> str:
     """Return the backend Keras gets when no run chose one.
 
-    ``KERAS_BACKEND`` if set, else TensorFlow where it is installed, else JAX: so a report
-    or ``aeexp data`` works on a machine with only one of them.
+    ``KERAS_BACKEND`` if set, else TensorFlow's where it is installed, else JAX's: so a
+    report or ``aeexp data`` works on a machine with only one of them.
     """
     chosen = os.environ.get("KERAS_BACKEND")
-    if chosen in BACKENDS:
+    if chosen in _FRAMEWORKS:
         return chosen
-    return next((b for b in BACKENDS if installed(b)), DEFAULT_BACKEND)
+    usable = next((b for b in BACKENDS if installed(b)), DEFAULT_BACKEND)
+    return ENGINES[usable].keras_backend
 
 
 def prefer(backend: str) -> None:
@@ -91,11 +109,11 @@ def prefer(backend: str) -> None:
     may never train (Ray's workers do), so a Keras already running another backend here is
     no error until this process trains: :func:`use` refuses it then.
     """
-    if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r} (valid: {', '.join(BACKENDS)})")
+    if backend not in ENGINES:
+        raise UserError(f"unknown backend {backend!r} (valid: {', '.join(ENGINES)})")
     require(backend)
     if loaded_keras_backend() is None:
-        os.environ["KERAS_BACKEND"] = backend
+        os.environ["KERAS_BACKEND"] = ENGINES[backend].keras_backend
 
 
 def use(backend: str) -> None:
@@ -105,7 +123,7 @@ def use(backend: str) -> None:
     """
     prefer(backend)
     loaded = loaded_keras_backend()
-    if loaded is not None and loaded != backend:
+    if loaded is not None and loaded != ENGINES[backend].keras_backend:
         raise UserError(
             f"train.backend {backend}: this process already imported Keras with the {loaded} "
             f"backend, and a process keeps its first; train {backend} runs in another process"
@@ -159,18 +177,23 @@ def import_jax() -> ModuleType:
     return jax
 
 
+# Keras's backends and the import of each one's framework, quietly, before Keras itself.
+_TENSORFLOW = "tensorflow"
+_FRAMEWORKS: dict[str, Callable[[], ModuleType]] = {
+    _TENSORFLOW: import_tensorflow,
+    "jax": import_jax,
+}
+
+
 def import_keras() -> ModuleType:
     """Return the ``keras`` module on the chosen backend, its framework imported quietly first."""
     if loaded_keras_backend() is None:
         backend = default_backend()
         os.environ["KERAS_BACKEND"] = backend
-        if backend == "tensorflow":
-            import_tensorflow()
-        else:
-            import_jax()
+        _FRAMEWORKS[backend]()
     import keras
 
-    if keras.backend.backend() == "jax":
+    if keras.backend.backend() != _TENSORFLOW:
         _without_tensorflow()
     return keras
 
@@ -189,41 +212,50 @@ def _without_tensorflow() -> None:
             lazy._available = False
 
 
-def engine_module(backend: str) -> ModuleType:
-    """Return ``backend``'s engine, after making it this process's Keras backend."""
+def engine(backend: str) -> Any:
+    """Return ``backend``'s engine (an :class:`aeexp.engines.base.Engine`), changing nothing.
+
+    Its module is imported on the first call; no framework comes with it.
+    """
+    if backend not in ENGINES:
+        raise UserError(f"unknown backend {backend!r} (valid: {', '.join(ENGINES)})")
+    return importlib.import_module(ENGINES[backend].module).ENGINE
+
+
+def start(backend: str) -> Any:
+    """Return ``backend``'s engine, after making its Keras backend this process's (:func:`use`)."""
     use(backend)
-    return importlib.import_module(ENGINES[backend])
+    return engine(backend)
 
 
-def loaded_engine() -> ModuleType:
+def loaded_engine() -> Any:
     """Return the engine of the Keras backend this process runs (importing Keras if needed)."""
-    return engine_module(import_keras().backend.backend())
+    keras_backend = import_keras().backend.backend()
+    return start(next(n for n, e in ENGINES.items() if e.keras_backend == keras_backend))
 
 
 def devices(backend: str = DEFAULT_BACKEND) -> list[dict[str, str]]:
     """Return every device ``backend`` sees: its type, name and, for a GPU, its model."""
-    if backend == "jax":
-        return [_jax_device(d) for d in import_jax().devices()]
-    tf = import_tensorflow()
-    found = []
-    for device in tf.config.list_physical_devices():
-        entry = {"type": device.device_type, "name": device.name}
-        if device.device_type == "GPU":
-            details = tf.config.experimental.get_device_details(device)
-            entry["model"] = str(details.get("device_name", "unknown GPU"))
-        found.append(entry)
-    return found
-
-
-def _jax_device(device: object) -> dict[str, str]:
-    """Describe one JAX device as :func:`devices` does a TensorFlow one."""
-    kind = str(getattr(device, "platform", "cpu")).upper()
-    entry = {"type": kind, "name": str(device)}
-    if kind != "CPU":
-        entry["model"] = str(getattr(device, "device_kind", "unknown accelerator"))
-    return entry
+    return engine(backend).devices()
 
 
 def gpu_names(backend: str = DEFAULT_BACKEND) -> list[str]:
     """Return the models of the accelerators ``backend`` sees (empty on a CPU-only machine)."""
     return [d.get("model", d["name"]) for d in devices(backend) if d["type"] != "CPU"]
+
+
+class LazyModule:
+    """A module imported on the first use of one of its names, by ``load``.
+
+    An engine names its framework at the top (``tf = LazyModule(import_tensorflow)``) and
+    uses it as the module itself, yet importing the engine imports no framework.
+    """
+
+    def __init__(self, load: Callable[[], ModuleType]) -> None:
+        self._load = load
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._module is None:
+            self._module = self._load()
+        return getattr(self._module, name)

@@ -276,6 +276,7 @@ class GroupWorker:
     """A Ray actor that trains groups on the backend its first group names."""
 
     def __init__(self, threads: int) -> None:
+        # Read when a framework starts (TensorFlow's pools; OpenMP): set before any can.
         for variable in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
             os.environ[variable] = str(threads)
         self.threads = threads
@@ -288,14 +289,10 @@ class GroupWorker:
             return
         from aeexp.env import backend
 
-        backend.use(backend_name)  # a second backend in one worker is refused, on one line
-        if backend_name == "tensorflow":
-            # Before TensorFlow runs anything: its pools take the worker's CPUs, no more.
-            tf = backend.import_tensorflow()
-            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(self.threads)
-        # JAX sizes its pool by the CPUs the process may run on and has no setting for it;
-        # its bits do not depend on that count (aeexp.engine_jax).
+        # A second backend in one worker is refused, on one line.
+        engine = backend.start(backend_name)
+        # Before the framework runs anything: its pools take the worker's CPUs, no more.
+        engine.worker_setup(self.threads)
         self.backend = backend_name
 
     def describe(self) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,12 +23,11 @@ from aeexp._version import __version__
 from aeexp.config.run import RunConfig
 from aeexp.config.sweep import group_key
 from aeexp.data.dataset import Dataset
-from aeexp.engines.base import EpochCallback, History, StopCallback, StopRule
-from aeexp.engines.model import build_autoencoder
+from aeexp.engines.base import Engine, EpochCallback, History, StopCallback, StopRule
 from aeexp.env import backend, host, pinned
 from aeexp.execute import interrupts
 from aeexp.io import atomic
-from aeexp.registry import losses, optimizers
+from aeexp.registry import losses
 from aeexp.registry.vocab import Status
 from aeexp.store import rundir as store
 from aeexp.store.rundir import RunArtifacts
@@ -38,38 +36,24 @@ if TYPE_CHECKING:
     from aeexp.engines.events import GroupEvents
 
 
-def library_versions(backend_name: str = backend.DEFAULT_BACKEND) -> dict[str, str]:
-    """Return the versions that determine a run's numbers on ``backend_name``.
+def library_versions(engine: Engine) -> dict[str, str]:
+    """Return the versions that determine a run's numbers on ``engine``.
 
-    A TensorFlow run records what it always did; a JAX run names its backend, JAX and jaxlib
-    instead of TensorFlow (which it never imports).
+    The engine names its framework's (a TensorFlow run records what it always did; a JAX run
+    names its backend, JAX and jaxlib instead of TensorFlow, which it never imports).
     """
     import skimage
 
     keras = backend.import_keras()
     versions = {"aeexp": __version__, "python": platform.python_version()}
-    if backend_name == "jax":
-        jax = backend.import_jax()
-        import jaxlib
-
-        versions |= {"keras_backend": keras.backend.backend(), "jax": jax.__version__}
-        versions |= {"jaxlib": jaxlib.__version__}
-    else:
-        versions["tensorflow"] = backend.import_tensorflow().__version__
-    return versions | {
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "scikit-image": skimage.__version__,
-    }
-
-
-def _build_member(config: RunConfig, engine: ModuleType) -> Any:
-    if config.train.backend == "jax":
-        return engine.build_member(config)
-    return engine.Member(
-        model=build_autoencoder(config.model, config.seed),
-        optimizer=optimizers.build(config.optimizer.name, **config.optimizer.params),
-        loss=losses.get(config.loss.name, **config.loss.params()),
+    return (
+        versions
+        | engine.versions()
+        | {
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "scikit-image": skimage.__version__,
+        }
     )
 
 
@@ -136,14 +120,17 @@ def run_files(
     return files
 
 
-def _devices(backend_name: str) -> dict[str, Any]:
-    """Return the accelerators the backend trained on, if any (absent on a CPU run)."""
-    gpus = backend.gpu_names(backend_name)
+def _devices(engine: Engine) -> dict[str, Any]:
+    """Return the accelerators the engine trained on, if any (absent on a CPU run)."""
+    gpus = [d.get("model", d["name"]) for d in engine.devices() if d["type"] != "CPU"]
     return {"gpus": gpus} if gpus else {}
 
 
-def _shared_metrics(configs: Sequence[RunConfig], dataset: Dataset, seconds: float) -> dict:
-    backend_name = configs[0].train.backend
+def _shared_metrics(
+    configs: Sequence[RunConfig], dataset: Dataset, seconds: float, engine: Engine | None = None
+) -> dict:
+    if engine is None:
+        engine = backend.engine(configs[0].train.backend)
     return {
         "train_seconds": round(seconds, 3),
         "group_size": len(configs),
@@ -153,11 +140,11 @@ def _shared_metrics(configs: Sequence[RunConfig], dataset: Dataset, seconds: flo
             "train_images": len(dataset.train_images),
             "test_images": len(dataset.eval_images),
         },
-        "versions": library_versions(backend_name),
+        "versions": library_versions(engine),
         # Whether the packages that decide the numbers had the lock's versions (aeexp env).
         "locked_environment": pinned.is_locked(),
         "machine": host.record(),
-        **_devices(backend_name),
+        **_devices(engine),
     }
 
 
@@ -170,19 +157,19 @@ def train_group(
 ) -> list[RunArtifacts]:
     """Train ``configs`` (which share a group key) in lock-step; evaluate; return their files.
 
-    The group's ``train.backend`` picks the engine; ``xla`` applies to TensorFlow's only
-    (JAX always compiles). ``stop`` (a tuner's pruner) may stop members after any epoch:
-    they are recorded as pruned, with their history so far, and evaluated as they stand.
+    The group's ``train.backend`` picks the engine (:func:`aeexp.env.backend.start`);
+    ``xla`` applies where the engine may choose (TensorFlow's; JAX always compiles).
+    ``stop`` (a tuner's pruner) may stop members after any epoch: they are recorded as
+    pruned, with their history so far, and evaluated as they stand.
     """
     if len({group_key(c) for c in configs}) != 1:
         raise ValueError("a group's members must share data, train settings and seed")
     first = configs[0]
-    engine = backend.engine_module(first.train.backend)
+    engine: Engine = backend.start(first.train.backend)
     engine.enable_determinism()
-    members = [_build_member(c, engine) for c in configs]
-    options = {"xla": xla} if first.train.backend == "tensorflow" else {}
-    trainer = engine.GroupTrainer(
-        members, dataset.x_train, dataset.x_eval, first.train.batch_size, first.seed, **options
+    members = [engine.build_member(c) for c in configs]
+    trainer = engine.group_trainer(
+        members, dataset.x_train, dataset.x_eval, first.train.batch_size, first.seed, xla=xla
     )
     logged = [c.run_id for c in configs if c.output.tensorboard]
     events = _events(logged)
@@ -193,7 +180,7 @@ def train_group(
             _with_events(configs, events, on_epoch),
             None if stop is None else _engine_stop(configs, stop),
         )
-        shared = _shared_metrics(configs, dataset, time.perf_counter() - started)
+        shared = _shared_metrics(configs, dataset, time.perf_counter() - started, engine)
         artifacts = []
         for config, member, history in zip(configs, members, histories, strict=True):
             interrupts.check()  # between evaluations: a group of 30 takes a while
@@ -249,7 +236,7 @@ def _artifacts(
     shared: dict[str, Any],
     dataset: Dataset,
     events: GroupEvents | None,
-    engine: ModuleType,
+    engine: Engine,
     stop: StopRule | None = None,
 ) -> RunArtifacts:
     """Evaluate a trained member and return its metrics and files."""

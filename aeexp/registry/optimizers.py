@@ -115,11 +115,23 @@ def accepted_keys(name: str) -> set[str]:
 
 
 def build(name: str, **params: Any):
-    """Return a fresh Keras optimizer for ``name`` with Keras 2.2 defaults and semantics."""
+    """Return a fresh Keras optimizer for ``name`` with Keras 2.2 defaults and semantics.
+
+    For a caller holding only some keywords; a run's config holds them all already.
+    """
+    return keras_optimizer(name, resolved_params(name, params))
+
+
+def keras_optimizer(name: str, params: dict[str, Any]):
+    """Return a fresh Keras optimizer for ``name`` from every keyword it takes (resolved).
+
+    The defaults are merged once, where a config is validated (:func:`resolved_params`);
+    an engine builds from the config's complete keywords.
+    """
     from aeexp.env.backend import import_keras
 
     keras = import_keras()
-    kwargs = resolved_params(name, params)
+    kwargs = dict(params)
     decay = kwargs.pop("decay")
     if decay:
         # Keras 2.2: lr / (1 + decay * iterations), iterations counted before the update.
