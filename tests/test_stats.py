@@ -59,3 +59,16 @@ def test_one_seed_on_either_side_is_no_welch_test_whatever_scipy_answers(monkeyp
     assert stats.welch_p([0.8, 0.81], b) == 0.5  # the stand-in is asked when the test can run
     for one, other in [([0.8], b), (b, [0.8]), ([], b)]:
         assert math.isnan(stats.welch_p(one, other)), (one, other)
+
+
+def test_students_t_is_scipy_stats_t_bit_for_bit():
+    """The ufunc shortcuts give exactly scipy.stats.t's values, at Welch's fractional df too."""
+    from scipy.stats import t
+
+    for df in (1, 2, 4, 7.3, 11.9, 30, 1e6):
+        for x in (-40.0, -3.1, -0.2, 0.0, 0.7, 2.5, 9.0, math.inf, -math.inf):
+            assert stats.t_cdf(x, df) == float(t.cdf(x, df)), (x, df)
+            assert stats.t_sf(x, df) == float(t.sf(x, df)), (x, df)
+        for q in (1e-9, 0.025, 0.05, 0.5, 0.95, 0.975, 1 - 1e-9):
+            assert stats.t_ppf(q, df) == float(t.ppf(q, df)), (q, df)
+    assert math.isnan(stats.t_cdf(math.nan, 4)) and math.isnan(float(t.cdf(math.nan, 4)))

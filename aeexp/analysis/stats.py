@@ -19,6 +19,30 @@ CONFIDENCE = 0.95
 ALPHA = 1.0 - CONFIDENCE
 
 
+# Student's t through the SciPy ufuncs scipy.stats.t evaluates (its _cdf, _sf and _ppf call
+# exactly these): the same bits, without the ~200 us of argument handling per scalar call,
+# which dominated every verdict and the Monte Carlo tests of the rules' error rates.
+def t_cdf(x: float, df: float) -> float:
+    """Return Student's t CDF at ``x`` with ``df`` degrees of freedom."""
+    from scipy import special
+
+    return float(special.stdtr(df, x))
+
+
+def t_sf(x: float, df: float) -> float:
+    """Return Student's t survival function (1 - CDF) at ``x``."""
+    from scipy import special
+
+    return float(special.stdtr(df, -x))
+
+
+def t_ppf(q: float, df: float) -> float:
+    """Return Student's t quantile of probability ``q``."""
+    from scipy import special
+
+    return float(special.stdtrit(df, q))
+
+
 @dataclass(frozen=True)
 class Interval:
     """A mean and its two-sided confidence interval; ``low == high == mean`` for one value."""
@@ -42,11 +66,9 @@ class Interval:
 
 def t_quantile(n: int, confidence: float = CONFIDENCE) -> float:
     """Return the two-sided Student-t quantile for ``n`` values (``n - 1`` degrees of freedom)."""
-    from scipy import stats
-
     if n < 2:
         return math.nan
-    return float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    return t_ppf(0.5 + confidence / 2, n - 1)
 
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:

@@ -67,8 +67,6 @@ class Judgement:
 
 def judge(values: Sequence[float], published: float, margin: float = MARGIN) -> Judgement:
     """Return the verdict of ``values`` (one per seed) against ``published``."""
-    from scipy.stats import t
-
     data = np.asarray(values, dtype=float)
     n = int(data.size)
     mean = float(data.mean()) if n else math.nan
@@ -79,10 +77,10 @@ def judge(values: Sequence[float], published: float, margin: float = MARGIN) -> 
         return Judgement(n, mean, sd, published, gap, nan, nan, nan, nan, nan, NOT_TESTABLE)
     df = n - 1
     se = sd * math.sqrt(1 + 1 / n)
-    half = float(t.ppf(1 - ALPHA / 2, df)) * se
-    tost_p = max(float(t.sf((gap + margin) / se, df)), float(t.cdf((gap - margin) / se, df)))
-    diff_p = float(2 * t.sf(abs(gap) / se, df))
-    min_margin = abs(gap) + float(t.ppf(1 - ALPHA, df)) * se
+    half = stats.t_ppf(1 - ALPHA / 2, df) * se
+    tost_p = max(stats.t_sf((gap + margin) / se, df), stats.t_cdf((gap - margin) / se, df))
+    diff_p = 2 * stats.t_sf(abs(gap) / se, df)
+    min_margin = abs(gap) + stats.t_ppf(1 - ALPHA, df) * se
     if tost_p < ALPHA:
         verdict = EQUIVALENT
     elif not mean - half <= published <= mean + half:
@@ -121,8 +119,6 @@ class Comparison:
 
 def compare_samples(a: Sequence[float], b: Sequence[float], margin: float = MARGIN) -> Comparison:
     """Return the verdict on mean(a) - mean(b): equivalent, different, or inconclusive."""
-    from scipy.stats import t
-
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     n_a, n_b = int(x.size), int(y.size)
     mean_a = float(x.mean()) if n_a else math.nan
@@ -138,9 +134,9 @@ def compare_samples(a: Sequence[float], b: Sequence[float], margin: float = MARG
     var_a, var_b = sd_a**2 / n_a, sd_b**2 / n_b
     se = math.sqrt(var_a + var_b)
     df = (var_a + var_b) ** 2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
-    half = float(t.ppf(1 - ALPHA / 2, df)) * se
-    tost_p = max(float(t.sf((gap + margin) / se, df)), float(t.cdf((gap - margin) / se, df)))
-    diff_p = float(2 * t.sf(abs(gap) / se, df))
+    half = stats.t_ppf(1 - ALPHA / 2, df) * se
+    tost_p = max(stats.t_sf((gap + margin) / se, df), stats.t_cdf((gap - margin) / se, df))
+    diff_p = 2 * stats.t_sf(abs(gap) / se, df)
     if tost_p < ALPHA:
         verdict = EQUIVALENT
     elif diff_p < ALPHA:
@@ -155,7 +151,7 @@ def compare_samples(a: Sequence[float], b: Sequence[float], margin: float = MARG
         ci_hi=gap + half,
         tost_p=tost_p,
         diff_p=diff_p,
-        min_margin=abs(gap) + float(t.ppf(1 - ALPHA, df)) * se,
+        min_margin=abs(gap) + stats.t_ppf(1 - ALPHA, df) * se,
         verdict=verdict,
     )
 
