@@ -418,11 +418,14 @@ def environment() -> list[str]:
 
     lines = [f"aeexp: {__version__}", f"python: {platform.python_version()}"]
     lines += [f"{name}: {_version(name)}" for name in ("keras", "numpy", "scikit-image")]
+    shown: set[str] = set()  # two backends may share a framework: each package once
     for name in backend.BACKENDS:
         if not backend.installed(name):
             lines.append(f"{name}: not installed ({install_hint(backend.ENGINES[name].framework)})")
             continue
-        lines += [f"{package}: {_version(package)}" for package in backend.engine(name).packages]
+        packages = [p for p in backend.engine(name).packages if p not in shown]
+        shown.update(packages)
+        lines += [f"{package}: {_version(package)}" for package in packages]
     lines += pinned.report()
     usable = [name for name in backend.BACKENDS if backend.installed(name)]
     lines.append(f"backends: {', '.join(usable) or 'none'} (default {backend.DEFAULT_BACKEND})")

@@ -101,7 +101,7 @@ def loss_schema() -> dict[str, Any]:
 
 
 def run_config_schema() -> dict[str, Any]:
-    """Return the JSON Schema (draft-07) of a run config file."""
+    """Return the JSON Schema (draft-04) of a run config file."""
     schema = RunConfig.model_json_schema(ref_template="#/definitions/{model}")
     defs = schema.pop("$defs")  # pydantic's name for them whatever the template
     for section in ("loss", "optimizer"):

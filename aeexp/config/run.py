@@ -99,7 +99,9 @@ class DataConfig(_Section):
 
     # Part of the run id only when not the default, so every MNIST run keeps its id.
     name: DatasetName = Field(
-        DEFAULT_DATASET, description="the dataset: mnist (the thesis's) or fashion_mnist"
+        DEFAULT_DATASET,
+        description=f"the dataset, an entry of aeexp/registry/datasets.py ({DEFAULT_DATASET}: "
+        "the thesis's)",
     )
     path: str | None = Field(
         None,
@@ -313,7 +315,7 @@ def _drop_nulls(value: Any) -> Any:
 _MAX_ERRORS_SHOWN = 5
 
 
-def _format_error(error: ValidationError) -> str:
+def _format_error(error: ValidationError, raw: Mapping[str, Any]) -> str:
     items = error.errors(include_url=False)
     parts = []
     for item in items[:_MAX_ERRORS_SHOWN]:
@@ -323,7 +325,7 @@ def _format_error(error: ValidationError) -> str:
         )
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key" + valid_and_closest(item["loc"][-1], _keys_at(item["loc"][:-1]))
+            message = "unknown key" + valid_and_closest(item["loc"][-1], _valid_keys(item, raw))
         elif item["type"] == "literal_error":  # a name from a fixed set: say the closest one
             kind = str(item["loc"][-1]).replace("_", " ")
             message = unknown_name_message(kind, item["input"], _choices_at(item["loc"]))
@@ -350,6 +352,19 @@ def _keys_at(location: tuple[Any, ...]) -> list[str]:
     return list(_section_at(location).model_fields)
 
 
+def _valid_keys(item: Mapping[str, Any], raw: Mapping[str, Any]) -> list[str]:
+    """Return the keys valid where ``item``'s unknown key is: a named loss's own, or the section's.
+
+    The loss section holds every loss's parameters, but each loss takes only its own.
+    """
+    section = item["loc"][:-1]
+    loss = raw.get("loss") if section == ("loss",) else None
+    name = loss.get("name", LossConfig().name) if isinstance(loss, Mapping) else None
+    if isinstance(name, str) and name in losses.LOSSES:
+        return ["name", *losses.LOSSES[name].parameters]
+    return _keys_at(section)
+
+
 def _choices_at(location: tuple[Any, ...]) -> tuple[str, ...]:
     """Return the names the Literal field at ``location`` accepts (a backend, an activation)."""
     *sections, name = location
@@ -368,7 +383,7 @@ def validate(raw: Mapping[str, Any], source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(dict(raw))
     except ValidationError as error:
-        raise UserError(f"{source}: {_format_error(error)}") from None
+        raise UserError(f"{source}: {_format_error(error, raw)}") from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -202,12 +202,13 @@ def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _takes_no_parameters(name: str) -> str:
-    """Say that a loss takes no parameters, and which losses take the ones there are."""
-    owners = [other for other, spec in LOSSES.items() if spec.parameters]
-    keys = sorted({key for owner in owners for key in LOSSES[owner].parameters})
-    verb = "is" if len(keys) == 1 else "are"
-    where = ", ".join(map(repr, owners))
-    return f"loss {name!r} takes no parameters ({', '.join(keys)} {verb} for {where})"
+    """Say that a loss takes no parameters, and which loss takes which of the ones there are."""
+    owned = []
+    for owner, spec in LOSSES.items():
+        if spec.parameters:
+            keys = ", ".join(sorted(spec.parameters))
+            owned.append(f"{keys} {'is' if len(spec.parameters) == 1 else 'are'} for {owner!r}")
+    return f"loss {name!r} takes no parameters ({'; '.join(owned)})"
 
 
 def describe(name: str, **params: Any) -> str:
