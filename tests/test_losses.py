@@ -158,7 +158,7 @@ def test_describe_names_the_loss():
         ("beta", {"beta": float("inf")}, "beta must be a finite number"),
         ("beta", {"beta": "1"}, "beta must be a finite number, got '1'"),
         ("beta", {"beta": True}, "beta must be a finite number"),
-        ("mse", {"beta": 2.0}, "loss 'mse' takes no parameters (beta, order are for 'beta')"),
+        ("mse", {"beta": 2.0}, "loss 'mse' takes no parameters (beta, order are for 'beta'"),
         ("i_div1", {"gamma": 2.0}, "loss 'i_div1' takes no parameters"),
     ],
 )
