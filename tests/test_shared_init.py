@@ -6,7 +6,7 @@ weights from :func:`aeexp.engines.model.shared_weights` and each epoch's order f
 :func:`aeexp.engines.model.shared_order`, NumPy draws documented there and recomputed here
 independently. Each engine's short run (linear 784-32-784, MSE, SGD, ``test_shuffle``'s) is
 checked against ``test_shuffle``'s float64 NumPy trainer fed those orders, and the engines
-against each other. The key is in the run id only when set.
+against each other; the runner hands the key on. The key is in the run id only when set.
 """
 
 import os
@@ -179,3 +179,17 @@ def test_the_two_engines_start_alike_bit_for_bit_and_train_alike(tensorflow_run,
     np.testing.assert_allclose(jax_run[1], tensorflow_run[1], rtol=CROSS_RTOL)
     for found, want in zip(jax_run[2], tensorflow_run[2], strict=True):
         np.testing.assert_allclose(found, want, rtol=0, atol=1e-6)
+
+
+def test_the_runner_hands_the_key_to_the_engine(tensorflow_run, mnist_path):
+    """Through ``runner.train_group`` (as ``aeexp run`` trains), the trainer's numbers."""
+    from aeexp.data.dataset import load_dataset
+    from aeexp.execute import runner
+
+    data = {"path": str(mnist_path), "train_limit": N_TRAIN, "test_limit": N_VAL}
+    shared = config(init="shared", epochs=EPOCHS, batch_size=BATCH)
+    shared = shared.model_copy(update={"data": shared.data.model_copy(update=data)})
+    (run,) = runner.train_group([shared], load_dataset(shared))
+    rows = run.files["history.csv"].decode().splitlines()[1:]
+    history = np.array([[float(x) for x in row.split(",")[1:3]] for row in rows])
+    np.testing.assert_array_equal(history, tensorflow_run[1])
