@@ -92,7 +92,11 @@ def test_resolved_config_round_trips(tmp_path):
         ("traine: {epochs: 2}", (), "traine: unknown key"),
         ("train: {epoch: 2}", (), "train.epoch: unknown key"),
         ("trian: {epochs: 2}", (), "did you mean 'train'?"),
-        ("train: {epoch: 2}", (), "(valid: backend, batch_size, epochs); did you mean 'epochs'?"),
+        (
+            "train: {epoch: 2}",
+            (),
+            "(valid: backend, batch_size, epochs, init); did you mean 'epochs'?",
+        ),
         ("data: {tset_limit: 2}", (), "did you mean 'test_limit'?"),
         ("loss: {name: beta, bta: 2}", (), "loss.bta: unknown key (valid: beta, name, order)"),
         ("optimizer: {lr: 0.1, learning_rate: 0.2}", (), "learning_rate or its alias lr"),

@@ -41,6 +41,9 @@ from aeexp.registry.datasets import DEFAULT_DATASET, DatasetName
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
 Backend = Literal[BACKENDS]
+# train.init's one value (see TrainConfig.init).
+SHARED_INIT = "shared"
+Init = Literal["shared"]
 
 
 NAME_MAX_LENGTH = 100
@@ -232,6 +235,15 @@ class TrainConfig(_Section):
     # so it is part of the run id, except at the default: ids from before JAX stay valid.
     backend: Backend = Field(
         DEFAULT_BACKEND, description="the engine: part of the run id except at the default"
+    )
+    # Opt-in, so unset by default: None is dropped from run ids and study names, which keep
+    # their values. A name rather than a boolean: it says what is drawn ("shared" between the
+    # backends), and another scheme could join it without a second key.
+    init: Init | None = Field(
+        None,
+        description="'shared': initial weights and every epoch's shuffle drawn from NumPy by "
+        "the seed, the same on every backend (for pairing engines by seed); unset: each "
+        "engine's own draws. Part of the run id only when set",
     )
 
 

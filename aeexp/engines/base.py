@@ -101,8 +101,13 @@ class Engine(Protocol):
         batch_size: int,
         seed: int,
         xla: bool = True,
+        init: str | None = None,
     ) -> GroupTrainer:
-        """Return the trainer of ``members`` (``xla``: compile, where the engine may choose)."""
+        """Return the trainer of ``members`` (``xla``: compile, where the engine may choose).
+
+        ``init``: the group's ``train.init``; ``"shared"`` shuffles each epoch by
+        :func:`aeexp.engines.model.shared_order`, the same order on every engine.
+        """
 
     def reconstruct(self, model: Any, images: np.ndarray) -> np.ndarray:
         """Return ``model``'s float32 reconstructions of ``images``, as validation computes them."""

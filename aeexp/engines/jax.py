@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from aeexp.config.run import ModelConfig, RunConfig
+from aeexp.config.run import SHARED_INIT, ModelConfig, RunConfig
 from aeexp.engines import jax_optimizers
 from aeexp.engines.base import (
     VALIDATION_CHUNK,
@@ -46,7 +46,7 @@ from aeexp.engines.base import (
     StopCallback,
     train_lockstep,
 )
-from aeexp.engines.model import build_autoencoder
+from aeexp.engines.model import build_autoencoder, shared_order
 from aeexp.env.backend import LazyModule, import_jax, import_keras, use
 from aeexp.registry import losses
 
@@ -105,7 +105,7 @@ def build_member(config: RunConfig) -> Member:
         jax_optimizers.structure(config.optimizer.name, params),
     )
     return Member(
-        model=build_autoencoder(config.model, config.seed),
+        model=build_autoencoder(config.model, config.seed, config.train.init),
         shape=config.model,
         loss=losses.get(config.loss.name, **loss_params),
         optimizer=config.optimizer.name,
@@ -250,6 +250,8 @@ def compile_epoch(
     """Return the jitted epoch: ``(states, hypers, actives, key, epoch, x_train, x_val)``.
 
     It returns the new states and, per stack, each slot's mean training and validation loss.
+    A keyword ``order`` (``train.init: shared``) is the epoch's order, in place of the
+    permutation that ``key`` and ``epoch`` draw (then unused); without it, the default trace.
     """
     full, rest = divmod(n_train, batch_size)
     chunks, last_chunk = divmod(n_val, VALIDATION_CHUNK)
@@ -269,8 +271,9 @@ def compile_epoch(
     def validate(states, rows):
         return [total(state[0], rows) for total, state in zip(sums, states, strict=True)]
 
-    def epoch(states, hypers, actives, key, index, x_train, x_val):
-        order = jax.random.permutation(jax.random.fold_in(key, index), n_train)
+    def epoch(states, hypers, actives, key, index, x_train, x_val, order=None):
+        if order is None:
+            order = jax.random.permutation(jax.random.fold_in(key, index), n_train)
         # Gathered once, not per step: the scan then reads contiguous batches.
         batches = x_train[order[: full * batch_size]].reshape(full, batch_size, -1)
         zeros = [jnp.zeros(len(s.slots), jnp.float32) for s in stacks]
@@ -332,12 +335,16 @@ class GroupTrainer:
         batch_size: int,
         seed: int,
         stack_width: int | None = None,
+        init: str | None = None,
     ) -> None:
         self.members = list(members)
         self.x_train = jnp.asarray(x_train, jnp.float32)
         self.x_val = jnp.asarray(x_val, jnp.float32)
         self.batch_size = batch_size
         self.key = shuffle_key(seed)
+        # train.init: shared: each epoch's order comes from NumPy (model.shared_order).
+        self.seed = seed
+        self.shared = init == SHARED_INIT
         self.stack_width = stack_width or default_stack_width()
         self.stacks = arrange(self.members, self.stack_width)
         self.states, self.hypers, self.actives = [], [], []
@@ -356,6 +363,9 @@ class GroupTrainer:
     def run_stacks(self, live: Sequence[int], epoch: int) -> tuple[list, list]:
         """Train the stacks numbered ``live`` one epoch; return their losses as NumPy."""
         function = self.epoch_function([self.stacks[i] for i in live])
+        given = {}
+        if self.shared:
+            given["order"] = jnp.asarray(shared_order(self.seed, epoch, int(self.x_train.shape[0])))
         states, train, val = function(
             [self.states[i] for i in live],
             [self.hypers[i] for i in live],
@@ -364,6 +374,7 @@ class GroupTrainer:
             epoch,
             self.x_train,
             self.x_val,
+            **given,
         )
         for i, state in zip(live, states, strict=True):
             self.states[i] = state
@@ -491,9 +502,10 @@ class JaxEngine:
         batch_size: int,
         seed: int,
         xla: bool = True,
+        init: str | None = None,
     ) -> GroupTrainer:
         """Return the trainer of ``members``; ``xla`` is ignored: JAX always compiles."""
-        return GroupTrainer(members, x_train, x_val, batch_size, seed)
+        return GroupTrainer(members, x_train, x_val, batch_size, seed, init=init)
 
     def reconstruct(self, model: Any, images: np.ndarray) -> np.ndarray:
         """Return ``model``'s reconstructions as validation computes them."""

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from aeexp.config.run import ModelConfig
+from aeexp.config.run import SHARED_INIT, ModelConfig
 
 IMAGE_PIXELS = 784
+# SeedSequence spawn keys of the shared draws, apart from the default path's (model.layer_seeds
+# uses none, the JAX shuffle key (1,)): the weights' stream, then (3, epoch) per epoch's order.
+_SHARED_WEIGHTS_KEY = 2
+_SHARED_ORDER_KEY = 3
 
 
 def layer_seeds(seed: int) -> tuple[int, int]:
@@ -15,13 +19,44 @@ def layer_seeds(seed: int) -> tuple[int, int]:
     return int(encoder), int(decoder)
 
 
-def build_autoencoder(config: ModelConfig, seed: int):
-    """Return the Keras autoencoder: Glorot-uniform kernels and zero biases, seeded."""
+def shared_weights(config: ModelConfig, seed: int) -> list[np.ndarray]:
+    """Return ``train.init: shared``'s initial weights: [kernel, bias] of encoder, decoder.
+
+    Keras's Glorot-uniform (uniform on +-sqrt(6 / (fan_in + fan_out))) for the kernels and
+    zero biases, as the default path, but drawn by one NumPy generator seeded with
+    ``SeedSequence(seed, spawn_key=(2,))``: the encoder's kernel first, then the decoder's,
+    each drawn in float64 and rounded to float32. The same arrays on every backend.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SHARED_WEIGHTS_KEY,)))
+    weights = []
+    for fan_in, fan_out in ((IMAGE_PIXELS, config.code_dim), (config.code_dim, IMAGE_PIXELS)):
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        kernel = rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(np.float32)
+        weights += [kernel, np.zeros(fan_out, np.float32)]
+    return weights
+
+
+def shared_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """Return ``train.init: shared``'s order of epoch ``epoch`` (0-based) over ``n`` rows.
+
+    ``default_rng(SeedSequence(seed, spawn_key=(3, epoch))).permutation(n)`` as int32: one
+    order per group (its members share the seed), the same on every backend.
+    """
+    sequence = np.random.SeedSequence(seed, spawn_key=(_SHARED_ORDER_KEY, epoch))
+    return np.random.default_rng(sequence).permutation(n).astype(np.int32)
+
+
+def build_autoencoder(config: ModelConfig, seed: int, init: str | None = None):
+    """Return the Keras autoencoder: Glorot-uniform kernels and zero biases, seeded.
+
+    ``init``: the config's ``train.init``; ``"shared"`` sets :func:`shared_weights` instead
+    of Keras's own seeded draws (which differ between backends for the same seed).
+    """
     from aeexp.env.backend import import_keras
 
     keras = import_keras()
     encoder_seed, decoder_seed = layer_seeds(seed)
-    return keras.Sequential(
+    model = keras.Sequential(
         [
             keras.Input((IMAGE_PIXELS,)),
             keras.layers.Dense(
@@ -39,3 +74,6 @@ def build_autoencoder(config: ModelConfig, seed: int):
         ],
         name="autoencoder",
     )
+    if init == SHARED_INIT:
+        model.set_weights(shared_weights(config, seed))
+    return model

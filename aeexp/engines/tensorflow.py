@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from aeexp.config.run import RunConfig
+from aeexp.config.run import SHARED_INIT, RunConfig
 
 # Re-exported: engine.History, engine.EpochCallback, engine.StopCallback and
 # engine.VALIDATION_CHUNK stay public.
@@ -31,7 +31,7 @@ from aeexp.engines.base import (
     StopCallback,
     train_lockstep,
 )
-from aeexp.engines.model import build_autoencoder
+from aeexp.engines.model import build_autoencoder, shared_order
 from aeexp.env.backend import LazyModule, import_tensorflow
 from aeexp.registry import losses, optimizers
 
@@ -90,6 +90,7 @@ class GroupTrainer:
         batch_size: int,
         seed: int,
         xla: bool = True,
+        init: str | None = None,
     ) -> None:
         self.members = list(members)
         self.x_train = tf.constant(x_train, dtype=tf.float32)
@@ -97,12 +98,17 @@ class GroupTrainer:
         self.batch_size = batch_size
         self.seed = seed
         self.xla = xla
+        # train.init: shared: each epoch's order comes from NumPy (model.shared_order).
+        self.shared = init == SHARED_INIT
         for member in self.members:
             # Optimizer slots must exist before tracing: tf.function cannot create them lazily.
             member.optimizer.build(member.model.trainable_variables)
 
     def _compile_epoch(self, members: Sequence[Member]) -> Callable[[tf.Tensor], Any]:
-        """Build the compiled epoch for ``members``: shuffle, all steps, validation."""
+        """Build the compiled epoch for ``members``: shuffle, all steps, validation.
+
+        It takes the epoch's ``[seed, epoch]``, or with ``train.init: shared`` its order.
+        """
         n = int(self.x_train.shape[0])
         size = self.batch_size
         full, rest = divmod(n, size)
@@ -142,7 +148,12 @@ class GroupTrainer:
             batches = tf.gather(x_train, tf.reshape(order[: full * size], [full, size]))
             return steps(batches, tf.gather(x_train, order[full * size :])), validate()
 
-        return epoch
+        @tf.function
+        def epoch_in_order(order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            batches = tf.gather(x_train, tf.reshape(order[: full * size], [full, size]))
+            return steps(batches, tf.gather(x_train, order[full * size :])), validate()
+
+        return epoch_in_order if self.shared else epoch
 
     def train(
         self, epochs: int, on_epoch: EpochCallback | None = None, stop: StopCallback | None = None
@@ -159,7 +170,11 @@ class GroupTrainer:
 
     def run_epoch(self, active: Sequence[int], epoch: int) -> Mapping[int, tuple[float, float]]:
         """Train the members ``active`` one epoch; return each one's mean losses as NumPy."""
-        train_losses, val_losses = self._epoch_fn(tf.constant([self.seed, epoch], tf.int64))
+        if self.shared:
+            given = tf.constant(shared_order(self.seed, epoch, int(self.x_train.shape[0])))
+        else:
+            given = tf.constant([self.seed, epoch], tf.int64)
+        train_losses, val_losses = self._epoch_fn(given)
         train_losses, val_losses = train_losses.numpy(), val_losses.numpy()
         return {i: (train_losses[s], val_losses[s]) for s, i in enumerate(active)}
 
@@ -195,7 +210,7 @@ def enable_determinism() -> None:
 def build_member(config: RunConfig) -> Member:
     """Return a fresh member for ``config``: its seeded model, Keras 2.2 optimizer and loss."""
     return Member(
-        model=build_autoencoder(config.model, config.seed),
+        model=build_autoencoder(config.model, config.seed, config.train.init),
         # The config's keywords are complete (defaults merged when it was validated).
         optimizer=optimizers.keras_optimizer(config.optimizer.name, config.optimizer.params),
         loss=losses.get(config.loss.name, **config.loss.params()),
@@ -242,9 +257,10 @@ class TensorFlowEngine:
         batch_size: int,
         seed: int,
         xla: bool = True,
+        init: str | None = None,
     ) -> GroupTrainer:
         """Return the trainer of ``members``; ``xla`` compiles each epoch with XLA."""
-        return GroupTrainer(members, x_train, x_val, batch_size, seed, xla=xla)
+        return GroupTrainer(members, x_train, x_val, batch_size, seed, xla=xla, init=init)
 
     def reconstruct(self, model: Any, images: np.ndarray) -> np.ndarray:
         """Return ``model``'s reconstructions through the compiled path."""

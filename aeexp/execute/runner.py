@@ -172,7 +172,13 @@ def train_group(
     engine.enable_determinism()
     members = [engine.build_member(c) for c in configs]
     trainer = engine.group_trainer(
-        members, dataset.x_train, dataset.x_eval, first.train.batch_size, first.seed, xla=xla
+        members,
+        dataset.x_train,
+        dataset.x_eval,
+        first.train.batch_size,
+        first.seed,
+        xla=xla,
+        init=first.train.init,
     )
     logged = [c.run_id for c in configs if c.output.tensorboard]
     events = _events(logged)
