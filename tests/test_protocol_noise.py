@@ -1,5 +1,7 @@
 """The ten-digit protocol at other occurrences of the same digits, against independent code."""
 
+import zipfile
+
 import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
@@ -146,3 +148,33 @@ def test_a_run_without_a_saved_model_has_no_protocol_noise(tmp_path):
     cfg = fake_run(tmp_path, cell_raw("relu", "mse", "adam"), ssim_thesis=0.8)
     noise = protocol.Meter().noise(load_runs(run_dir(cfg).parent), "gray")
     assert noise.n_models == 0 and np.isnan(noise.sd)
+
+
+def test_a_model_saved_compiled_with_an_optimizer_aeexp_no_longer_has_still_loads(tmp_path):
+    """A model.keras from before the packages (issue 28) named its optimizer's class by module.
+
+    Saved compiled with a custom optimizer registered under the old module, then read where
+    that class does not exist: the protocol's load (compile=False) still reconstructs.
+    """
+    import keras
+
+    from aeexp.analysis import protocol
+    from aeexp.engines.model import build_autoencoder
+
+    @keras.saving.register_keras_serializable(package="aeexp.keras2")
+    class Adagrad(keras.optimizers.Adagrad):
+        pass
+
+    from aeexp.config.run import ModelConfig
+
+    model = build_autoencoder(ModelConfig(), seed=0)
+    model.compile(optimizer=Adagrad(), loss="mse")
+    model.fit(np.zeros((8, 784), "float32"), np.zeros((8, 784), "float32"), verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    keras.saving.get_custom_objects().pop("aeexp.keras2>Adagrad")
+    with zipfile.ZipFile(path) as archive:
+        assert b"aeexp.keras2" in archive.read("config.json")
+    images = np.random.default_rng(0).random((4, 784)).astype("float32")
+    reconstructed = protocol.predict(path, images)
+    np.testing.assert_allclose(reconstructed, model.predict(images, verbose=0), rtol=1e-6)
