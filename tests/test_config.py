@@ -516,3 +516,15 @@ def test_an_integer_optimizer_value_is_the_same_run_as_its_float():
     as_float = config.validate({"optimizer": {"name": "adam", "learning_rate": 1.0, "decay": 0.0}})
     assert as_int.run_id == as_float.run_id
     assert type(as_int.optimizer.learning_rate) is float
+
+
+def test_optimizer_ranges_include_their_upper_bound_and_say_so():
+    from aeexp.registry import optimizers
+
+    optimizers.check_value("momentum", 1.0)  # [0, 1]: 1 itself is accepted
+    with pytest.raises(ValueError) as caught:
+        optimizers.check_value("rho", 1.5)
+    assert str(caught.value) == "rho must be >= 0 and <= 1, got 1.5"
+    with pytest.raises(ValueError) as caught:
+        optimizers.check_value("epsilon", 0.0)  # (0, inf): open below, no upper bound
+    assert str(caught.value) == "epsilon must be > 0, got 0.0"
