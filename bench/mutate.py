@@ -59,12 +59,12 @@ GROUPS: dict[str, dict] = {
         },
     },
     "evaluate": {
-        "sample": 0.2,
+        "sample": 0.1,
         "modules": {"aeexp/evaluate.py": ["*", "!_colormap_indices"]},
         "tests": ["tests/test_evaluate.py", "tests/test_protocol_noise.py"],
     },
     "verdicts": {
-        "sample": 0.12,
+        "sample": 0.08,
         "modules": {
             "aeexp/analysis/stats.py": ["*", "!*text"],
             "aeexp/analysis/verdicts.py": None,
@@ -81,7 +81,7 @@ GROUPS: dict[str, dict] = {
         ],
     },
     "run-ids": {
-        "sample": 0.6,
+        "sample": 0.3,
         "modules": {
             "aeexp/config/run.py": [
                 "*",
@@ -96,7 +96,7 @@ GROUPS: dict[str, dict] = {
         "tests": ["tests/test_config.py", "tests/test_plan.py", "tests/test_committed_ids.py"],
     },
     "store": {
-        "sample": 0.3,
+        "sample": 0.15,
         "modules": {"aeexp/store/rundir.py": None, "aeexp/store/ledger.py": None},
         "tests": [
             "tests/test_execute.py",
@@ -106,7 +106,7 @@ GROUPS: dict[str, dict] = {
         ],
     },
     "engine-tf": {
-        "sample": 0.3,
+        "sample": 0.15,
         "modules": {
             "aeexp/engines/tensorflow.py": [
                 "_train_step",
@@ -122,7 +122,7 @@ GROUPS: dict[str, dict] = {
         "tests": ["tests/test_engine.py", "tests/test_shuffle.py", "tests/test_engine_protocol.py"],
     },
     "engine-jax": {
-        "sample": 0.15,
+        "sample": 0.1,
         "modules": {
             "aeexp/engines/jax.py": [
                 "compile_epoch",
@@ -138,7 +138,7 @@ GROUPS: dict[str, dict] = {
         "child_tests": ["tests/test_engine_jax_quick.py"],
     },
     "tuning": {
-        "sample": 0.6,
+        "sample": 0.3,
         "modules": {"aeexp/tuning/stop.py": ["*", "!quiet_optuna"], "aeexp/tuning/trials.py": None},
         "tests": ["tests/test_tune.py"],
     },
@@ -314,13 +314,21 @@ def copy_tree(dest: Path) -> None:
             shutil.copy2(source, target)
 
 
-def run_group(name: str, jobs: int, sample: float | None, fresh: bool = False) -> None:
+def run_group(
+    name: str, jobs: int, sample: float | None, fresh: bool = False, recheck: bool = False
+) -> None:
     started = time.monotonic()
     group = GROUPS[name]
     dest = WORK / name
     if fresh:  # mutmut keeps a mutant's verdict until its function changes, not its tests
         shutil.rmtree(dest, ignore_errors=True)
     copy_tree(dest)  # mutmut re-mutates only functions whose source changed since the last run
+    if recheck:  # after new tests: test the survivors again, keep the other verdicts
+        for meta in (dest / "mutants").rglob("*.meta"):
+            data = json.loads(meta.read_text())
+            codes = data["exit_code_by_key"]
+            codes.update({k: None for k, c in codes.items() if STATUS.get(c) != "killed"})
+            meta.write_text(json.dumps(data))
     functions = {path: selected(dest, path, spec) for path, spec in group["modules"].items()}
     config = dict(
         COMMON,
@@ -358,8 +366,9 @@ def run_group(name: str, jobs: int, sample: float | None, fresh: bool = False) -
     )
     extract = [sys.executable, str(Path(__file__).resolve()), "--extract", json.dumps(functions)]
     subprocess.run(extract, cwd=dest, env=env, check=True)
-    timing = {"seconds": round(time.monotonic() - started), "sample": fraction}
-    (dest / "timing.json").write_text(json.dumps(timing))
+    if not recheck:  # the report's time is a whole group's
+        timing = {"seconds": round(time.monotonic() - started), "sample": fraction}
+        (dest / "timing.json").write_text(json.dumps(timing))
 
 
 def collected(dest: Path, files: list[str]) -> list[str]:
@@ -537,6 +546,9 @@ def main() -> int:
     parser.add_argument("--report", action="store_true", help="only write the report")
     parser.add_argument("--sample", type=float, help="fraction of each group's mutants (1: all)")
     parser.add_argument("--fresh", action="store_true", help="forget the groups' last results")
+    parser.add_argument(
+        "--recheck", action="store_true", help="test the groups' survivors again (new tests)"
+    )
     parser.add_argument("--extract", help=argparse.SUPPRESS)
     parser.add_argument("--list", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -550,7 +562,7 @@ def main() -> int:
         parser.error(f"unknown groups: {sorted(unknown)}")
     if not args.report:
         for name in args.groups or GROUPS:
-            run_group(name, args.jobs, args.sample, args.fresh)
+            run_group(name, args.jobs, args.sample, args.fresh, args.recheck)
     return report()
 
 
