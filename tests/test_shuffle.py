@@ -30,31 +30,76 @@ def images(mnist_path):
     return x_train, x_val
 
 
-def numpy_training(initial, x_train, x_val, orders):
-    """Return ((loss, val_loss) per epoch, final weights): minibatch SGD on mean squared error.
+def sgd(rate):
+    """Return plain SGD as a step function: each weight moves by -rate times its gradient."""
 
+    def step(weights, grads):
+        for weight, grad in zip(weights, grads, strict=True):
+            weight -= rate * grad
+
+    return step
+
+
+def identity(z):
+    return z
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+ACTIVATIONS = {  # name -> (function, its derivative from the pre-activation and the output)
+    "linear": (identity, lambda z, a: np.ones_like(z)),
+    "relu": (lambda z: np.maximum(z, 0), lambda z, a: (z > 0).astype(z.dtype)),
+    "sigmoid": (sigmoid, lambda z, a: a * (1 - a)),
+}
+
+
+def numpy_training(
+    initial, x_train, x_val, orders, *, step=None, batch=BATCH, activations=("linear", "linear")
+):
+    """Return ((loss, val_loss) per epoch, final weights): minibatch training on mean squared error.
+
+    ``step`` updates the weights in place from their gradients (SGD at ``RATE`` if not given).
     The epoch loss is the batches' mean losses weighted by their sizes (each taken before its
     step), the validation loss the mean over ``x_val`` after the epoch.
     """
-    kernel1, bias1, kernel2, bias2 = (np.asarray(w, np.float64).copy() for w in initial)
+    step = step or sgd(RATE)
+    (encode, d_encode), (decode, d_decode) = (ACTIVATIONS[name] for name in activations)
+    weights = [np.asarray(w, np.float64).copy() for w in initial]
+    kernel1, bias1, kernel2, bias2 = weights
     x, x_val = x_train.astype(np.float64), x_val.astype(np.float64)
     history = []
     for order in orders:
         total = 0.0
-        for start in range(0, len(x), BATCH):
-            batch = x[order[start : start + BATCH]]
-            code = batch @ kernel1 + bias1
-            residual = code @ kernel2 + bias2 - batch
-            total += np.mean(residual**2) * len(batch)
-            d_out = 2 * residual / residual.size
-            d_code = d_out @ kernel2.T
-            kernel2 -= RATE * code.T @ d_out
-            bias2 -= RATE * d_out.sum(axis=0)
-            kernel1 -= RATE * batch.T @ d_code
-            bias1 -= RATE * d_code.sum(axis=0)
-        val = (x_val @ kernel1 + bias1) @ kernel2 + bias2 - x_val
+        for start in range(0, len(x), batch):
+            rows = x[order[start : start + batch]]
+            hidden = rows @ kernel1 + bias1
+            code = encode(hidden)
+            out = code @ kernel2 + bias2
+            recon = decode(out)
+            residual = recon - rows
+            total += np.mean(residual**2) * len(rows)
+            d_out = 2 * residual / residual.size * d_decode(out, recon)
+            d_hidden = d_out @ kernel2.T * d_encode(hidden, code)
+            grads = [rows.T @ d_hidden, d_hidden.sum(axis=0), code.T @ d_out, d_out.sum(axis=0)]
+            step(weights, grads)
+        val = decode(encode(x_val @ kernel1 + bias1) @ kernel2 + bias2) - x_val
         history.append((total / len(x), np.mean(val**2)))
-    return np.array(history), [kernel1, bias1, kernel2, bias2]
+    return np.array(history), weights
+
+
+def tensorflow_orders(seed, n, epochs):
+    """Return each epoch's order as the TensorFlow engine documents it: argsort of uniforms."""
+    import tensorflow as tf
+
+    return [
+        np.argsort(
+            tf.random.stateless_uniform([n], seed=tf.constant([seed, epoch], tf.int64)),
+            kind="stable",
+        )
+        for epoch in range(epochs)
+    ]
 
 
 def check(got_history, initial, final, images, orders):
@@ -73,8 +118,6 @@ def check(got_history, initial, final, images, orders):
 
 
 def test_tensorflow_shuffles_each_epoch_by_seed_and_epoch(images):
-    import tensorflow as tf
-
     from aeexp.config.run import ModelConfig
     from aeexp.engines import tensorflow as engine
     from aeexp.engines.model import build_autoencoder
@@ -87,13 +130,7 @@ def test_tensorflow_shuffles_each_epoch_by_seed_and_epoch(images):
     engine.enable_determinism()
     trainer = engine.GroupTrainer([member], *images, batch_size=BATCH, seed=SEED)
     (history,) = trainer.train(EPOCHS)
-    orders = [
-        np.argsort(
-            tf.random.stateless_uniform([N_TRAIN], seed=tf.constant([SEED, epoch], tf.int64)),
-            kind="stable",
-        )
-        for epoch in range(EPOCHS)
-    ]
+    orders = tensorflow_orders(SEED, N_TRAIN, EPOCHS)
     final = [np.asarray(w) for w in member.model.get_weights()]
     check(np.array([history.loss, history.val_loss]).T, initial, final, images, orders)
 

@@ -1,6 +1,7 @@
 """Intervals and corrections against hand computations and SciPy's own routines."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -44,3 +45,17 @@ def test_welch_matches_scipy_and_refuses_what_it_cannot_test():
     assert math.isnan(stats.welch_p([0.8], b)) and math.isnan(stats.welch_p([1, 1], [2, 2]))
     assert "no Welch test" in stats.p_text(math.nan, math.nan)
     assert stats.p_text(0.001, 0.004).endswith("Holm-adjusted 0.004: significant at 0.05")
+
+
+def test_one_seed_on_either_side_is_no_welch_test_whatever_scipy_answers(monkeypatch):
+    """The guard refuses one seed on a side by itself; SciPy's own NaN there is not relied on.
+
+    The SciPy pinned today returns NaN for a one-element sample, so a guard weakened to
+    refuse only when both sides have one seed still returned NaN; a stand-in SciPy that
+    answers tells them apart.
+    """
+    monkeypatch.setattr(scipy_stats, "ttest_ind", lambda *_, **__: SimpleNamespace(pvalue=0.5))
+    b = [0.7, 0.75, 0.72, 0.71]
+    assert stats.welch_p([0.8, 0.81], b) == 0.5  # the stand-in is asked when the test can run
+    for one, other in [([0.8], b), (b, [0.8]), ([], b)]:
+        assert math.isnan(stats.welch_p(one, other)), (one, other)
