@@ -324,10 +324,10 @@ def run_group(
         shutil.rmtree(dest, ignore_errors=True)
     copy_tree(dest)  # mutmut re-mutates only functions whose source changed since the last run
     if recheck:  # after new tests: test the survivors again, keep the other verdicts
+        again = survivors_to_recheck(dest)
         for meta in (dest / "mutants").rglob("*.meta"):
             data = json.loads(meta.read_text())
-            codes = data["exit_code_by_key"]
-            codes.update({k: None for k, c in codes.items() if STATUS.get(c) != "killed"})
+            data["exit_code_by_key"].update(dict.fromkeys(again & set(data["exit_code_by_key"])))
             meta.write_text(json.dumps(data))
     functions = {path: selected(dest, path, spec) for path, spec in group["modules"].items()}
     config = dict(
@@ -395,6 +395,22 @@ def collected(dest: Path, files: list[str]) -> list[str]:
         text=True,
     )  # -q twice lists no ids
     return [line for line in listed.stdout.splitlines() if "::" in line]
+
+
+def survivors_to_recheck(dest: Path) -> set[str]:
+    """The group's last survivors, less those explained as equivalent (they would survive)."""
+    results = dest / "results.json"
+    if not results.exists():
+        return set()
+    explained = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+    equivalent = explained.get("equivalent", {})
+    return {
+        row["mutant"]
+        for path, rows in json.loads(results.read_text()).items()
+        for row in rows
+        if row["status"] not in ("killed", "timeout", "not checked")
+        and key_of(path, row) not in equivalent
+    }
 
 
 def write_given_stats(dest: Path, group: dict, functions: dict[str, list[str]]) -> None:
