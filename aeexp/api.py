@@ -167,13 +167,21 @@ def run(
     (only,) = planned.runs
     redo = ALL_STATUSES if force else frozenset({Status.PENDING})
     trained = False
-    if ledger.run_status(only) in redo:
+    # One ledger for the whole command: it reads metrics.json once, re-reads it only under
+    # the run's lock, and keeps what the driver writes, so nothing is read back afterwards.
+    book = ledger.Ledger(planned)
+    if book.status(only) in redo:
         options = _options(executor, progress, chosen)
         outcome = execute.execute(
-            planned, options.make(), max_group=1, redo=redo, sinks=tracking_sinks(mlflow)
+            planned,
+            options.make(),
+            max_group=1,
+            redo=redo,
+            sinks=tracking_sinks(mlflow),
+            ledger=book,
         )
         trained = bool(outcome.trained)
-    metrics = store.read_metrics(only.run_dir)
+    metrics = book.metrics[only.run_id]
     if metrics is None:  # another driver held it and did not finish it
         metrics = {"status": Status.PENDING}
     return RunResult(only.run_dir, metrics, trained)
@@ -236,13 +244,16 @@ def sweep(
     if tensorboard:
         overrides = [*overrides, "output.tensorboard=true"]
     planned = plan(sweep_file, overrides, out, max_runs)
-    return train_plan(planned, max_group, rerun_failed, options, sinks=tracking_sinks(mlflow))
+    return train_plan(
+        planned, max_group, rerun_failed, executor=options, sinks=tracking_sinks(mlflow)
+    )
 
 
 def train_plan(
     planned: SweepPlan,
     max_group: int = DEFAULT_MAX_GROUP,
     rerun_failed: bool = False,
+    *,
     executor: ExecutorOptions = ExecutorOptions(),
     sinks: Sequence[Callable[[PlannedRun], None]] = (),
 ) -> execute.Outcome:
@@ -264,8 +275,8 @@ def train_plan(
         outcome = execute.execute(
             planned,
             executor.make(),
-            max_group,
-            redo,
+            max_group=max_group,
+            redo=redo,
             on_runs_done=bar.update,
             on_waiting=lambda n: bar.write(
                 f"aeexp: waiting for {n} run(s) another aeexp is training", file=sys.stderr
@@ -367,13 +378,22 @@ def tune(
         overrides = [*overrides, "output.tensorboard=true"]
     if isinstance(search_file, str | Path):
         search_file = bundled.locate(search_file, "tune")
-    spec = search.read_search(search_file, overrides, out, seed, on_test_set, max_runs, trials)
+    spec = search.read_search(
+        search_file,
+        overrides,
+        out,
+        seed=seed,
+        on_test_set=on_test_set,
+        max_cells=max_runs,
+        trials=trials,
+    )
     name = config_lib.check_name(sweep_name or f"{spec.name}-best", "--name")
     target = Path(sweep_out) if sweep_out is not None else spec.experiment_dir / driver.SWEEP_FILE
     if sweep_out is not None:
         paths.output_file(target)  # before any work: never a FIFO, a device or a missing folder
     best.check_seeds(spec, seed_list)
     driver.require_optuna()
+    points = best.BestPoints(target, name, trials, top, tuple(seed_list))
     options = _options(executor, progress, chosen)
     return driver.run_search(
         spec,
@@ -383,9 +403,7 @@ def tune(
         max_group=max_group,
         progress=progress,
         sinks=tracking_sinks(mlflow),
-        finish=lambda found_search, found: best.write_best(
-            found_search, found, target, name, trials, top, seed_list
-        ),
+        finish=lambda found_search, found: best.write_best(found_search, found, points),
     )
 
 

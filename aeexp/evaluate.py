@@ -40,7 +40,7 @@ __all__ = [
     "ssim_per_image",
     "ssim_thesis",
     "ssim_thesis_occurrences",
-    "thesis_digit_indices",
+    "thesis_class_indices",
 ]
 
 # scikit-image's SSIM defaults (then and now): 7x7 uniform window, K1, K2, sample covariance.
@@ -61,12 +61,14 @@ _BLUE = 32768 - _RED - _GREEN
 PSNR_CAP_DB = 100.0
 
 
-def thesis_digit_indices(labels: np.ndarray, occurrence: int = 1) -> list[int]:
-    """Return the indices of the first 0, then the first 1 after it, ... up to 9.
+def thesis_class_indices(labels: np.ndarray, occurrence: int = 1) -> list[int]:
+    """Return the indices of the first image of class 0, then the first of class 1 after it, ... 9.
 
-    With ``occurrence`` k, each step takes the k-th image of the next digit after the image
-    chosen before it (k = 1 is the thesis's pick): the same rule, other images of the same
-    digits, for measuring how much the ten-image protocol depends on which images it picks.
+    The thesis's "first occurrence of each digit" is the first occurrence of each class, so
+    the rule serves any dataset labelled 0-9. With ``occurrence`` k, each step takes the k-th
+    image of the next class after the image chosen before it (k = 1 is the thesis's pick):
+    the same rule, other images of the same classes, for measuring how much the ten-image
+    protocol depends on which images it picks.
     """
     labels = np.asarray(labels)
     if labels.ndim != 1:
@@ -77,13 +79,13 @@ def thesis_digit_indices(labels: np.ndarray, occurrence: int = 1) -> list[int]:
         raise ValueError(f"occurrence must be at least 1, got {occurrence}")
     indices: list[int] = []
     start = 0
-    for digit in range(10):
-        hits = np.flatnonzero(labels[start:] == digit)
+    for label in range(10):
+        hits = np.flatnonzero(labels[start:] == label)
         if hits.size < occurrence:
             which = "" if occurrence == 1 else f"{_ordinal(occurrence)} "
             raise UserError(
-                f"the thesis SSIM needs the digits 0-9 in order in the test labels, but no "
-                f"{which}{digit} follows index {start - 1} of {labels.size}; use more test images"
+                f"the thesis SSIM needs the classes 0-9 in order in the test labels, but no "
+                f"{which}{label} follows index {start - 1} of {labels.size}; use more test images"
             )
         index = start + int(hits[occurrence - 1])
         indices.append(index)
@@ -109,7 +111,7 @@ def ssim_thesis(
     _check_pair(originals, reconstructions)
     if len(labels) != len(originals):
         raise ValueError(f"{len(labels)} labels for {len(originals)} images")
-    chosen = thesis_digit_indices(labels)
+    chosen = thesis_class_indices(labels)
     a = _png_roundtrip(originals[chosen], colormap)
     b = _png_roundtrip(reconstructions[chosen], colormap)
     per_digit = _ssim(a.astype(np.float64), b.astype(np.float64), data_range=255.0)
@@ -126,13 +128,13 @@ def ssim_thesis_occurrences(
     """Return the ten-digit thesis SSIM for each occurrence k (the k-th pick of every digit).
 
     Entry i is what :func:`ssim_thesis` would give had it picked
-    ``thesis_digit_indices(labels, occurrences[i])``; occurrence 1 is the thesis's value.
+    ``thesis_class_indices(labels, occurrences[i])``; occurrence 1 is the thesis's value.
     """
     originals, reconstructions = _as_images(originals), _as_images(reconstructions)
     _check_pair(originals, reconstructions)
     if len(labels) != len(originals):
         raise ValueError(f"{len(labels)} labels for {len(originals)} images")
-    chosen = [i for k in occurrences for i in thesis_digit_indices(labels, k)]
+    chosen = [i for k in occurrences for i in thesis_class_indices(labels, k)]
     a = _png_roundtrip(originals[chosen], colormap)
     b = _png_roundtrip(reconstructions[chosen], colormap)
     per_digit = _ssim(a.astype(np.float64), b.astype(np.float64), data_range=255.0)

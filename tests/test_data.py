@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from idxfiles import IDX_NAMES, write_idx, write_idx_folder
 
 from aeexp.data import sources as data
 from aeexp.errors import UserError
@@ -19,12 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 # Read at import time: the autouse fixture below clears AEEXP_DATA for every test.
 REAL_NPZ = Path(os.environ.get("AEEXP_DATA") or REPO.parent / "shared" / "data" / "mnist.npz")
 REAL_SHA256 = "150767cbe69c5b8a20ea38aacda23f9032d735e75e0478fad3ed9adf1880334f"
-IDX_NAMES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +33,7 @@ def hermetic_env(monkeypatch, tmp_path):
 def real():
     if not REAL_NPZ.is_file():
         pytest.skip(f"no MNIST .npz file at {REAL_NPZ} (set AEEXP_DATA to one)")
-    return data.load_mnist(REAL_NPZ)
+    return data.load_images(REAL_NPZ)
 
 
 @pytest.fixture
@@ -59,29 +54,12 @@ def arrays():
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-def write_idx(path: Path, array: np.ndarray) -> Path:
-    """Write an unsigned-byte IDX file, gzipped when the name ends in .gz."""
-    header = struct.pack(f">I{array.ndim}I", 0x0800 | array.ndim, *array.shape)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-    return path
-
-
-def write_idx_folder(folder: Path, arrays: dict, gz: bool = False, dotted: bool = False) -> Path:
-    folder.mkdir(exist_ok=True)
-    for key, name in IDX_NAMES.items():
-        name = name.replace("-idx", ".idx") if dotted else name
-        write_idx(folder / (name + (".gz" if gz else "")), arrays[key])
-    return folder
-
-
 def write_npz(path: Path, arrays: dict) -> Path:
     np.savez(path, **arrays)
     return path
 
 
-def assert_equal(mnist: data.Mnist, arrays: dict) -> None:
+def assert_equal(mnist: data.Images, arrays: dict) -> None:
     for key, expected in arrays.items():
         got = getattr(mnist, key)
         assert got.dtype == np.uint8
@@ -91,7 +69,7 @@ def assert_equal(mnist: data.Mnist, arrays: dict) -> None:
 def user_error(path, **kwargs) -> str:
     """Load and return the UserError message, checking it is one line naming the file."""
     with pytest.raises(UserError) as info:
-        data.load_mnist(path, **kwargs)
+        data.load_images(path, **kwargs)
     message = str(info.value)
     assert "\n" not in message
     # No chained low-level traceback: nothing is printed above the UserError.
@@ -116,7 +94,7 @@ def test_real_file_shapes_order_and_stats(real):
 
 
 def test_real_file_limits_keep_prefix(real):
-    small = data.load_mnist(REAL_NPZ, train_limit=100, test_limit=10)
+    small = data.load_images(REAL_NPZ, train_limit=100, test_limit=10)
     np.testing.assert_array_equal(small.x_train, real.x_train[:100])
     np.testing.assert_array_equal(small.y_test, real.y_test[:10])
     assert small.test_pixels().shape == (10, 784)
@@ -143,7 +121,7 @@ def test_real_file_summary_and_sha256(real):
 def test_npz_round_trip(tmp, arrays, compressed):
     save = np.savez_compressed if compressed else np.savez
     save(tmp / "m.npz", **arrays)
-    assert_equal(data.load_mnist(tmp / "m.npz"), arrays)
+    assert_equal(data.load_images(tmp / "m.npz"), arrays)
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
@@ -151,20 +129,20 @@ def test_npz_round_trip(tmp, arrays, compressed):
 def test_idx_round_trip(tmp, arrays, gz, dotted):
     folder = write_idx_folder(tmp / "idx", arrays, gz=gz, dotted=dotted)
     assert data.resolve_source(folder).kind == "idx"
-    mnist = data.load_mnist(folder)
+    mnist = data.load_images(folder)
     assert_equal(mnist, arrays)
     mnist.x_train[0, 0, 0] ^= 1  # arrays must be ordinary writable copies, as from np.load
 
 
 def test_idx_and_npz_agree(tmp, arrays):
-    from_idx = data.load_mnist(write_idx_folder(tmp / "idx", arrays, gz=True))
-    from_npz = data.load_mnist(write_npz(tmp / "m.npz", arrays))
+    from_idx = data.load_images(write_idx_folder(tmp / "idx", arrays, gz=True))
+    from_npz = data.load_images(write_npz(tmp / "m.npz", arrays))
     for key in data.KEYS:
         np.testing.assert_array_equal(getattr(from_idx, key), getattr(from_npz, key))
 
 
 def test_pixels_are_float32_divided_by_255(tmp, arrays):
-    mnist = data.load_mnist(write_npz(tmp / "m.npz", arrays))
+    mnist = data.load_images(write_npz(tmp / "m.npz", arrays))
     for pixels, images in (
         (mnist.train_pixels(), arrays["x_train"]),
         (mnist.test_pixels(), arrays["x_test"]),
@@ -175,7 +153,7 @@ def test_pixels_are_float32_divided_by_255(tmp, arrays):
 
 
 def test_limits_keep_prefix(tmp, arrays):
-    mnist = data.load_mnist(write_npz(tmp / "m.npz", arrays), train_limit=3, test_limit=1)
+    mnist = data.load_images(write_npz(tmp / "m.npz", arrays), train_limit=3, test_limit=1)
     assert_equal(mnist, {key: a[: 3 if "train" in key else 1] for key, a in arrays.items()})
 
 
@@ -202,7 +180,7 @@ def test_env_used_without_explicit_path(tmp, arrays, monkeypatch):
     monkeypatch.setenv("AEEXP_DATA", str(folder))
     for path in (None, ""):
         assert data.resolve_source(path) == data.DataSource("idx", folder, "AEEXP_DATA")
-    assert_equal(data.load_mnist(), arrays)
+    assert_equal(data.load_images(), arrays)
 
 
 def test_folder_with_mnist_npz_means_the_npz(tmp, arrays):
@@ -246,7 +224,7 @@ def fake_keras(load_data):
 def test_keras_branch_is_validated_and_limited(arrays, monkeypatch):
     result = (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
     monkeypatch.setitem(sys.modules, "keras", fake_keras(lambda: result))
-    assert_equal(data.load_mnist(test_limit=5), arrays)
+    assert_equal(data.load_images(test_limit=5), arrays)
     bad = (arrays["x_train"], arrays["y_train"] + 10), result[1]
     monkeypatch.setitem(sys.modules, "keras", fake_keras(lambda: bad))
     assert "y_train" in user_error(None)
@@ -532,5 +510,5 @@ def test_folder_of_garbage(tmp):
     for name in ("a.bin", "mnist.txt", "train-images"):
         (folder / name).write_bytes(os.urandom(256))
     assert "train-images-idx3-ubyte: missing" in user_error(folder)
-    (folder / data.NPZ_NAME).write_bytes(os.urandom(256))
+    (folder / "mnist.npz").write_bytes(os.urandom(256))
     assert "not a zip archive" in user_error(folder)

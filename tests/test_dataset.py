@@ -36,7 +36,7 @@ def test_too_few_evaluation_images_fail_at_load_not_after_training(mnist_path, d
     """The thesis SSIM needs a 0, then a 1, ... then a 9: 20 images do not hold them."""
     with pytest.raises(UserError) as caught:
         dataset.load_dataset(run_config(mnist_path, train_limit=1000, **data))
-    assert str(caught.value).startswith(f"{setting}: the thesis SSIM needs the digits 0-9")
+    assert str(caught.value).startswith(f"{setting}: the thesis SSIM needs the classes 0-9")
 
 
 def test_enough_evaluation_images_load(mnist_path):

@@ -130,3 +130,34 @@ def test_a_stand_in_engine_plugs_in_by_one_registry_entry(standin, mnist_path):
     )
     for metric in ("final_loss", "final_val_loss", "ssim_mean", "mse", "versions"):
         assert by_standin.metrics[metric] == by_tensorflow.metrics[metric], metric
+
+
+def backend_name_comparisons(path: Path) -> list[int]:
+    """Return the lines of ``path`` that compare something with a backend's name."""
+    import ast
+
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            names = {o.value for o in operands if isinstance(o, ast.Constant)}
+            if names & set(backend.ENGINES):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_module_outside_the_registry_asks_which_backend_by_name():
+    """The backend is chosen once, through ENGINES: nothing else tests it by string."""
+    registry = REPO / "aeexp" / "env" / "backend.py"
+    found = {
+        str(path.relative_to(REPO)): lines
+        for path in sorted((REPO / "aeexp").rglob("*.py"))
+        if path != registry and (lines := backend_name_comparisons(path))
+    }
+    assert found == {}
+
+
+def test_the_name_check_sees_a_comparison(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text('def f(cfg):\n    return cfg.train.backend == "jax"\n')
+    assert backend_name_comparisons(planted) == [2]

@@ -96,19 +96,19 @@ def test_ssim_thesis_matches_imsave_imread_pipeline(tmp_path, cmap):
     assert mean == pytest.approx(np.mean(expected), abs=1e-9)
 
 
-def test_thesis_digit_indices_on_mnist(mnist_path):
+def test_thesis_class_indices_on_mnist(mnist_path):
     with np.load(mnist_path) as archive:
         labels = archive["y_test"]
-    indices = evaluate.thesis_digit_indices(labels)
+    indices = evaluate.thesis_class_indices(labels)
     assert indices == _scan(labels.tolist())
     assert indices == [3, 5, 35, 44, 48, 52, 54, 60, 61, 62]
     assert all(isinstance(i, int) for i in indices)
 
 
-def test_thesis_digit_indices_known_and_exhausted():
-    assert evaluate.thesis_digit_indices(LABELS) == LABEL_INDICES == _scan(LABELS)
+def test_thesis_class_indices_known_and_exhausted():
+    assert evaluate.thesis_class_indices(LABELS) == LABEL_INDICES == _scan(LABELS)
     with pytest.raises(UserError, match="no 9 follows index 11") as caught:
-        evaluate.thesis_digit_indices(LABELS[:12])
+        evaluate.thesis_class_indices(LABELS[:12])
     assert "\n" not in str(caught.value)
 
 

@@ -1,5 +1,6 @@
 """Execution: failure isolation, damaged runs, containment, locks, and resuming after SIGKILL."""
 
+import collections
 import csv
 import json
 import os
@@ -462,3 +463,31 @@ def test_table_mean_and_std_are_over_seeds(killed_and_resumed):
     assert stat.n == 2
     assert stat.mean == pytest.approx(np.mean(values))
     assert stat.std == pytest.approx(np.std(values, ddof=1))
+
+
+def count_metrics_reads(monkeypatch) -> collections.Counter:
+    """Count the reads of each run's metrics.json from here on, by run id."""
+    reads: collections.Counter = collections.Counter()
+    original = store.read_metrics
+
+    def counted(run_dir):
+        reads[Path(run_dir).name] += 1
+        return original(run_dir)
+
+    monkeypatch.setattr(store, "read_metrics", counted)
+    return reads
+
+
+def test_aeexp_run_reads_its_metrics_once_and_once_more_under_the_lock(
+    tmp_path, monkeypatch, no_data
+):
+    """One read per fact: the status before, the re-check under the run's lock, none after."""
+    monkeypatch.setattr("aeexp.api.ExecutorOptions.make", lambda self: FakeExecutor())
+    reads = count_metrics_reads(monkeypatch)
+    first = api.run({"name": "once"}, out=str(tmp_path))
+    assert first.trained_now and first.status == "completed"
+    assert reads == {first.run_dir.name: 2}
+    reads.clear()
+    again = api.run({"name": "once"}, out=str(tmp_path))
+    assert not again.trained_now and again.metrics == first.metrics
+    assert reads == {first.run_dir.name: 1}

@@ -158,7 +158,7 @@ def test_no_warning_in_the_locked_environment(command, as_locked, monkeypatch, t
 def test_metrics_json_records_whether_the_run_was_locked(fixture, locked, request):
     request.getfixturevalue(fixture)
     config = SimpleNamespace(train=SimpleNamespace(backend="tensorflow"))
-    dataset = SimpleNamespace(source="x", sha256="0", train_images=[], eval_images=[])
+    dataset = SimpleNamespace(name="mnist", source="x", sha256="0", train_images=[], eval_images=[])
     assert runner._shared_metrics([config], dataset, 1.0)["locked_environment"] is locked
 
 

@@ -24,27 +24,27 @@ def scan(labels, k):
 def test_occurrence_one_is_the_thesis_pick_and_k_follows_the_loop():
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 10, 3000)
-    assert evaluate.thesis_digit_indices(labels, occurrence=1) == evaluate.thesis_digit_indices(
+    assert evaluate.thesis_class_indices(labels, occurrence=1) == evaluate.thesis_class_indices(
         labels
     )
     for k in (1, 2, 3, 7, 20):
-        assert evaluate.thesis_digit_indices(labels, occurrence=k) == scan(labels.tolist(), k)
+        assert evaluate.thesis_class_indices(labels, occurrence=k) == scan(labels.tolist(), k)
 
 
 def test_occurrence_beyond_the_labels_is_a_one_line_user_error():
     labels = np.repeat(np.arange(10), 3)  # three of each digit, in order
-    assert evaluate.thesis_digit_indices(labels, occurrence=3) == list(range(2, 30, 3))
+    assert evaluate.thesis_class_indices(labels, occurrence=3) == list(range(2, 30, 3))
     with pytest.raises(UserError, match="no 4th 0 follows index -1") as caught:
-        evaluate.thesis_digit_indices(labels, occurrence=4)
+        evaluate.thesis_class_indices(labels, occurrence=4)
     assert "\n" not in str(caught.value)
     with pytest.raises(ValueError, match="at least 1"):
-        evaluate.thesis_digit_indices(labels, occurrence=0)
+        evaluate.thesis_class_indices(labels, occurrence=0)
 
 
 def test_mnist_has_fifty_occurrences(mnist_path):
     with np.load(mnist_path) as archive:
         labels = archive["y_test"]
-    picks = [evaluate.thesis_digit_indices(labels, occurrence=k) for k in range(1, 51)]
+    picks = [evaluate.thesis_class_indices(labels, occurrence=k) for k in range(1, 51)]
     assert picks[0] == [3, 5, 35, 44, 48, 52, 54, 60, 61, 62]
     assert picks[49] == scan(labels.tolist(), 50)
     assert len({tuple(p) for p in picks}) == 50

@@ -416,7 +416,9 @@ def test_best_points_sweep_file_and_figure(tmp_path, no_tune_data):
     from aeexp.tuning import best
 
     out = tmp_path / "best.yaml"
-    best.write_best(outcome.search, outcome.trials, out, "lr-best", 6, 2, [0, 1, 2])
+    best.write_best(
+        outcome.search, outcome.trials, best.BestPoints(out, "lr-best", 6, 2, (0, 1, 2))
+    )
     planned = plan.plan_sweep(out, out=str(tmp_path / "final"))
     assert {r.config.seed for r in planned.runs} == {0, 1, 2}
     assert len(planned.runs) == 2 * 2 * 3  # two cells x top 2 x three seeds
@@ -445,7 +447,9 @@ def test_a_cell_without_a_completed_trial_writes_no_sweep(tmp_path, no_tune_data
             spec,
             2,
             lambda: FakeExecutor([]),
-            finish=lambda s, found: best.write_best(s, found, tmp_path / "b.yaml", "b", 2, 1, [0]),
+            finish=lambda s, found: best.write_best(
+                s, found, best.BestPoints(tmp_path / "b.yaml", "b", 2, 1, (0,))
+            ),
         )
     assert (spec.experiment_dir / driver.FIGURE).is_file()
     assert not (tmp_path / "b.yaml").exists()
@@ -675,3 +679,14 @@ def test_a_sigkilled_tune_resumes_to_the_uninterrupted_result(tmp_path, mnist_pa
     subprocess.run(command("cut"), check=True, capture_output=True, timeout=600)
     assert runs_table(tmp_path / "cut") == runs_table(tmp_path / "whole")
     assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "a finished run retrained"
+
+
+def test_a_tune_reads_each_trials_metrics_at_most_twice(tmp_path, no_tune_data, monkeypatch):
+    """The batch's ledger and the re-check under the run's lock; not again to tell or rank."""
+    from test_execute import count_metrics_reads
+
+    reads = count_metrics_reads(monkeypatch)
+    outcome = tune(tmp_path, trials=6)
+    assert {t.run_id for t in outcome.trials} == set(reads)
+    assert max(reads.values()) <= 2, reads
+    assert all(t.metrics["run_id"] == t.run_id for t in outcome.trials)

@@ -3,7 +3,7 @@
 The thesis's SSIM is the mean over ten test images: the first 0, the first 1 after it, and so
 on. Other images of the same digits would have given another number for the same model.
 Here each saved model (``model.keras`` in its run directory) reconstructs the k-th
-occurrence of every digit (:func:`aeexp.evaluate.thesis_digit_indices` with ``occurrence``
+occurrence of every digit (:func:`aeexp.evaluate.thesis_class_indices` with ``occurrence``
 k, k = 1..K) and the protocol is applied to each set. The spread over k is the protocol's
 noise; the first set's distance from the mean over k says whether the thesis's ten images
 are easier or harder than typical ones.

@@ -257,6 +257,7 @@ def write_final_sweep(
     tune_dir: Path,
     metric: str | Sequence[str],
     seeds: Sequence[int],
+    *,
     name: str,
     out: Path,
     tune_sweep: Path | None = None,
@@ -305,12 +306,17 @@ def write_final_sweep(
         kept = [[choice.winner] for choice in choices]
     else:
         kept = [top_rates(choice, metrics, top) for choice in choices]
-    write_sweep(out, name, header, [stat for stats in kept for stat in stats], seeds)
+    write_sweep(out, name, header, chosen=[stat for stats in kept for stat in stats], seeds=seeds)
     return choices
 
 
 def write_sweep(
-    out: Path, name: str, header: Sequence[str], chosen: Sequence[ConfigStats], seeds: Sequence[int]
+    out: Path,
+    name: str,
+    header: Sequence[str],
+    *,
+    chosen: Sequence[ConfigStats],
+    seeds: Sequence[int],
 ) -> None:
     """Write a sweep file rerunning each chosen configuration on the test set over ``seeds``.
 

@@ -21,6 +21,7 @@ import numpy as np
 from aeexp.config.run import RunConfig
 from aeexp.errors import UserError, shorten
 from aeexp.registry import optimizers
+from aeexp.registry.datasets import DATASETS, DEFAULT_DATASET
 from aeexp.registry.losses import loss_key
 from aeexp.registry.published import THESIS_LOSSES, THESIS_METRIC, THESIS_SSIM
 from aeexp.registry.vocab import (
@@ -151,6 +152,7 @@ def best(stats: Iterable[ConfigStats], metric: str | None = None) -> ConfigStats
 
 def cells(runs: Sequence[Run], metric: str, by: str = "best") -> dict[tuple[str, str], ConfigStats]:
     """Return the chosen configuration per (row, loss column): the best, or per optimizer."""
+    dataset_of(runs)  # the best of two datasets' runs means nothing: refused
     buckets: dict[tuple[str, str], list[ConfigStats]] = {}
     for stat in config_stats(runs, metric):
         row = decoder_label(stat.config)
@@ -216,6 +218,34 @@ def check_comparable(metric: str) -> None:
         )
 
 
+def dataset_of(runs: Sequence[Run]) -> str:
+    """Return the one ``data.name`` the runs share; a table of two datasets is refused."""
+    names = sorted({run.config.data.name for run in runs})
+    if len(names) > 1:
+        raise UserError(
+            f"the runs come from {len(names)} datasets ({', '.join(names)}): a table "
+            "compares runs on one; point at one dataset's runs"
+        )
+    return names[0] if names else DEFAULT_DATASET
+
+
+def check_thesis_dataset(runs: Sequence[Run], needs: str = "--compare thesis") -> None:
+    """Raise UserError unless the runs trained on the thesis's own dataset (MNIST)."""
+    name = dataset_of(runs)
+    if not DATASETS[name].thesis:
+        thesis = next(n for n, entry in DATASETS.items() if entry.thesis)
+        raise UserError(
+            f"{needs} needs runs on {thesis}: these trained on {name}, and the "
+            f"thesis published numbers for {DATASETS[thesis].title} only"
+        )
+
+
+def caption(runs: Sequence[Run]) -> str | None:
+    """Return the line naming the dataset above a table, or None for MNIST (the default)."""
+    name = dataset_of(runs)
+    return None if name == DEFAULT_DATASET else f"Dataset: {DATASETS[name].title} ({name})"
+
+
 def layout(
     runs: Sequence[Run],
     metric: str = "ssim_thesis",
@@ -226,6 +256,7 @@ def layout(
     """Return the header and rows of the table in the thesis's layout."""
     if compare:
         check_comparable(metric)
+        check_thesis_dataset(runs)
     chosen = cells(runs, metric, by)
     rows = row_order(r for r, _ in chosen)
     columns = column_order(c for _, c in chosen)
@@ -259,12 +290,18 @@ def _comparison(row: str, column: str, stat: ConfigStats | None) -> list[str]:
 def long_rows(
     runs: Sequence[Run], metric: str = "ssim_thesis", by: str = "best", compare: bool = False
 ) -> list[dict]:
-    """Return one machine-readable row per cell; with ``compare``, the thesis's value too."""
+    """Return one machine-readable row per cell; with ``compare``, the thesis's value too.
+
+    Rows of a dataset other than MNIST start with its ``dataset`` column.
+    """
     if compare:
         check_comparable(metric)
+        check_thesis_dataset(runs)
+    name = dataset_of(runs)
+    first = {} if name == DEFAULT_DATASET else {"dataset": name}
     rows = []
     for (row, column), stat in sorted(cells(runs, metric, by).items()):
-        line = {
+        line = first | {
             "decoder": row,
             "loss": column,
             "optimizer": stat.config.optimizer.name,
@@ -330,4 +367,8 @@ def render(
     if fmt == "csv":
         return to_csv(long_rows(runs, metric, by, compare))
     header, body = layout(runs, metric, by, compare)
-    return to_latex(header, body) if fmt == "latex" else to_markdown(header, body)
+    table = to_latex(header, body) if fmt == "latex" else to_markdown(header, body)
+    above = caption(runs)
+    if above is None:
+        return table
+    return f"% {above}\n{table}" if fmt == "latex" else f"{above}\n\n{table}"

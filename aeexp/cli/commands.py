@@ -36,6 +36,7 @@ from aeexp.cli.options import (
 from aeexp.env.extras import install_hint
 from aeexp.errors import UserError
 from aeexp.registry import vocab
+from aeexp.registry.datasets import DATASETS, DEFAULT_DATASET
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -502,16 +503,24 @@ def env() -> None:
 
 @main.command()
 @click.option(
+    "--name",
+    type=click.Choice(tuple(DATASETS)),
+    default=DEFAULT_DATASET,
+    show_default=True,
+    help="The dataset (config key data.name).",
+)
+@click.option(
     "--path",
     type=str,
     default=None,
-    help="A .npz file or IDX folder (default: $AEEXP_DATA, else Keras's cache).",
+    help="A .npz file or IDX folder (default: the dataset's environment variable, "
+    "$AEEXP_DATA for MNIST, else Keras's cache).",
 )
-def data(path: str | None) -> None:
-    """Show which MNIST source a run would use, its shapes and sha256."""
+def data(name: str, path: str | None) -> None:
+    """Show which dataset and source a run would use, its shapes and sha256."""
     from aeexp.data import sources as data_lib
 
-    echo("\n".join(f"{key}: {value}" for key, value in data_lib.summary(path).items()))
+    echo("\n".join(f"{key}: {value}" for key, value in data_lib.summary(path, name).items()))
 
 
 @main.command()

@@ -37,6 +37,7 @@ from aeexp.errors import (
 )
 from aeexp.io.yamlio import MAX_YAML_DEPTH, load_yaml, read_yaml, yaml_problem
 from aeexp.registry import losses, optimizers
+from aeexp.registry.datasets import DEFAULT_DATASET, DatasetName
 
 Activation = Literal["relu", "sigmoid", "linear", "tanh", "softplus", "elu"]
 Backend = Literal[BACKENDS]
@@ -94,14 +95,18 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """Where MNIST comes from and how much of it to use."""
+    """Which dataset, where it comes from and how much of it to use."""
 
+    # Part of the run id only when not the default, so every MNIST run keeps its id.
+    name: DatasetName = Field(
+        DEFAULT_DATASET, description="the dataset: mnist (the thesis's) or fashion_mnist"
+    )
     path: str | None = Field(
         None,
         min_length=1,
         max_length=PATH_MAX_LENGTH,
-        description="an MNIST .npz (Keras layout) or a folder of the four IDX files, gzipped or "
-        "not; unset: $AEEXP_DATA, else Keras's cache",
+        description="the dataset's .npz (Keras layout) or a folder of its four IDX files, "
+        "gzipped or not; unset: $AEEXP_DATA for MNIST, else Keras's cache",
     )
     # At most MAX_IMAGES, the most images aeexp.data.sources reads from any source.
     train_limit: int | None = Field(
@@ -278,8 +283,9 @@ class RunConfig(_Section):
     def run_id(self) -> str:
         """Return a short hash of everything that affects the result.
 
-        The default backend is left out of the hash, so a TensorFlow run keeps the id it had
-        before ``train.backend`` existed; any other backend is in it.
+        The default backend and dataset are left out of the hash, so a TensorFlow run on
+        MNIST keeps the id it had before ``train.backend`` and ``data.name`` existed; any
+        other backend or dataset is in it.
         """
         return _run_id(self.resolved())
 
@@ -298,6 +304,8 @@ def _run_id(resolved: dict[str, Any]) -> str:
     content = {k: v for k, v in resolved.items() if k not in ("name", "output")}
     if content["train"]["backend"] == DEFAULT_BACKEND:
         del content["train"]["backend"]
+    if content["data"]["name"] == DEFAULT_DATASET:
+        del content["data"]["name"]
     digest = hashlib.sha256(json.dumps(_drop_nulls(content), sort_keys=True).encode())
     return digest.hexdigest()[:10]
 

@@ -17,17 +17,19 @@ from aeexp import evaluate
 from aeexp.config.run import RunConfig
 from aeexp.data import sources as data_lib
 from aeexp.errors import UserError
+from aeexp.registry.datasets import DEFAULT_DATASET
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: == on arrays is elementwise, not a bool
 class Dataset:
-    """MNIST as a run uses it: uint8 training and evaluation images, labels, provenance."""
+    """A dataset as a run uses it: uint8 training and evaluation images, labels, provenance."""
 
     train_images: np.ndarray  # uint8 (n, 28, 28)
     eval_images: np.ndarray  # uint8 (m, 28, 28): the test set, or a training holdout
     eval_labels: np.ndarray  # uint8 (m,)
     source: str
     sha256: str | None  # of the source file(s), as recorded in metrics.json
+    name: str = DEFAULT_DATASET  # its data.name, as recorded in metrics.json
     digest: str = field(default="")  # of the arrays themselves, checked on arrival
 
     def __post_init__(self) -> None:
@@ -67,11 +69,11 @@ class Dataset:
 
 
 def load_dataset(config: RunConfig) -> Dataset:
-    """Load and check the MNIST that ``config`` asks for (test set, or a training holdout)."""
+    """Load and check the dataset ``config`` asks for (test set, or a training holdout)."""
     settings = config.data
-    mnist = data_lib.load_mnist(settings.path, settings.train_limit, settings.test_limit)
-    source = data_lib.resolve_source(settings.path)
-    train, images, labels = mnist.x_train, mnist.x_test, np.asarray(mnist.y_test)
+    source = data_lib.resolve_source(settings.path, settings.name)
+    stored = data_lib.load_source(source, settings.train_limit, settings.test_limit)
+    train, images, labels = stored.x_train, stored.x_test, np.asarray(stored.y_test)
     description = source.describe()
     # The setting that chose the evaluation images, to name if they cannot serve the thesis SSIM.
     limit = None if settings.test_limit is None else f"data.test_limit={settings.test_limit}"
@@ -83,17 +85,18 @@ def load_dataset(config: RunConfig) -> Dataset:
             )
         split = len(train) - settings.holdout
         train, images = train[:split], train[split:]
-        labels = np.asarray(mnist.y_train[split:])
+        labels = np.asarray(stored.y_train[split:])
         description += f"; evaluated on the last {settings.holdout} training images"
         limit = f"data.holdout={settings.holdout}"
-    _check_thesis_digits(labels, limit)
-    return Dataset(train, images, labels, description, data_lib.sha256_of(source))
+    _check_thesis_classes(labels, limit)
+    sha256 = data_lib.sha256_of(source)
+    return Dataset(train, images, labels, description, sha256, settings.name)
 
 
-def _check_thesis_digits(labels: np.ndarray, limit: str | None) -> None:
+def _check_thesis_classes(labels: np.ndarray, limit: str | None) -> None:
     """Raise the evaluation's UserError now, before training, if the thesis SSIM cannot run."""
     try:
-        evaluate.thesis_digit_indices(labels)
+        evaluate.thesis_class_indices(labels)
     except UserError as error:
         if limit is None:
             raise

@@ -1,14 +1,16 @@
-"""MNIST: find the source, read it (Keras npz or IDX), validate it and trim it to size.
+"""A dataset of MNIST's form: find its source, read it (Keras npz or IDX), validate and trim it.
 
-Source resolution, first match wins:
+Which dataset is ``data.name``, an entry of :mod:`aeexp.registry.datasets`. Source
+resolution, first match wins:
 
 1. an explicit path (config ``data.path``),
-2. the ``AEEXP_DATA`` environment variable,
-3. ``keras.datasets.mnist.load_data()``, which reads its cache and downloads only there.
+2. the dataset's environment variable (``AEEXP_DATA`` for MNIST),
+3. its Keras loader (``keras.datasets.mnist.load_data()``), which reads its cache and
+   downloads only there.
 
 A path may be an ``.npz`` file in the Keras layout, a folder holding the four IDX files
-(optionally gzipped), or a folder holding ``mnist.npz`` (such as the shared data folder).
-Every problem with the data becomes a one-line ``UserError`` that names the file.
+(optionally gzipped), or a folder holding the dataset's npz (``mnist.npz`` in the shared
+data folder). Every problem with the data becomes a one-line ``UserError`` naming the file.
 """
 
 import contextlib
@@ -27,12 +29,11 @@ from typing import NamedTuple
 import numpy as np
 
 from aeexp.errors import MAX_IMAGES, UserError, clip, one_line
+from aeexp.registry.datasets import DATASETS, DEFAULT_DATASET, DatasetEntry
 
-ENV_VAR = "AEEXP_DATA"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
-NPZ_NAME = "mnist.npz"
 # Per array: IDX file stem, IDX type suffix, magic number. The order is the hashing order.
 IDX_FILES = {
     "x_train": ("train-images", "idx3-ubyte", 0x00000803),
@@ -46,25 +47,31 @@ _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where MNIST will be read from; resolving one does not read the data."""
+    """Where a dataset will be read from; resolving one does not read the data."""
 
     kind: str  # "npz" | "idx" | "keras"
     path: Path | None  # None for "keras": Keras owns its cache
-    origin: str  # "data.path" | "AEEXP_DATA" | "keras cache"
+    origin: str  # "data.path" | the dataset's environment variable | "keras cache"
+    dataset: str = DEFAULT_DATASET  # its name in the dataset registry
+
+    @property
+    def entry(self) -> DatasetEntry:
+        """Return the dataset's registry entry."""
+        return DATASETS[self.dataset]
 
     def describe(self) -> str:
         """One line saying what will be read and why."""
         if self.kind == "keras":
-            cache = keras_cache_path()
-            state = "present" if cache.is_file() else "absent, Keras would download it"
-            return f"keras.datasets.mnist (cache {cache}: {state})"
+            cache = keras_cache_path(self.dataset)
+            state = "present" if cache.exists() else "absent, Keras would download it"
+            return f"keras.datasets.{self.entry.keras_loader} (cache {cache}: {state})"
         what = "npz file" if self.kind == "npz" else "IDX folder"
         return f"{what} {self.path} (from {self.origin})"
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: == on arrays is elementwise, not a bool
-class Mnist:
-    """MNIST as stored: uint8 images (n, 28, 28) and uint8 labels (n,), in file order."""
+class Images:
+    """A dataset as stored: uint8 images (n, 28, 28) and uint8 labels (n,), in file order."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -87,20 +94,29 @@ class _Array(NamedTuple):
     array: np.ndarray
 
 
-def keras_cache_path() -> Path:
-    """Where ``keras.datasets.mnist.load_data()`` caches MNIST (mirrors Keras's KERAS_HOME rule)."""
+def keras_cache_path(name: str = DEFAULT_DATASET) -> Path:
+    """Where the dataset's Keras loader caches it (mirrors Keras's KERAS_HOME rule)."""
     home = os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser()
-    return Path(home) / "datasets" / NPZ_NAME
+    return Path(home) / "datasets" / (DATASETS[name].keras_cache or name)
 
 
-def resolve_source(path: str | os.PathLike | None = None) -> DataSource:
-    """Pick the source: explicit path, else $AEEXP_DATA, else Keras's MNIST."""
+def resolve_source(
+    path: str | os.PathLike | None = None, name: str = DEFAULT_DATASET
+) -> DataSource:
+    """Pick dataset ``name``'s source: explicit path, else its variable, else its Keras loader."""
+    env_var = DATASETS[name].env_var
     if path is not None and os.fspath(path) != "":
         origin = "data.path"
-    elif os.environ.get(ENV_VAR):
-        path, origin = os.environ[ENV_VAR], ENV_VAR
+    elif os.environ.get(env_var):
+        path, origin = os.environ[env_var], env_var
+    elif DATASETS[name].keras_loader is None:
+        entry = DATASETS[name]
+        raise UserError(
+            f"data.name {name}: Keras has no loader for {entry.title}; set data.path to its "
+            f"npz or IDX folder, or {env_var}"
+        )
     else:
-        return DataSource("keras", None, "keras cache")
+        return DataSource("keras", None, "keras cache", name)
     where = f"{clip(os.fspath(path), 300)} (from {origin})"
     try:
         resolved = Path(path).expanduser().resolve()
@@ -112,27 +128,30 @@ def resolve_source(path: str | os.PathLike | None = None) -> DataSource:
     except OSError as error:
         raise UserError(f"{where}: {_os_problem(error)}") from None
     if is_file:
-        return DataSource("npz", resolved, origin)
+        return DataSource("npz", resolved, origin, name)
     if not is_dir:
         if resolved.is_symlink():
             raise UserError(f"{where}: symlink loop or dangling symlink")
         if resolved.exists():  # a FIFO, a device such as /dev/zero, a socket
             raise UserError(f"{where}: not a regular file or a folder")
         raise UserError(f"{resolved}: no such file or directory (from {origin})")
-    # A folder without IDX files but with mnist.npz (like the shared data folder) means the npz.
-    npz = resolved / NPZ_NAME
+    # A folder without IDX files but with the dataset's npz (like the shared data folder's
+    # mnist.npz) means the npz.
+    npz = resolved / DATASETS[name].npz_name
     if npz.is_file() and _find_idx(resolved, "x_train") is None:
-        return DataSource("npz", npz, origin)
-    return DataSource("idx", resolved, origin)
+        return DataSource("npz", npz, origin, name)
+    return DataSource("idx", resolved, origin, name)
 
 
-def load_mnist(
+def load_images(
     path: str | os.PathLike | None = None,
     train_limit: int | None = None,
     test_limit: int | None = None,
-) -> Mnist:
-    """Resolve, read and validate MNIST, keeping the first train_limit/test_limit images."""
-    return _load(resolve_source(path), train_limit, test_limit)
+    *,
+    name: str = DEFAULT_DATASET,
+) -> Images:
+    """Resolve, read and validate a dataset, keeping the first train_limit/test_limit images."""
+    return load_source(resolve_source(path, name), train_limit, test_limit)
 
 
 def sha256_of(source: DataSource) -> str | None:
@@ -142,10 +161,13 @@ def sha256_of(source: DataSource) -> str | None:
     elif source.kind == "idx":
         files = list(_idx_paths(source.path).values())
     else:
-        cache = keras_cache_path()
-        if not cache.is_file():
+        cache = keras_cache_path(source.dataset)
+        if cache.is_dir():  # Keras keeps some datasets as their four IDX files
+            files = list(_idx_paths(cache).values())
+        elif cache.is_file():
+            files = [cache]
+        else:
             return None
-        files = [cache]
     digest = hashlib.sha256()
     for file in files:
         with _read_errors(file), open(file, "rb") as f:
@@ -154,12 +176,15 @@ def sha256_of(source: DataSource) -> str | None:
     return digest.hexdigest()
 
 
-def summary(path: str | os.PathLike | None = None) -> dict[str, object]:
-    """Source description, shapes, dtypes and sha256 (backs the ``aeexp data`` command)."""
-    source = resolve_source(path)
-    mnist = _load(source)
-    arrays = {key: getattr(mnist, key) for key in KEYS}
+def summary(
+    path: str | os.PathLike | None = None, name: str = DEFAULT_DATASET
+) -> dict[str, object]:
+    """Dataset, source, shapes, dtypes and sha256 (backs the ``aeexp data`` command)."""
+    source = resolve_source(path, name)
+    images = load_source(source)
+    arrays = {key: getattr(images, key) for key in KEYS}
     return {
+        "dataset": f"{name} ({DATASETS[name].title})",
         "source": source.describe(),
         "kind": source.kind,
         "origin": source.origin,
@@ -171,10 +196,10 @@ def summary(path: str | os.PathLike | None = None) -> dict[str, object]:
     }
 
 
-def _load(
+def load_source(
     source: DataSource, train_limit: int | None = None, test_limit: int | None = None
-) -> Mnist:
-    """Read and validate a resolved source, then keep the requested prefixes."""
+) -> Images:
+    """Read and validate a resolved source, then keep the first train_limit/test_limit images."""
     reader = {"npz": _read_npz, "idx": _read_idx, "keras": _read_keras}[source.kind]
     arrays = reader(source)
     kept = {}
@@ -183,7 +208,7 @@ def _load(
         _validate_split(x, y)
         # Prefixes, never samples: the SSIM protocol depends on the stored test order.
         kept[f"x_{split}"], kept[f"y_{split}"] = _take(x, limit, split), _take(y, limit, split)
-    return Mnist(**kept)
+    return Images(**kept)
 
 
 def _read_npz(source: DataSource) -> dict[str, _Array]:
@@ -267,18 +292,21 @@ def _read_idx(source: DataSource) -> dict[str, _Array]:
 
 
 def _read_keras(source: DataSource) -> dict[str, _Array]:
-    """Load MNIST through Keras (its cache, else a download)."""
-    where = str(keras_cache_path())
+    """Load the dataset through its Keras loader (its cache, else a download)."""
+    entry = source.entry
+    where = str(keras_cache_path(source.dataset))
     from aeexp.env.backend import import_keras
 
     try:
         # Imported here, quietly: it pulls in TensorFlow, whose start-up notices on stderr
         # would bury the one line a failed download gets.
         keras = import_keras()
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        loader = getattr(keras.datasets, entry.keras_loader)
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as e:  # broad on purpose: Keras reports download failures as bare Exception
         raise UserError(
-            f"{where}: Keras could not load MNIST ({one_line(e)}); set data.path or {ENV_VAR}"
+            f"{where}: Keras could not load {entry.title} ({one_line(e)}); "
+            f"set data.path or {entry.env_var}"
         ) from None
     arrays = dict(zip(KEYS, (x_train, y_train, x_test, y_test), strict=True))
     return {key: _Array(f"{where} [{key}]", a) for key, a in arrays.items()}

@@ -122,22 +122,28 @@ def _load_datasets(runs: Sequence[PlannedRun]) -> dict[Any, Dataset]:
     return datasets
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How :func:`execute` trains what is pending: group sizes, what to redo, who to tell."""
+
+    max_group: int = DEFAULT_MAX_GROUP
+    redo: frozenset[str] = frozenset({Status.PENDING})
+    on_runs_done: Callable[[int], None] | None = None  # a progress bar's update
+    on_waiting: Callable[[int], None] | None = None  # told how many runs another driver holds
+    sinks: Sequence[Callable[[PlannedRun], None]] = ()  # each written run, e.g. to MLflow
+
+
 class _Driver:
     """Submits jobs, writes what comes back, and isolates failures run by run."""
 
     def __init__(
-        self,
-        executor: Executor,
-        claims: _Claims,
-        outcome: Outcome,
-        on_runs_done: Callable[[int], None] | None,
-        sinks: Sequence[Callable[[PlannedRun], None]] = (),
+        self, executor: Executor, claims: _Claims, outcome: Outcome, schedule: Schedule
     ) -> None:
-        self.sinks = sinks
+        self.sinks = schedule.sinks
         self.executor = executor
         self.claims = claims
         self.outcome = outcome
-        self.on_runs_done = on_runs_done
+        self.on_runs_done = schedule.on_runs_done
         self.by_id: dict[str, PlannedRun] = {}
         self.next_job_id = 0
 
@@ -216,6 +222,7 @@ def _claim_batch(
 def execute(
     plan: SweepPlan,
     executor: Executor,
+    *,
     max_group: int = DEFAULT_MAX_GROUP,
     redo: frozenset[str] = frozenset({Status.PENDING}),
     on_runs_done: Callable[[int], None] | None = None,
@@ -247,17 +254,8 @@ def execute(
                 pass  # runs.csv's lock can be taken: known before training, not after it
             store.remove_stale_staging(experiment)
             if pending:
-                _train(
-                    pending,
-                    datasets,
-                    executor,
-                    outcome,
-                    max_group,
-                    redo,
-                    on_waiting,
-                    on_runs_done,
-                    sinks,
-                )
+                schedule = Schedule(max_group, redo, on_runs_done, on_waiting, sinks)
+                _train(pending, datasets, executor, outcome=outcome, schedule=schedule)
             ledger.write()
         finally:
             locks.remove_lock_files(experiment)  # before the folders it may have made go
@@ -268,12 +266,9 @@ def _train(
     pending: list[PlannedRun],
     datasets: dict[Any, Dataset],
     executor: Executor,
+    *,
     outcome: Outcome,
-    max_group: int,
-    redo: frozenset[str],
-    on_waiting: Callable[[int], None] | None,
-    on_runs_done: Callable[[int], None] | None,
-    sinks: Sequence[Callable[[PlannedRun], None]],
+    schedule: Schedule,
 ) -> None:
     """Claim, group, train and write the pending runs; wait for those another driver holds."""
     claims = _Claims()
@@ -281,14 +276,14 @@ def _train(
         with interrupts.watching():
             executor.start(datasets)
             interrupts.check()
-            driver = _Driver(executor, claims, outcome, on_runs_done, sinks)
+            driver = _Driver(executor, claims, outcome, schedule)
             while pending:
-                mine, elsewhere = _claim_batch(pending, claims, redo, outcome)
-                for group in group_runs(mine, max_group, executor.workers):
+                mine, elsewhere = _claim_batch(pending, claims, schedule.redo, outcome)
+                for group in group_runs(mine, schedule.max_group, executor.workers):
                     driver.submit(group)
                 driver.drain()
-                if elsewhere and on_waiting is not None:
-                    on_waiting(len(elsewhere))
+                if elsewhere and schedule.on_waiting is not None:
+                    schedule.on_waiting(len(elsewhere))
                 for run in elsewhere:  # trained by another driver: wait, then see
                     claims.wait_for(run)
                     claims.release(run.run_id)

@@ -13,6 +13,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,7 @@ def run_files(
     config: RunConfig,
     member: Any,
     history: History,
+    *,
     metrics: dict[str, Any],
     reconstructed: np.ndarray | None,
     dataset: Dataset,
@@ -112,10 +114,10 @@ def run_files(
         store.METRICS: atomic.encode_json(metrics).encode(),
     }
     if reconstructed is not None:
-        digits = evaluate.thesis_digit_indices(dataset.eval_labels)
-        originals = dataset.x_eval[digits]
+        picks = evaluate.thesis_class_indices(dataset.eval_labels)
+        originals = dataset.x_eval[picks]
         files[store.RECONSTRUCTIONS] = _png(
-            lambda out: plots.reconstructions(originals, reconstructed[digits], out, title=title)
+            lambda out: plots.reconstructions(originals, reconstructed[picks], out, title=title)
         )
     return files
 
@@ -135,6 +137,7 @@ def _shared_metrics(
         "train_seconds": round(seconds, 3),
         "group_size": len(configs),
         "data": {
+            "name": dataset.name,
             "source": dataset.source,
             "sha256": dataset.sha256,
             "train_images": len(dataset.train_images),
@@ -181,12 +184,11 @@ def train_group(
             None if stop is None else _engine_stop(configs, stop),
         )
         shared = _shared_metrics(configs, dataset, time.perf_counter() - started, engine)
+        group = _Group(shared, dataset, engine, events, stop)
         artifacts = []
         for config, member, history in zip(configs, members, histories, strict=True):
             interrupts.check()  # between evaluations: a group of 30 takes a while
-            artifacts.append(
-                _artifacts(config, member, history, shared, dataset, events, engine, stop)
-            )
+            artifacts.append(_artifacts(config, member, history, group))
         return artifacts
     finally:
         if events is not None:
@@ -229,17 +231,20 @@ def _with_events(
     return callback
 
 
-def _artifacts(
-    config: RunConfig,
-    member: Any,
-    history: History,
-    shared: dict[str, Any],
-    dataset: Dataset,
-    events: GroupEvents | None,
-    engine: Engine,
-    stop: StopRule | None = None,
-) -> RunArtifacts:
+@dataclass(frozen=True)
+class _Group:
+    """What every member of a trained group is evaluated and recorded with."""
+
+    shared: dict[str, Any]  # the metrics every member records alike
+    dataset: Dataset
+    engine: Engine
+    events: GroupEvents | None
+    stop: StopRule | None
+
+
+def _artifacts(config: RunConfig, member: Any, history: History, group: _Group) -> RunArtifacts:
     """Evaluate a trained member and return its metrics and files."""
+    dataset, engine, events, stop = group.dataset, group.engine, group.events, group.stop
     metrics: dict[str, Any] = {"run_id": config.run_id, "name": config.name}
     metrics |= _headline(history)
     reconstructed = None
@@ -249,11 +254,13 @@ def _artifacts(
         reconstructed = engine.reconstruct(member.model, dataset.x_eval)
         metrics |= evaluate.evaluate(dataset.x_eval, reconstructed, dataset.eval_labels)
         metrics["eval_seconds"] = round(time.perf_counter() - eval_started, 3)
-    metrics |= shared
+    metrics |= group.shared
     if stop is not None:
         metrics |= stop.record(config.run_id, metrics["status"])
     metrics["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    files = run_files(config, member, history, metrics, reconstructed, dataset)
+    files = run_files(
+        config, member, history, metrics=metrics, reconstructed=reconstructed, dataset=dataset
+    )
     if events is not None and config.run_id in events.paths:
         if store.RECONSTRUCTIONS in files:
             step = len(history.loss)

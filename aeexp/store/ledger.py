@@ -20,6 +20,7 @@ from aeexp.config.run import RunConfig
 from aeexp.config.sweep import PlannedRun, SweepPlan, compact
 from aeexp.errors import UserError
 from aeexp.io import atomic, readers
+from aeexp.registry.datasets import DEFAULT_DATASET
 from aeexp.registry.losses import loss_key
 from aeexp.registry.vocab import SUMMARY_METRICS, Status, status_of
 from aeexp.store import locks, runs_csv
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 RUNS_CSV = "runs.csv"
 DESCRIPTIVE_COLUMNS = ("loss", "decoder_activation", "optimizer", "learning_rate", "seed")
+# Recorded like a grid key when a plan's dataset is not MNIST, so a runs.csv read back (a
+# clone's table) names its dataset; an MNIST sweep's runs.csv keeps the columns it had.
+DATASET_COLUMN = "data.name"
 
 
 def run_status(run: PlannedRun) -> str:
@@ -55,9 +59,18 @@ class Ledger:
     written is re-read on its own (``refresh``).
     """
 
-    def __init__(self, plan: SweepPlan) -> None:
+    def __init__(
+        self, plan: SweepPlan, known: Mapping[str, Mapping[str, Any] | None] | None = None
+    ) -> None:
+        """Read each planned run's metrics, except those ``known`` already holds (by run id)."""
         self.plan = plan
-        self.metrics = {run.run_id: store.read_metrics(run.run_dir) for run in plan.runs}
+        known = known or {}
+        self.metrics = {
+            run.run_id: known[run.run_id]
+            if run.run_id in known
+            else store.read_metrics(run.run_dir)
+            for run in plan.runs
+        }
 
     def status(self, run: PlannedRun) -> str:
         """Return the run's status as last read or recorded."""
@@ -108,10 +121,13 @@ def summary_rows(
 ) -> list[dict[str, Any]]:
     """Return one runs.csv row per planned run: id, status, grid values, metrics."""
     rows = []
+    dataset_field = _dataset_field(plan)
     for run in plan.runs:
         metrics = metrics_by_id[run.run_id]
         row: dict[str, Any] = {"run_id": run.run_id, "status": status_of(metrics)}
         row |= {k: compact(v) for k, v in run.point.items()}
+        if dataset_field:
+            row[DATASET_COLUMN] = run.config.data.name
         row |= describe_config(run.config)
         if metrics is not None:
             row |= {k: metrics.get(k) for k in SUMMARY_METRICS}
@@ -120,11 +136,20 @@ def summary_rows(
     return rows
 
 
+def _dataset_field(plan: SweepPlan) -> tuple[str, ...]:
+    """Return ``(data.name,)`` if some run is not on MNIST and the grid does not record it."""
+    if DATASET_COLUMN in plan.grid_keys:
+        return ()
+    other = any(run.config.data.name != DEFAULT_DATASET for run in plan.runs)
+    return (DATASET_COLUMN,) if other else ()
+
+
 def _summary_fields(plan: SweepPlan) -> list[str]:
     return [
         "run_id",
         "status",
         *plan.grid_keys,
+        *_dataset_field(plan),
         *(c for c in DESCRIPTIVE_COLUMNS if c not in plan.grid_keys),
         *SUMMARY_METRICS,
         "reason",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aeexp.analysis import tables, verdicts
+from aeexp.env.backend import DEFAULT_BACKEND
 from aeexp.errors import UserError
 from aeexp.io import atomic
 from aeexp.registry import losses, optimizers, vocab
@@ -27,7 +28,9 @@ from aeexp.studies import common
 JUDGED = ("ssim_thesis", "ssim_thesis_viridis", "ssim_mean", "ssim_median")
 # Shown beside them, not judged: no margin was declared on their scales.
 CONTEXT = ("psnr_mean", "mse", "final_val_loss")
-SIDES = ("tensorflow", "jax")
+# The study's two sides: the reference engine (the thesis's, the default) and the port.
+REFERENCE, PORT = DEFAULT_BACKEND, "jax"
+SIDES = (REFERENCE, PORT)
 VERDICTS_CSV = "verdicts.csv"
 
 
@@ -58,26 +61,26 @@ class Cell:
 
 def _twin_id(run: Run) -> str:
     """Return the run id the same configuration has on TensorFlow."""
-    train = run.config.train.model_copy(update={"backend": "tensorflow"})
+    train = run.config.train.model_copy(update={"backend": REFERENCE})
     return run.config.model_copy(update={"train": train}).run_id
 
 
 def pair_cells(tf_runs: Sequence[Run], jax_runs: Sequence[Run]) -> list[Cell]:
     """Return the cells of the JAX runs, each with its TensorFlow twins."""
-    jax_only = [r for r in jax_runs if r.config.train.backend == "jax"]
+    jax_only = [r for r in jax_runs if r.config.train.backend == PORT]
     if not jax_only:
         raise UserError("no JAX runs (train.backend: jax) in the JAX folder")
-    by_id = {r.config.run_id: r for r in tf_runs if r.config.train.backend == "tensorflow"}
+    by_id = {r.config.run_id: r for r in tf_runs if r.config.train.backend == REFERENCE}
     cells: dict[tuple, Cell] = {}
     for run in sorted(jax_only, key=lambda r: r.config.seed):
         cfg = run.config
         key = (vocab.decoder_label(cfg), losses.loss_key(cfg), cfg.optimizer.name, _rest(run))
         cell = cells.setdefault(key, Cell(*key[:3], {side: [] for side in SIDES}))
-        cell.runs["jax"].append(run)
+        cell.runs[PORT].append(run)
         twin = by_id.get(_twin_id(run))
         if twin is not None:
-            cell.runs["tensorflow"].append(twin)
-    if not any(c.runs["tensorflow"] for c in cells.values()):
+            cell.runs[REFERENCE].append(twin)
+    if not any(c.runs[REFERENCE] for c in cells.values()):
         raise UserError(
             "no TensorFlow run has the configuration of any JAX run (same config but "
             "train.backend); is the TensorFlow folder the same sweep's?"
@@ -100,7 +103,7 @@ def judge_cells(cells: Sequence[Cell]) -> list[tuple[Cell, str, verdicts.Compari
         (
             cell,
             metric,
-            verdicts.compare_samples(cell.values("jax", metric), cell.values("tensorflow", metric)),
+            verdicts.compare_samples(cell.values(PORT, metric), cell.values(REFERENCE, metric)),
         )
         for cell in cells
         for metric in JUDGED
@@ -170,8 +173,8 @@ def render(cells: Sequence[Cell], tf_dir: Path, jax_dir: Path) -> tuple[str, lis
     """Return the report's markdown and its CSV rows."""
     judged = judge_cells(cells)
     held = verdicts.holm_verdicts([c for _, _, c in judged])
-    jax_runs = [r for cell in cells for r in cell.runs["jax"]]
-    tf_runs = [r for cell in cells for r in cell.runs["tensorflow"]]
+    jax_runs = [r for cell in cells for r in cell.runs[PORT]]
+    tf_runs = [r for cell in cells for r in cell.runs[REFERENCE]]
     missing = len(jax_runs) - len(tf_runs)
     text = "\n".join(
         [

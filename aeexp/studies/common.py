@@ -14,6 +14,7 @@ from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.env import host
 from aeexp.registry import vocab
+from aeexp.registry.datasets import DATASETS, DEFAULT_DATASET
 from aeexp.store import rundir as store
 from aeexp.store.rundir import Run
 
@@ -218,11 +219,16 @@ def seed_list(runs: Sequence[Run]) -> str:
 
 
 def training_text(runs: Sequence[Run]) -> str:
-    """Return the epochs and batch size the runs' configs used, e.g. ``50 epochs, batch 256``."""
+    """Return the epochs and batch size the runs' configs used, e.g. ``50 epochs, batch 256``.
+
+    A dataset other than MNIST (the default) is named too: ``..., on Fashion-MNIST``.
+    """
     epochs = sorted({r.config.train.epochs for r in runs})
     batches = sorted({r.config.train.batch_size for r in runs})
     unit = "epoch" if epochs == [1] else "epochs"
-    return f"{'/'.join(map(str, epochs))} {unit}, batch {'/'.join(map(str, batches))}"
+    text = f"{'/'.join(map(str, epochs))} {unit}, batch {'/'.join(map(str, batches))}"
+    name = tables.dataset_of(runs)
+    return text if name == DEFAULT_DATASET else f"{text}, on {DATASETS[name].title}"
 
 
 def example_run(stat: ConfigStats, image: str = store.RECONSTRUCTIONS) -> Run | None:

@@ -237,6 +237,7 @@ def write_report(
     """
     store.ensure_writable(out_dir)  # before any work: the mistake may be in the command
     defaults, tuned = store.load_runs(defaults_dir), store.load_runs(tuned_dir)
+    tables.check_thesis_dataset([*defaults, *tuned], needs="the thesis report")
     meter = protocol.Meter(occurrences)
     cells = cells_lib.build_cells(defaults, tuned, meter)
     figures = out_dir / "figures"

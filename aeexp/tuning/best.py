@@ -8,6 +8,7 @@ dropped, so each chosen point trains on all training images and is judged on the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aeexp.analysis import selection
@@ -36,8 +37,20 @@ def check_seeds(search: Search, seeds: Sequence[int]) -> None:
         )
 
 
-def _header(search: Search, trials: int, top: int, seeds: Sequence[int]) -> list[str]:
+@dataclass(frozen=True)
+class BestPoints:
+    """The sweep file a tune ends with: where, its name, and what it keeps from the search."""
+
+    out: Path
+    name: str
+    trials: int  # the search's trials per cell, for the file's header
+    top: int  # trials kept per cell
+    seeds: tuple[int, ...]  # each kept point trains once per seed
+
+
+def _header(search: Search, points: BestPoints) -> list[str]:
     """Return the comment lines that say how the points were chosen."""
+    trials, top, seeds = points.trials, points.top, points.seeds
     metric = search.metric.name
     where = (
         "on the TEST SET (--on-test-set): a re-measurement, not a clean choice"
@@ -56,29 +69,17 @@ def _header(search: Search, trials: int, top: int, seeds: Sequence[int]) -> list
     return lines
 
 
-def write_best(
-    search: Search,
-    found: Sequence[Trial],
-    out: Path,
-    name: str,
-    trials: int,
-    top: int,
-    seeds: Sequence[int],
-) -> Path:
-    """Write the sweep of each cell's ``top`` best trials; refuse if a cell has none."""
+def write_best(search: Search, found: Sequence[Trial], points: BestPoints) -> Path:
+    """Write the sweep of each cell's ``points.top`` best trials; refuse if a cell has none."""
     chosen: list[ConfigStats] = []
     lost = []
     for cell in search.cells:
         best = ranked([t for t in found if t.cell.index == cell.index], search.metric.maximize)
         if not best:
             lost.append(f"cell {cell.index} ({cell.label})")
-        for trial in best[:top]:
+        for trial in best[: points.top]:
             cfg = cell.config(trial.params)
-            run = store.Run(
-                cfg,
-                store.read_metrics(search.experiment_dir / trial.run_id) or {},
-                search.experiment_dir / trial.run_id,
-            )
+            run = store.Run(cfg, dict(trial.metrics), search.experiment_dir / trial.run_id)
             chosen.append(ConfigStats((run,), (trial.value,), search.metric.name))  # type: ignore[arg-type]
     if lost:
         raise UserError(
@@ -86,5 +87,6 @@ def write_best(
             f"diverged or failed), so no sweep file was written: {'; '.join(lost)}; widen or "
             "move the search range, or raise --trials"
         )
-    selection.write_sweep(out, name, _header(search, trials, top, seeds), chosen, seeds)
-    return out
+    header = _header(search, points)
+    selection.write_sweep(points.out, points.name, header, chosen=chosen, seeds=points.seeds)
+    return points.out

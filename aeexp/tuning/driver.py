@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -222,6 +222,15 @@ class _Studies:
             study.set_user_attr("search", {s.key: s.spec() for s in cell.spaces})
             study.set_user_attr("metric", search.metric.name)
             self.studies[cell.study_name] = study
+        # Each run's metrics.json as this command last read or wrote it, by run id: a trial's
+        # is read once, when it is told or collected, however often the command needs it.
+        self.known: dict[str, Mapping[str, Any] | None] = {}
+
+    def metrics(self, run_id: str) -> Mapping[str, Any] | None:
+        """Return a run's metrics (None if it has none), reading its directory at most once."""
+        if self.known.get(run_id) is None:  # absent, or pending: another driver may finish it
+            self.known[run_id] = store.read_metrics(self.search.experiment_dir / run_id)
+        return self.known[run_id]
 
     def trials(self, cell: Cell, *states: Any) -> list[Any]:
         """Return a cell's trials (FrozenTrials), of the given states or all."""
@@ -265,7 +274,7 @@ class _Studies:
 
     def tell(self, cell: Cell, number: int, run_dir: Path) -> bool:
         """Tell a trial what its run directory holds; return False if the run is not there."""
-        metrics = store.read_metrics(run_dir)
+        metrics = self.metrics(run_dir.name)
         status = status_of(metrics)
         if metrics is None:
             return False
@@ -312,7 +321,10 @@ def _train_batch(
     cells = {cell.study_name: cell for cell, _, _ in batch}
     rule = PruningRule(refs, {name: studies.snapshot(c, pruner) for name, c in cells.items()})
     planned = SweepPlan(search.name, search.output_dir, search.keys, tuple(runs.values()))
-    outcome = execute.execute(planned, _WithRule(make_executor(), rule), max_group, sinks=sinks)
+    outcome = execute.execute(
+        planned, _WithRule(make_executor(), rule), max_group=max_group, sinks=sinks
+    )
+    studies.known.update(outcome.ledger.metrics)  # what the batch read and wrote
     return len(outcome.trained)
 
 
@@ -327,7 +339,7 @@ def _collect(search: Search, studies: _Studies) -> list[Trial]:
                 found.append(Trial(cell, frozen.number, params, "", "FAIL", Status.FAILED, None, 0))
                 continue
             run_id = cell.config(params).run_id
-            metrics = store.read_metrics(search.experiment_dir / run_id) or {}
+            metrics = studies.metrics(run_id) or {}
             value = metrics.get(search.metric.name)
             value = value if isinstance(value, int | float) and math.isfinite(value) else None
             found.append(
@@ -340,6 +352,7 @@ def _collect(search: Search, studies: _Studies) -> list[Trial]:
                     status_of(metrics) if metrics else Status.PENDING,
                     value,
                     int(metrics.get("epochs_trained") or 0),
+                    metrics,
                 )
             )
     return found
@@ -353,7 +366,8 @@ def _write_summary(search: Search, trials: Sequence[Trial]) -> None:
         runs.setdefault(cfg.run_id, PlannedRun(cfg, {**trial.cell.point, **trial.params}))
     if runs:
         planned = SweepPlan(search.name, search.output_dir, search.keys, tuple(runs.values()))
-        ledger.Ledger(planned).write()
+        book = ledger.Ledger(planned, known={t.run_id: t.metrics or None for t in trials})
+        book.write()
 
 
 def run_search(

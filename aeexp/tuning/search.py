@@ -33,6 +33,7 @@ from aeexp.config.run import MAX_SEED, RunConfig
 from aeexp.errors import UserError, clip, shorten, valid_and_closest
 from aeexp.io import yamlio
 from aeexp.registry import vocab
+from aeexp.registry.datasets import DEFAULT_DATASET
 from aeexp.tuning.space import Space, describe_params, describe_value, parse_space
 
 SEARCH_KEYS = ("name", "base", "config", "grid", "search", "metric", "seed", "sampler", "pruner")
@@ -280,6 +281,8 @@ def _study_name(cell_config: RunConfig, spaces: Iterable[Space], metric: MetricS
         {k: v for k, v in cell_config.resolved().items() if k not in ("name", "output")}
     )
     fixed = {k: v for k, v in flat.items() if k not in searched and v is not None}
+    if fixed.get("data.name") == DEFAULT_DATASET:  # as in run ids: MNIST's studies keep names
+        del fixed["data.name"]
     content = {
         "config": fixed,
         "search": {space.key: space.spec() for space in spaces},
@@ -316,6 +319,7 @@ def read_search(
     source: str | Path | Mapping[str, Any],
     overrides: Iterable[str] = (),
     out: str | None = None,
+    *,
     seed: int | None = None,
     on_test_set: bool = False,
     max_cells: int = vocab.DEFAULT_MAX_RUNS,

@@ -6,8 +6,8 @@ without importing the loop that runs the studies (which imports them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aeexp.tuning.search import Cell
@@ -25,6 +25,8 @@ class Trial:
     status: str  # the run's: completed, pruned, diverged, failed
     value: float | None  # the metric; a pruned run's as it stood when stopped
     epochs: int  # epochs its run trained
+    # Its run's metrics.json as read when collected ({} if none), so nothing reads it again.
+    metrics: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def ranked(trials: Sequence[Trial], maximize: bool) -> list[Trial]:
