@@ -401,12 +401,13 @@ def collected(dest: Path, files: list[str]) -> list[str]:
 
 
 def survivors_to_recheck(dest: Path) -> set[str]:
-    """The group's last survivors, less those explained as equivalent (they would survive)."""
+    """The group's last survivors, less the explained ones: equivalent, or whose test is on its
+    way (take a line out of [pending] when its test is in, to test that mutant again)."""
     results = dest / "results.json"
     if not results.exists():
         return set()
     explained = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
-    equivalent = explained.get("equivalent", {})
+    equivalent = explained.get("equivalent", {}) | explained.get("pending", {})
     return {
         row["mutant"]
         for path, rows in json.loads(results.read_text()).items()
@@ -425,24 +426,21 @@ def write_given_stats(dest: Path, group: dict, functions: dict[str, list[str]]) 
     module's functions, and the stats run still measures them for the other functions.
     """
     stats_file = dest / "mutants" / "mutmut-stats.json"
-    if stats_file.exists():
-        return
+    stats = {"tests_by_mangled_function_name": {}, "duration_by_test": {}, "stats_time": 0.0}
+    if stats_file.exists():  # a later run: add the tests written since (mutmut merges)
+        stats = json.loads(stats_file.read_text())
+    tests = stats["tests_by_mangled_function_name"]
     child = collected(dest, group.get("child_tests", []))
-    tests = {mangled(p, f): list(child) for p, fs in functions.items() for f in fs}
+    for name in (mangled(p, f) for p, fs in functions.items() for f in fs):
+        tests[name] = sorted(set(tests.get(name, [])) | set(child))
     for path, files in group.get("given_tests", {}).items():
         given = collected(dest, files)
-        for f in functions[path]:
-            tests[mangled(path, f)] += given
+        for name in (mangled(path, f) for f in functions[path]):
+            tests[name] = sorted(set(tests[name]) | set(given))
+    # Child tests count as measured (the stats run would see nothing); given ones do not.
+    stats["duration_by_test"] = {t: 30.0 for t in child} | stats["duration_by_test"]
     stats_file.parent.mkdir(parents=True, exist_ok=True)
-    stats_file.write_text(
-        json.dumps(
-            {
-                "tests_by_mangled_function_name": tests,
-                "duration_by_test": {t: 30.0 for t in child},
-                "stats_time": 0.0,
-            }
-        )
-    )
+    stats_file.write_text(json.dumps(stats))
 
 
 def list_mutants(functions: dict[str, list[str]]) -> None:
