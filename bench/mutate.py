@@ -408,6 +408,7 @@ def survivors_to_recheck(dest: Path) -> set[str]:
         return set()
     explained = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     equivalent = explained.get("equivalent", {}) | explained.get("pending", {})
+    equivalent |= explained.get("gap", {})
     return {
         row["mutant"]
         for path, rows in json.loads(results.read_text()).items()
@@ -495,6 +496,7 @@ def report() -> int:
     reasons = {
         **{k: f"equivalent: {v}" for k, v in explained.get("equivalent", {}).items()},
         **{k: f"to be killed by {v}" for k, v in explained.get("pending", {}).items()},
+        **{k: f"gap, no test yet: {v}" for k, v in explained.get("gap", {}).items()},
     }
     lines = [
         "# Mutation score per module",
