@@ -544,6 +544,7 @@ def report() -> int:
         "|---|---:|---:|",
         *times,
         "",
+        *([explained["run"]["note"], ""] if "run" in explained else []),
         "## Survivors",
         "",
         "Each is equivalent (bench/mutation-equivalent.toml says why, in one line) or is a gap",
