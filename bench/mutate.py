@@ -106,7 +106,7 @@ GROUPS: dict[str, dict] = {
         ],
     },
     "engine-tf": {
-        "sample": 0.15,
+        "sample": 0.05,
         "modules": {
             "aeexp/engines/tensorflow.py": [
                 "_train_step",
