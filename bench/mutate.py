@@ -538,7 +538,7 @@ def report() -> int:
                         unexplained.append(key)
     lines += [
         "",
-        "Wall time per group on 2 cores (`--jobs 2`), set-up (stats and clean runs) included:",
+        "Wall time per group on 2 cores, set-up (stats and clean runs) included:",
         "",
         "| Group | Sample | Minutes |",
         "|---|---:|---:|",
@@ -547,8 +547,8 @@ def report() -> int:
         *([explained["run"]["note"], ""] if "run" in explained else []),
         "## Survivors",
         "",
-        "Each is equivalent (bench/mutation-equivalent.toml says why, in one line) or is a gap",
-        "a test on its way kills; a survivor a new test kills leaves this list on the next run.",
+        "Each is equivalent, a gap a test on its way kills, or a gap with no test yet (one line",
+        "each, from bench/mutation-equivalent.toml). One a new test kills leaves this list.",
         "",
         *survivors,
         "",
