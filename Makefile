@@ -9,7 +9,8 @@ endif
 comma := ,
 
 .PHONY: help install install-latest lock run test test-all lint format docs docs-serve notebook \
-	bench bench-executors bench-device tune-bench tune-replay gradcheck reproduce beta backends
+	bench bench-executors bench-device tune-bench tune-replay gradcheck reproduce beta backends \
+	mutate
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -100,6 +101,14 @@ tune-replay:  ## 100 searches per setting replayed on tune-bench's recorded grid
 
 bench-device:  ## The thesis grid on whatever accelerator JAX sees (bench/device.sh; JSON).
 	bash bench/device.sh
+
+# Mutation testing (bench/mutate.py, mutmut): GROUPS=losses,verdicts runs some groups (the
+# others keep their last results); SAMPLE=1 tests every mutant, not each group's sample (hours).
+GROUPS ?=
+SAMPLE ?=
+
+mutate:  ## Mutation-test the modules that decide the numbers into bench/mutation.md (mutmut; ~1 h on 2 cores; not in CI).
+	$(PYTHON) bench/mutate.py $(subst $(comma), ,$(GROUPS)) $(if $(SAMPLE),--sample $(SAMPLE))
 
 gradcheck:  ## Hand-derived gradients vs autodiff, into results/gradcheck.md.
 	aeexp gradcheck --format md > results/gradcheck.md

@@ -520,3 +520,44 @@ def test_an_integer_optimizer_value_is_the_same_run_as_its_float():
     as_float = config.validate({"optimizer": {"name": "adam", "learning_rate": 1.0, "decay": 0.0}})
     assert as_int.run_id == as_float.run_id
     assert type(as_int.optimizer.learning_rate) is float
+
+
+def test_optimizer_ranges_include_their_upper_bound_and_say_so():
+    from aeexp.registry import optimizers
+
+    optimizers.check_value("momentum", 1.0)  # [0, 1]: 1 itself is accepted
+    with pytest.raises(ValueError) as caught:
+        optimizers.check_value("rho", 1.5)
+    assert str(caught.value) == "rho must be >= 0 and <= 1, got 1.5"
+    with pytest.raises(ValueError) as caught:
+        optimizers.check_value("epsilon", 0.0)  # (0, inf): open below, no upper bound
+    assert str(caught.value) == "epsilon must be > 0, got 0.0"
+
+
+def test_set_dotted_refuses_deeper_keys_than_any_config_nests():
+    key = ".".join(["a"] * (config.MAX_YAML_DEPTH + 1))
+    with pytest.raises(UserError, match="dotted parts"):
+        config.set_dotted({}, key, 1)
+
+
+def test_set_dotted_fills_a_null_section_and_flatten_dotted_inverts_it():
+    assert config.set_dotted({"a": None}, "a.b", 1) == {"a": {"b": 1}}
+    nested = {"a": {"b": 1, "c": {"d": 2}}, "e": 3, 4: 5}
+    assert config.flatten_dotted(nested) == {"a.b": 1, "a.c.d": 2, "e": 3, "4": 5}
+
+
+def test_resolve_takes_a_mapping_or_a_config_and_every_override(tmp_path):
+    out = tmp_path / "out"
+    first = config.resolve(
+        {"train": {"epochs": 2}}, ["train.batch_size=64"], {"data.train_limit": 500}, 3, out
+    )
+    assert (first.train.epochs, first.train.batch_size, first.data.train_limit) == (2, 64, 500)
+    assert (first.seed, first.output.dir) == (3, str(out))
+    again = config.resolve(first, dotted={"train.epochs": 4})
+    assert again.resolved() == {
+        **first.resolved(),
+        "train": {**first.resolved()["train"], "epochs": 4},
+    }
+    path = write(tmp_path, "train: {epochs: 2}\n")
+    from_file = config.resolve(path, (), {"train.epochs": 5}, 6, out)
+    assert (from_file.train.epochs, from_file.seed, from_file.output.dir) == (5, 6, str(out))

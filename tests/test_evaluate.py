@@ -182,3 +182,30 @@ def test_ssim_threads_change_no_bit(workers):
     alone = evaluate.ssim_per_image(x, y, workers=1)
     np.testing.assert_array_equal(evaluate.ssim_per_image(x, y, workers=workers), alone)
     np.testing.assert_allclose(alone, _skimage_ssim(x, y), rtol=0, atol=1e-6)
+
+
+def test_ssim_accepts_images_as_small_as_its_window():
+    """7 x 7, the Gaussian window's size, is the smallest image scikit-image measures."""
+    rng = np.random.default_rng(6)
+    x = rng.random((3, 7, 7))
+    y = np.clip(x + rng.normal(0.0, 0.2, x.shape), 0.0, 1.0)
+    np.testing.assert_allclose(
+        evaluate.ssim_per_image(x, y), _skimage_ssim(x, y), rtol=0, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("occurrence", "word"), [(2, "2nd"), (3, "3rd"), (11, "11th"), (21, "21st")]
+)
+def test_a_missing_later_occurrence_is_named_by_its_ordinal(occurrence, word):
+    with pytest.raises(UserError, match=f"no {word} 0 follows index -1"):
+        evaluate.thesis_digit_indices(np.arange(10), occurrence)
+
+
+def test_ssim_thesis_occurrences_defaults_to_the_gray_colormap():
+    rng = np.random.default_rng(7)
+    labels = np.repeat(np.arange(10), 2)
+    x = _mnist_like(rng, len(labels))
+    y = _reconstructions(rng, x)
+    given = evaluate.ssim_thesis_occurrences(x, y, labels, [1, 2], colormap="gray")
+    np.testing.assert_array_equal(evaluate.ssim_thesis_occurrences(x, y, labels, [1, 2]), given)

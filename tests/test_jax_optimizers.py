@@ -74,3 +74,11 @@ def test_constants_are_rounded_as_keras_rounds_them():
     # 1 - 0.9 in float64, then float32; not 1 - float32(0.9).
     assert hyper["one_minus_beta_1"] == np.float32(1 - 0.9)
     assert hyper["one_minus_beta_1"] != np.float32(1) - np.float32(0.9)
+
+
+def test_the_step_counter_is_an_integer():
+    # A float32 counter stops counting at 2**24 steps, where 1 + t == t; Keras counts in
+    # integers, and the decay and bias corrections read the count.
+    params = optimizers.resolved_params("adam", {})
+    state = jax_optimizers.init("adam", jax_optimizers.structure("adam", params), [])
+    assert jax.numpy.issubdtype(state["iterations"].dtype, jax.numpy.integer)

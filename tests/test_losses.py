@@ -186,3 +186,13 @@ def test_a_loss_parameter_is_declared_only_in_its_registry_entry():
         assert set(branches[name]["properties"]) == {"name", *spec.parameters}
         assert set(branches[name].get("required", [])) >= spec.required
     assert losses.describe("beta", beta=0.5, order="recon_first") == "beta-divergence d_0.5(y|x)"
+
+
+@pytest.mark.parametrize("name", ["mse", "is_div1"])
+def test_a_loss_computes_in_the_reconstructions_precision(name):
+    # The loss converts y_true to y_pred's dtype: float64 targets (as NumPy gives them) must
+    # not turn a float32 model's loss, and its gradients, into float64.
+    x = np.linspace(0.1, 0.9, 8, dtype=np.float64).reshape(2, 4)
+    y = np.float32(x[::-1] * 0.5 + 0.25)
+    result = losses.get(name)(x, y)
+    assert np.asarray(result).dtype == np.float32

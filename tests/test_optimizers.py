@@ -156,3 +156,12 @@ def test_each_registry_entry_builds_its_class_with_every_keyword(name):
     config = built.get_config()
     for key, value in spec.defaults.items():
         assert config[key] == pytest.approx(value), key
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"), [("nadam", {"beta_1": 0.8, "beta_2": 0.99}), ("rmsprop", {"rho": 0.5})]
+)
+def test_non_default_moment_rates_reach_the_update(name, overrides):
+    # The defaults of Keras 2.2 and Keras 3 agree, so only other values show that a port's
+    # constructor hands them on.
+    test_updates_follow_keras_2_2(name, overrides)

@@ -231,3 +231,14 @@ def test_the_verdicts_table_renders_the_same_from_the_csv(tmp_path):
     text = write(tmp_path)
     rows = list(csv.DictReader((tmp_path / "out" / sections.VERDICTS_FILE).open()))
     assert sections.verdicts_markdown(rows) in text
+
+
+def test_a_cell_without_runs_says_so_in_its_verdict_line():
+    class NoRuns:
+        label, optimizer_label, published = "MSE", "Adam", 0.5
+
+        def estimate(self, statistic, variant):
+            return None
+
+    expected = "- **MSE** (Adam, published 0.500): no completed run of the grid."
+    assert sections.verdict_line(NoRuns()) == expected

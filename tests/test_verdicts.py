@@ -104,3 +104,11 @@ def test_counts_name_every_verdict():
     assert verdicts.counts([EQUIVALENT, DIFFERENT, DIFFERENT]) == (
         "1 equivalent, 2 different, 0 inconclusive"
     )
+
+
+@pytest.mark.parametrize("values", [[0.5], [0.5, 0.5]])
+def test_an_untestable_cell_still_reports_its_mean_and_gap(values):
+    result = judge(values, 0.4)
+    assert result.verdict == NOT_TESTABLE
+    assert result.mean == 0.5
+    assert result.gap == pytest.approx(0.1)

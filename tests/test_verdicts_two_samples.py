@@ -105,3 +105,11 @@ def test_holm_applies_to_comparisons_too():
     for c, h in zip(family, held, strict=True):
         if h in (EQUIVALENT, DIFFERENT):
             assert h == c.verdict
+
+
+def test_two_seeds_on_a_side_are_enough_to_compare():
+    a, b = [0.81, 0.84], [0.80, 0.79, 0.83]
+    result = verdicts.compare_samples(a, b)
+    assert result.verdict != verdicts.NOT_TESTABLE
+    expected = scipy_stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert result.diff_p == pytest.approx(expected, rel=1e-12)
