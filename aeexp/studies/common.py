@@ -16,6 +16,7 @@ from aeexp.env import host
 from aeexp.registry import vocab
 from aeexp.registry.datasets import DATASETS, DEFAULT_DATASET
 from aeexp.store import rundir as store
+from aeexp.store.ledger import RUNS_CSV
 from aeexp.store.rundir import Run
 
 # A run may record its host under this key of metrics.json: ``cpu_model`` (str), ``cpu_count``
@@ -157,8 +158,8 @@ def _this_machine() -> str:
 def copy_summaries(sweep_dirs: Sequence[Path], out_dir: Path) -> None:
     """Copy each sweep's runs.csv beside the report as ``<sweep name>-runs.csv``."""
     for folder in sweep_dirs:
-        if (folder / "runs.csv").is_file():
-            shutil.copyfile(folder / "runs.csv", out_dir / f"{folder.name}-runs.csv")
+        if (folder / RUNS_CSV).is_file():
+            shutil.copyfile(folder / RUNS_CSV, out_dir / f"{folder.name}-{RUNS_CSV}")
 
 
 def machine_description(runs: Sequence[Run]) -> str:
