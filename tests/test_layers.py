@@ -47,3 +47,9 @@ def test_every_module_has_a_layer():
     children = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
     children |= {p.parent.name for p in package.glob("*/__init__.py")}
     assert named == children
+
+
+def test_at_most_ten_modules_sit_outside_the_packages():
+    """The folders are the architecture (issue 28): a new module finds its package."""
+    loose = sorted(p.name for p in (REPO / "aeexp").glob("*.py"))
+    assert len(loose) <= 10, loose
