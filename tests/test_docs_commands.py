@@ -124,6 +124,15 @@ NOT_RUN = {
     "ray start --head --port 6379 --num-cpus 32": "starts a Ray head node (tests/test_ray.py)",
     "ray start --address HEAD_IP:6379": "joins a Ray cluster at a placeholder address",
     "ray get-auth-token": "prints the token of a head node's Ray (tests/test_ray.py sets one)",
+    "aeexp data --name fashion_mnist --path ~/data/fashion": (
+        "reads Fashion-MNIST, whose files these machines lack (no internet); "
+        "tests/test_datasets.py reads synthetic ones in its layout"
+    ),
+    "aeexp run thesis/mse_relu-sigmoid_adam --set data.name=fashion_mnist "
+    "--set data.path=~/data/fashion": (
+        "trains on Fashion-MNIST, whose files these machines lack; tests/test_datasets.py "
+        "trains a sweep on synthetic ones through the CLI"
+    ),
     "aeexp sweep configs/sweeps/thesis-optimizers.yaml --out results/thesis/runs "
     "--executor ray --address ray://HEAD_IP:10001": (
         "attaches to a Ray cluster at a placeholder address (tests/test_ray.py: a real one)"

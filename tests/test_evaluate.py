@@ -199,7 +199,7 @@ def test_ssim_accepts_images_as_small_as_its_window():
 )
 def test_a_missing_later_occurrence_is_named_by_its_ordinal(occurrence, word):
     with pytest.raises(UserError, match=f"no {word} 0 follows index -1"):
-        evaluate.thesis_digit_indices(np.arange(10), occurrence)
+        evaluate.thesis_class_indices(np.arange(10), occurrence)
 
 
 def test_ssim_thesis_occurrences_defaults_to_the_gray_colormap():
