@@ -160,6 +160,8 @@ SCOPE = [
 NOT_MEASURED = {
     "aeexp/registry/published.py": "the thesis's published numbers: data, no function to mutate",
     "aeexp/registry/datasets.py": "which files and loader a dataset name means; no number",
+    # Pending, not exempt: written after the committed run; the verdicts group takes it next.
+    "aeexp/analysis/paired.py": "PENDING: the paired rule (issue 33), newer than the last run",
     "aeexp/registry/vocab.py": "names and constants; mutmut 3 leaves module-level code alone",
     "aeexp/engines/events.py": "TensorBoard event bytes, read by no result",
     "aeexp/engines/model.py": "builds the Keras layers; pinned bit for bit by test_engine",
