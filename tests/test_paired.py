@@ -55,7 +55,10 @@ def test_pairs_that_do_not_pair_or_do_not_vary_are_not_judged():
     assert same.verdict == NOT_TESTABLE and same.pairs_needed == 0
 
 
-@pytest.mark.parametrize(("n", "sd", "gap"), [(5, 0.01, 0.0), (5, 0.02, 0.0), (8, 0.015, 0.01)])
+@pytest.mark.parametrize(
+    ("n", "sd", "gap"),
+    [(5, 0.01, 0.0), (5, 0.02, 0.0), (8, 0.015, 0.01), (5, 1e-5, 0.0), (2, 1e-4, 0.0)],
+)
 def test_the_power_integral_is_what_simulation_finds(n, sd, gap):
     exact = paired.tost_power(n, sd, gap=gap)
     found = simulated(n, sd, gap)[EQUIVALENT]
@@ -69,6 +72,7 @@ def test_pairs_needed_is_the_first_count_with_the_power():
     assert paired.tost_power(needed, sd) >= paired.TARGET_POWER
     assert paired.tost_power(needed - 1, sd) < paired.TARGET_POWER
     assert paired.pairs_needed(0.001) == 2  # two pairs already decide so precise a difference
+    assert paired.pairs_needed(1e-6) == 2  # the engines' float rounding only: still two
     assert paired.pairs_needed(10.0) == paired.MAX_PAIRS  # the search's end, said so
 
 

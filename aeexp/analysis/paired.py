@@ -131,7 +131,10 @@ def tost_power(n: int, sd: float, margin: float = MARGIN, gap: float = 0.0) -> f
         inside = scipy_stats.norm.cdf((half - gap) / se) - scipy_stats.norm.cdf((-half - gap) / se)
         return max(inside, 0.0) * scipy_stats.chi2.pdf(u, df)
 
-    value, _ = integrate.quad(passes, 0.0, u_max, limit=200)
+    # Beyond the chi-square's far tail nothing is left to add; a huge u_max (a precise pair,
+    # sd far below the margin) would otherwise hide the law's whole mass from quad.
+    upper = min(u_max, float(scipy_stats.chi2.isf(1e-15, df)))
+    value, _ = integrate.quad(passes, 0.0, upper, limit=200)
     return float(min(max(value, 0.0), 1.0))
 
 
