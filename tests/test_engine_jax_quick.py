@@ -59,3 +59,30 @@ def test_with_learning_rate_zero_the_epoch_loss_is_the_training_sets(quick, imag
 
 def test_the_jax_engine_never_imports_tensorflow(quick):
     assert not quick["tensorflow_imported"]
+
+
+def test_freeze_masks_exactly_the_members_it_names_the_first_one_too():
+    """Member 0 is slot 0 of the first stack: a bound of ``index >= 1`` would train it on.
+
+    No JAX runs: freeze only masks slots (padding, -1, stays masked) and drops a stack with
+    nobody left, so a trainer holding just its stacks and masks is enough.
+    """
+    from types import SimpleNamespace
+
+    from aeexp.engines import jax as engine
+
+    members = [
+        SimpleNamespace(stack_key=key, shape=None, loss=None, optimizer="adam", static=())
+        for key in ("a", "a", "b")
+    ]
+    trainer = object.__new__(engine.GroupTrainer)
+    trainer.stacks = engine.arrange(members, width=3)
+    assert [stack.slots for stack in trainer.stacks] == [[0, 1, -1], [2, -1, -1]]
+    trainer.actives = [np.array([i >= 0 for i in stack.slots]) for stack in trainer.stacks]
+    trainer._live = [0, 1]
+    trainer.freeze([0], [1, 2])
+    assert [a.tolist() for a in trainer.actives] == [[False, True, False], [True, False, False]]
+    assert trainer._live == [0, 1]
+    trainer.freeze([2], [1])
+    assert [a.tolist() for a in trainer.actives] == [[False, True, False], [False, False, False]]
+    assert trainer._live == [0]  # the second stack has nobody left: it leaves the epoch

@@ -23,7 +23,7 @@ from aeexp.errors import UserError, one_line
 from aeexp.execute import driver as execute
 from aeexp.execute.executors import JobResult
 from aeexp.io import atomic, readers
-from aeexp.store import ledger
+from aeexp.store import ledger, locks
 from aeexp.store import rundir as store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -491,3 +491,99 @@ def test_aeexp_run_reads_its_metrics_once_and_once_more_under_the_lock(
     again = api.run({"name": "once"}, out=str(tmp_path))
     assert not again.trained_now and again.metrics == first.metrics
     assert reads == {first.run_dir.name: 1}
+
+
+# --- Run-directory writes and the ledger, case by case (issue 29's mutation gaps) -----------
+
+
+def test_an_old_staging_folder_of_a_dead_driver_is_removed_and_returned(tmp_path, monkeypatch):
+    """--force's ``.tmp-old-<id>-...`` is aeexp's naming too: the cleanup must recognize it."""
+    experiment = tmp_path / "out" / "x"
+    experiment.mkdir(parents=True)
+    old = experiment / store.staging_name("abcdef0123", old=True)
+    old.mkdir()
+    monkeypatch.setattr(store, "pid_alive", lambda pid: False)  # its writer is gone
+    # And runs.csv's temporary file, its writer killed mid-write (a dead pid, this host).
+    temp = experiment / f".tmp-file-999999999-{atomic.HOST_TAG}-{'0' * 32}-runs.csv"
+    temp.write_text("a\n")
+    assert sorted(store.remove_stale_staging(experiment)) == sorted([old, temp])
+    assert not old.exists() and not temp.exists()
+
+
+def test_stale_staging_whose_run_lock_is_held_is_left_alone(tmp_path, monkeypatch):
+    """A driver holding the run's lock (on another host, say) may be renaming it into place."""
+    experiment = tmp_path / "out" / "x"
+    experiment.mkdir(parents=True)
+    staging = experiment / store.staging_name("abcdef0123")
+    staging.mkdir()
+    monkeypatch.setattr(store, "pid_alive", lambda pid: False)
+    with locks.run_lock(experiment, "abcdef0123"):
+        assert store.remove_stale_staging(experiment) == []
+    assert staging.is_dir()
+    assert store.remove_stale_staging(experiment) == [staging]
+
+
+def test_metrics_json_is_written_after_every_other_run_file(tmp_path, monkeypatch):
+    """A run counts as complete once its metrics.json parses: the rest must be on disk first.
+
+    model.keras sorts after metrics.json by name: only the writer's own order puts it before.
+    """
+    written = []
+    real = store.write_new
+
+    def write_new(path, data):
+        written.append(path.name)
+        real(path, data)
+
+    monkeypatch.setattr(store, "write_new", write_new)
+    files = {store.CONFIG: b"a: 1\n", store.METRICS: b"{}", store.MODEL: b"zip", "tb/events": b"e"}
+    store.write_run_files(tmp_path / "out" / "x" / "abcdef0123", files, tmp_path / "out")
+    assert written[-1] == store.METRICS
+    assert sorted(written) == sorted(Path(name).name for name in files)
+
+
+@pytest.mark.parametrize("name", [".hidden", "tb/.events", "../escape", "a/b/c"])
+def test_a_run_file_name_that_is_hidden_or_climbs_out_is_refused(tmp_path, name):
+    root = tmp_path / "out"
+    run_dir = root / "x" / "abcdef0123"
+    with pytest.raises(ValueError, match="is not a file or folder/file name"):
+        store.write_run_files(run_dir, {store.CONFIG: b"a: 1\n", name: b"x"}, root)
+    assert not run_dir.exists() and not (root / "x" / "escape").exists()
+    assert [p.name for p in (root / "x").iterdir()] == []  # the staging folder is gone too
+
+
+def test_a_refused_command_removes_the_folders_it_made_and_only_those(tmp_path):
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / "kept").mkdir()
+    for folder, top in ((root / "a" / "b", root), (tmp_path / "c" / "d", None)):
+        with pytest.raises(UserError), store.created_folders_undone(folder, top):
+            store.ensure_writable(folder)
+            raise UserError("refused after making the folder")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept", "out"]
+    outside = tmp_path / "elsewhere" / "e"  # not under the root: never counted as made here
+    with pytest.raises(UserError), store.created_folders_undone(outside, root):
+        store.ensure_writable(outside)
+        raise UserError("refused")
+    assert outside.is_dir()
+
+
+def test_a_ledger_given_a_runs_metrics_does_not_read_them_again(tmp_path, monkeypatch):
+    planned = three_rates(tmp_path)
+    first, *others = (r.run_id for r in planned.runs)
+    reads = count_metrics_reads(monkeypatch)
+    book = ledger.Ledger(planned, {first: {"run_id": first, "status": "completed"}})
+    assert reads == dict.fromkeys(others, 1)  # the known run has no folder: read, it is pending
+    assert book.statuses() == {first: "completed"} | dict.fromkeys(others, "pending")
+
+
+def test_a_failure_record_is_held_inside_the_output_folder_too(tmp_path):
+    """As a trained run's files are: an experiment folder linked elsewhere is refused."""
+    planned = three_rates(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    planned.experiment_dir.parent.mkdir(parents=True)
+    planned.experiment_dir.symlink_to(elsewhere)
+    with pytest.raises(UserError, match="refusing to write outside the output folder"):
+        ledger.record_failure(planned.runs[0], "RuntimeError: boom")
+    assert list(elsewhere.iterdir()) == []

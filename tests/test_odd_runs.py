@@ -318,3 +318,65 @@ def test_a_model_of_another_architecture_is_unusable(tmp_path, shape):
     model.save(tmp_path / store.MODEL)
     with pytest.raises(UnusableModel, match=r"^model\.keras "):
         predict(tmp_path / store.MODEL, np.zeros((4, 784), "float32"))
+
+
+# --- 7. Folders load_runs cannot read whole: one warning naming the folder and why --------
+
+
+def test_a_run_folder_without_its_metrics_yet_is_named_not_passed_over(tmp_path, capsys):
+    """A config.yaml alone (a run killed before its rename, copied by hand) is a skipped run."""
+    done = fake_run(tmp_path, cell_raw("relu", "mse", "adam", 0))
+    half = fake_run(tmp_path, cell_raw("relu", "mse", "adam", 1))
+    (run_dir(half) / store.METRICS).unlink()
+    assert [run.path for run in store.load_runs(tmp_path / "fake")] == [run_dir(done)]
+    assert capsys.readouterr().err == f"{WARNING}skipping {run_dir(half)}: no metrics.json\n"
+
+
+def test_a_metrics_json_that_is_a_folder_is_named_as_the_metrics_file(tmp_path, capsys):
+    done = fake_run(tmp_path, cell_raw("relu", "mse", "adam", 0))
+    odd = fake_run(tmp_path, cell_raw("relu", "mse", "adam", 1))
+    (run_dir(odd) / store.METRICS).unlink()
+    (run_dir(odd) / store.METRICS).mkdir()
+    assert [run.path for run in store.load_runs(tmp_path / "fake")] == [run_dir(done)]
+    reason = "metrics.json: is a directory, not a metrics file"
+    assert capsys.readouterr().err == f"{WARNING}skipping {run_dir(odd)}: {reason}\n"
+
+
+def test_a_history_csv_that_is_a_folder_is_named_as_the_history_file(tmp_path):
+    odd = fake_run(tmp_path, cell_raw("relu", "mse", "adam"))
+    (run_dir(odd) / store.HISTORY).mkdir()
+    with pytest.raises(ValueError, match=r"^history\.csv: is a directory, not a history file$"):
+        store.read_history(run_dir(odd))
+
+
+def refuse_listing(monkeypatch, folder: Path, error: OSError) -> None:
+    """Make os.walk's listing of ``folder`` fail with ``error`` (root lists a chmod 000 folder)."""
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == os.fspath(folder):
+            raise error
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_a_folder_that_cannot_be_listed_is_named_in_a_warning(tmp_path, capsys, monkeypatch):
+    done = fake_run(tmp_path, cell_raw("relu", "mse", "adam"))
+    locked = tmp_path / "fake" / "locked"
+    locked.mkdir()
+    refuse_listing(monkeypatch, locked, PermissionError(13, "Permission denied", str(locked)))
+    assert [run.path for run in store.load_runs(tmp_path / "fake")] == [run_dir(done)]
+    assert capsys.readouterr().err == f"{WARNING}skipping {locked}: Permission denied\n"
+
+
+def test_a_listing_error_without_a_reason_or_file_is_named_by_its_text(
+    tmp_path, capsys, monkeypatch
+):
+    done = fake_run(tmp_path, cell_raw("relu", "mse", "adam"))
+    locked = tmp_path / "fake" / "locked"
+    locked.mkdir()
+    refuse_listing(monkeypatch, locked, OSError("the listing broke off"))
+    assert [run.path for run in store.load_runs(tmp_path / "fake")] == [run_dir(done)]
+    warning = f"{WARNING}skipping {tmp_path / 'fake'}: the listing broke off\n"
+    assert capsys.readouterr().err == warning

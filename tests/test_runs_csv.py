@@ -450,3 +450,24 @@ def test_the_page_shows_what_its_commands_print(monkeypatch):
         result = CliRunner().invoke(cli.main, command.split()[1:])
         assert result.exit_code == 0, (command, result.output)
         assert result.stdout == output, command
+
+
+def test_load_runs_of_run_folders_has_each_runs_experiment_name(tmp_path):
+    """As a runs.csv's frame has (above): the name is the config's, kept apart from its keys."""
+    folder = write_plan_runs(tmp_path)
+    runs = aeexp.load_runs(folder)
+    assert len(runs) == 12 and set(runs["name"]) == {"grid"}
+
+
+def test_summary_rows_name_a_dataset_off_mnist_and_give_a_finished_run_a_reason(tmp_path):
+    """Off MNIST, each row records data.name (not a grid key here); a finished run's reason is
+    '' (none given), a pending run has no metrics and so no reason at all."""
+    sweep = {"name": "f", "config": {"data": {"name": "fashion_mnist"}}, "grid": {"seed": [0, 1]}}
+    plan = api.plan(sweep, out=tmp_path)
+    done, pending = (run.run_id for run in plan.runs)
+    rows = ledger.summary_rows(plan, {done: {"status": "completed"}, pending: None})
+    assert [row[ledger.DATASET_COLUMN] for row in rows] == ["fashion_mnist"] * 2
+    assert rows[0]["reason"] == "" and "reason" not in rows[1]
+    ledger.Ledger(plan).write()
+    with (plan.experiment_dir / ledger.RUNS_CSV).open() as handle:
+        assert [row["data.name"] for row in csv.DictReader(handle)] == ["fashion_mnist"] * 2

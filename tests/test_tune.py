@@ -690,3 +690,33 @@ def test_a_tune_reads_each_trials_metrics_at_most_twice(tmp_path, no_tune_data, 
     assert {t.run_id for t in outcome.trials} == set(reads)
     assert max(reads.values()) <= 2, reads
     assert all(t.metrics["run_id"] == t.run_id for t in outcome.trials)
+
+
+def test_intermediate_values_keep_a_minimized_studys_losses_and_negate_a_maximized_ones():
+    """Optuna compares them in the study's direction: a lower loss must read as better."""
+    from aeexp.tuning.stop import intermediate_values
+
+    assert intermediate_values([0.5, 0.25], maximize=False) == {1: 0.5, 2: 0.25}
+    assert intermediate_values([0.5, 0.25], maximize=True) == {1: -0.5, 2: -0.25}
+
+
+def test_only_completed_trials_with_a_value_are_ranked():
+    """A finished trial without a value (its metric missing) and an unfinished one with a value
+    (a pruned run's, as it stood) are both left out; ties go to the lower number."""
+    from aeexp.tuning.trials import Trial, ranked
+
+    def trial(number, state, value, run_id=None):
+        run_id = run_id or f"{number:010x}"
+        return Trial(None, number, {}, run_id, state, state.lower(), value, 3)
+
+    trials = [
+        trial(0, "COMPLETE", None),
+        trial(1, "PRUNED", 0.9),
+        trial(2, "COMPLETE", 0.5),
+        trial(3, "RUNNING", 0.8),
+        trial(4, "COMPLETE", 0.7),
+        trial(5, "COMPLETE", 0.7, run_id=f"{4:010x}"),  # the same run again: kept once
+    ]
+    assert [t.number for t in ranked(trials[1:], maximize=True)] == [4, 2]
+    assert [t.number for t in ranked(trials, maximize=True)] == [4, 2]
+    assert [t.number for t in ranked(trials, maximize=False)] == [2, 4]
