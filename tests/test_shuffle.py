@@ -102,15 +102,18 @@ def tensorflow_orders(seed, n, epochs):
     ]
 
 
-def check(got_history, initial, final, images, orders):
-    """Assert the engine's run is the NumPy run on ``orders``, and that the order shows."""
+def check(got_history, initial, final, images, orders, shows=100):
+    """Assert the engine's run is the NumPy run on ``orders``, and that the order shows.
+
+    ``shows``: how many RTOLs reusing epoch 0's order every epoch must move a loss by.
+    """
     assert not any((orders[0] == order).all() for order in orders[1:])
     for order in orders:
         assert sorted(order) == list(range(N_TRAIN))
     want, weights = numpy_training(initial, *images, orders)
     repeated, _ = numpy_training(initial, *images, [orders[0]] * EPOCHS)
     # The test can fail: epoch 0's order every epoch moves a loss by far more than RTOL.
-    assert np.abs(repeated[1:] / want[1:] - 1).max() > 100 * RTOL
+    assert np.abs(repeated[1:] / want[1:] - 1).max() > shows * RTOL
     np.testing.assert_allclose(got_history, want, rtol=RTOL)
     for found, expected, start in zip(final, weights, initial, strict=True):
         moved = np.abs(expected - start).max()
