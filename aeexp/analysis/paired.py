@@ -22,11 +22,9 @@ import numpy as np
 from aeexp.analysis import stats
 from aeexp.analysis.verdicts import (
     ALPHA,
-    DIFFERENT,
-    EQUIVALENT,
-    INCONCLUSIVE,
     MARGIN,
     NOT_TESTABLE,
+    t_rule,
 )
 
 TARGET_POWER = 0.8
@@ -83,29 +81,7 @@ def compare_pairs(
         )
     df = n - 1
     se = sd / math.sqrt(n)
-    half = stats.t_ppf(1 - ALPHA / 2, df) * se
-    tost_p = max(stats.t_sf((gap + margin) / se, df), stats.t_cdf((gap - margin) / se, df))
-    diff_p = 2 * stats.t_sf(abs(gap) / se, df)
-    if tost_p < ALPHA:
-        verdict = EQUIVALENT
-    elif diff_p < ALPHA:
-        verdict = DIFFERENT
-    else:
-        verdict = INCONCLUSIVE
-    return PairedComparison(
-        n=n,
-        gap=gap,
-        sd=sd,
-        se=se,
-        df=df,
-        ci_lo=gap - half,
-        ci_hi=gap + half,
-        tost_p=tost_p,
-        diff_p=diff_p,
-        min_margin=abs(gap) + stats.t_ppf(1 - ALPHA, df) * se,
-        verdict=verdict,
-        margin=margin,
-    )
+    return PairedComparison(n, gap, sd, se, df, **t_rule(gap, se, df, margin), margin=margin)
 
 
 def tost_power(n: int, sd: float, margin: float = MARGIN, gap: float = 0.0) -> float:

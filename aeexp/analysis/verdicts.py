@@ -117,6 +117,32 @@ class Comparison:
         return asdict(self)
 
 
+def t_rule(gap: float, se: float, df: float, margin: float = MARGIN) -> dict[str, float | str]:
+    """Return the two-sample rule on a gap with its t standard error and degrees of freedom.
+
+    The 95% interval, TOST's larger one-sided p, the two-sided p, the smallest passing
+    margin and the verdict: equivalent if TOST rejects, else different if the two-sided
+    test does, else inconclusive. Welch's comparison and the paired one share it.
+    """
+    half = stats.t_ppf(1 - ALPHA / 2, df) * se
+    tost_p = max(stats.t_sf((gap + margin) / se, df), stats.t_cdf((gap - margin) / se, df))
+    diff_p = 2 * stats.t_sf(abs(gap) / se, df)
+    if tost_p < ALPHA:
+        verdict = EQUIVALENT
+    elif diff_p < ALPHA:
+        verdict = DIFFERENT
+    else:
+        verdict = INCONCLUSIVE
+    return {
+        "ci_lo": gap - half,
+        "ci_hi": gap + half,
+        "tost_p": tost_p,
+        "diff_p": diff_p,
+        "min_margin": abs(gap) + stats.t_ppf(1 - ALPHA, df) * se,
+        "verdict": verdict,
+    }
+
+
 def compare_samples(a: Sequence[float], b: Sequence[float], margin: float = MARGIN) -> Comparison:
     """Return the verdict on mean(a) - mean(b): equivalent, different, or inconclusive."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -134,26 +160,7 @@ def compare_samples(a: Sequence[float], b: Sequence[float], margin: float = MARG
     var_a, var_b = sd_a**2 / n_a, sd_b**2 / n_b
     se = math.sqrt(var_a + var_b)
     df = (var_a + var_b) ** 2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
-    half = stats.t_ppf(1 - ALPHA / 2, df) * se
-    tost_p = max(stats.t_sf((gap + margin) / se, df), stats.t_cdf((gap - margin) / se, df))
-    diff_p = 2 * stats.t_sf(abs(gap) / se, df)
-    if tost_p < ALPHA:
-        verdict = EQUIVALENT
-    elif diff_p < ALPHA:
-        verdict = DIFFERENT
-    else:
-        verdict = INCONCLUSIVE
-    return Comparison(
-        **samples,
-        se=se,
-        df=df,
-        ci_lo=gap - half,
-        ci_hi=gap + half,
-        tost_p=tost_p,
-        diff_p=diff_p,
-        min_margin=abs(gap) + stats.t_ppf(1 - ALPHA, df) * se,
-        verdict=verdict,
-    )
+    return Comparison(**samples, se=se, df=df, **t_rule(gap, se, df, margin))
 
 
 def holm_verdicts(judgements: Sequence[Judgement | Comparison]) -> list[str]:
