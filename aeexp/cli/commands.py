@@ -421,8 +421,19 @@ def report_beta(study_dir: Path, tune_dir: Path, out: str) -> None:
 @report.command("backends")
 @click.argument("tensorflow_dir", type=FOLDER)
 @click.argument("jax_dir", type=FOLDER)
+@click.option(
+    "--paired",
+    nargs=2,
+    type=FOLDER,
+    default=None,
+    metavar="TF_DIR JAX_DIR",
+    help="Also judge runs trained with train.init: shared seed by seed (paired TOST), "
+    "as the report's first table.",
+)
 @report_out("results/backends")
-def report_backends(tensorflow_dir: Path, jax_dir: Path, out: str) -> None:
+def report_backends(
+    tensorflow_dir: Path, jax_dir: Path, paired: tuple[Path, Path] | None, out: str
+) -> None:
     """Compare runs trained on JAX with the same configurations trained on TensorFlow.
 
     JAX_DIR holds runs with train.backend: jax (make backends: the thesis's six
@@ -430,11 +441,16 @@ def report_backends(tensorflow_dir: Path, jax_dir: Path, out: str) -> None:
     configurations (thesis-optimizers). Per cell and SSIM metric, the JAX seeds
     against the TensorFlow seeds are judged equivalent, different or inconclusive
     by the reproduction report's rule (TOST at 0.02 SSIM, Welch), Holm-corrected;
-    REPORT.md and verdicts.csv go to --out.
+    REPORT.md and verdicts.csv go to --out. --paired adds the same cells trained
+    with train.init: shared on both engines, judged on per-seed differences
+    (paired-verdicts.csv, the sweeps' runs CSVs under paired/).
     """
     from aeexp.studies import backends
 
-    _report(backends.write_report, tensorflow_dir, jax_dir, out)
+    def write(first: Path, second: Path, out_dir: Path) -> Path:
+        return backends.write_report(first, second, out_dir, paired or None)
+
+    _report(write, tensorflow_dir, jax_dir, out)
 
 
 @main.group(invoke_without_command=True)
