@@ -139,6 +139,12 @@ beta:  ## The beta-divergence study: holdout tuning, 5 seeds, results/beta/REPOR
 
 BACKEND_RUNS := results/backends/runs
 
-backends:  ## The six thesis cells on JAX, 5 seeds, judged against TensorFlow's: results/backends/REPORT.md.
+# The paired sweeps train the same cells from a shared start (train.init: shared) on each
+# engine, one sweep per engine: a process holds one Keras backend.
+backends:  ## The six thesis cells on JAX against TensorFlow, unpaired (5 seeds) and paired seed by seed from a shared start: results/backends/REPORT.md.
 	$(call SWEEP,configs/sweeps/thesis-cells-jax.yaml,$(BACKEND_RUNS))
-	aeexp report backends $(RUNS)/thesis-optimizers $(BACKEND_RUNS)/thesis-cells-jax --out results/backends
+	$(call SWEEP,configs/sweeps/thesis-cells-paired-tf.yaml,$(BACKEND_RUNS))
+	$(call SWEEP,configs/sweeps/thesis-cells-paired-jax.yaml,$(BACKEND_RUNS))
+	aeexp report backends $(RUNS)/thesis-optimizers $(BACKEND_RUNS)/thesis-cells-jax \
+		--paired $(BACKEND_RUNS)/thesis-cells-paired-tf $(BACKEND_RUNS)/thesis-cells-paired-jax \
+		--out results/backends

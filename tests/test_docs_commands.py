@@ -47,7 +47,10 @@ REDUCED = {
         "740 runs on a Ray cluster",
     ),
     "make beta": ("make -n beta", "400 runs, about 100 minutes"),
-    "make backends": ("make -n backends", "30 JAX runs of 50 epochs"),
+    "make backends": (
+        "make -n backends",
+        "150 runs of 50 epochs: 30 on JAX, 60 paired on each engine",
+    ),
     "make test": ("make -n test", "the test suite itself"),
     "make test-all": ("make -n test-all", "the test suite itself"),
     "make docs": ("make -n docs", ".ci/run builds the docs strictly"),
