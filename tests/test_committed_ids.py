@@ -14,6 +14,8 @@ STUDIES = {  # sweep file -> the runs CSV its committed runs are in
     "beta-tune": "results/beta/beta-tune-runs.csv",
     "beta": "results/beta/beta-runs.csv",
     "thesis-cells-jax": "results/backends/thesis-cells-jax-runs.csv",
+    "thesis-cells-paired-tf": "results/backends/paired/thesis-cells-paired-tf-runs.csv",
+    "thesis-cells-paired-jax": "results/backends/paired/thesis-cells-paired-jax-runs.csv",
 }
 
 
