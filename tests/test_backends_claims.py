@@ -31,17 +31,18 @@ def test_the_docs_state_what_the_backends_report_found():
     assert (undecided["diff_p"] >= 0.2).all() and "every Welch p is 0.2 or more" in readme
 
 
-def test_the_home_page_counts_cells_as_the_csv_does():
-    """A cell counts as equivalent when all its SSIM metrics are; 3 of 6, and none different."""
-    frame = pandas.read_csv(VERDICTS)
-    by_cell = frame.groupby("cell")["verdict"].agg(set)
-    equivalent = sum(verdicts == {"equivalent"} for verdicts in by_cell)
-    different = sum("different" in verdicts for verdicts in by_cell)
-    undecided = len(by_cell) - equivalent - different
+def test_the_home_page_counts_cells_as_the_csvs_do():
+    """A cell counts as equivalent when all its SSIM metrics are: paired 6 of 6, unpaired 3."""
     home = docpages.prose("docs/index.md")
-    assert (len(by_cell), equivalent, different, undecided) == (6, 3, 0, 3)
-    assert f"equivalent within 0.02 in {equivalent} of the {len(by_cell)} cells" in home
-    assert f"different in none; five seeds a side cannot decide the other {undecided}" in home
+    counted = {}
+    for name, path in (("unpaired", VERDICTS), ("paired", PAIRED)):
+        by_cell = pandas.read_csv(path).groupby("cell")["verdict"].agg(set)
+        equivalent = sum(verdicts == {"equivalent"} for verdicts in by_cell)
+        different = sum("different" in verdicts for verdicts in by_cell)
+        counted[name] = (len(by_cell), equivalent, different)
+    assert counted == {"paired": (6, 6, 0), "unpaired": (6, 3, 0)}
+    assert "equivalent within 0.02 on every SSIM metric in 6 of the 6 cells" in home
+    assert "five seeds a side decide 3 of the 6 and find none different" in home
 
 
 # --- The paired comparison: paired-verdicts.csv against the runs CSVs and the docs' words ----
@@ -164,3 +165,18 @@ def test_the_docs_state_what_the_paired_comparison_found():
         0.0129,
     )
     assert "The largest smallest passing margin of all 24 is 0.0129 (ReLU-ReLU E_I2" in page
+
+
+def test_the_readme_states_the_paired_result():
+    frame = pandas.read_csv(PAIRED)
+    readme = docpages.prose("README.md")
+    equivalent = int((frame["verdict"] == "equivalent").sum())
+    held = int((frame["after_holm"] == "equivalent").sum())
+    assert (equivalent, held, len(frame)) == (24, 24, 24)
+    assert f"equivalent within 0.02 SSIM in all six cells: {equivalent} of {len(frame)}" in readme
+    for cell, name in (("ReLU-ReLU, E_I1, Adamax", "E_I1"), ("ReLU-ReLU, E_I2, AdaDelta", "E_I2")):
+        row = paired_row(frame, cell, "ssim_thesis")
+        interval = f"[{row.ci_lo:+.4f}, {row.ci_hi:+.4f}] ({name})".replace("-", "−")
+        assert row.n == 20 and interval in readme
+    others = frame[~frame["cell"].str.startswith("ReLU-ReLU, E_I")]
+    assert others["gap"].abs().max() < 0.0001 and "differ by rounding only" in readme
