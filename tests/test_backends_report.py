@@ -8,7 +8,6 @@ the make target will find in thesis-optimizers.
 """
 
 import csv
-import math
 import os
 import subprocess
 import sys
@@ -316,20 +315,6 @@ def test_holm_over_the_paired_family_withdraws_a_marginal_equivalence(tmp_path):
         assert (row["verdict"], row["after_holm"]) == (verdicts.EQUIVALENT, verdicts.INCONCLUSIVE)
         assert by_cell[("ReLU-Sigmoid, MSE, Adam", metric)]["after_holm"] == verdicts.EQUIVALENT
     assert "Paired verdicts: 8 equivalent, 0 different, 0 inconclusive; after Holm: 4 " in text
-
-
-def test_pairs_needed_is_where_simulated_tost_power_first_reaches_80_percent():
-    """At the sd of an undecided cell, simulate TOST at pairs_needed and one pair fewer."""
-    sd, draws = 0.015, 40_000
-    needed = paired.pairs_needed(sd)
-    rng = np.random.default_rng(0)
-    for n, reaches in ((needed, True), (needed - 1, False)):
-        d = rng.normal(0.0, sd, size=(draws, n))
-        mean, se = d.mean(axis=1), d.std(axis=1, ddof=1) / math.sqrt(n)
-        lower = scipy_stats.t.sf((mean + verdicts.MARGIN) / se, n - 1)
-        upper = scipy_stats.t.cdf((mean - verdicts.MARGIN) / se, n - 1)
-        power = (np.maximum(lower, upper) < verdicts.ALPHA).mean()
-        assert (power >= 0.8 - 0.01) if reaches else (power < 0.8 + 0.01)
 
 
 def test_without_paired_the_report_is_byte_for_byte_what_it_was(tmp_path, monkeypatch):

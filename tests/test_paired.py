@@ -97,3 +97,17 @@ def test_a_row_carries_the_power_and_the_pairs_needed():
     row = paired.compare_pairs([0.70, 0.72, 0.69], [0.69, 0.70, 0.70]).row()
     assert {"verdict", "tost_p", "power", "pairs_needed", "margin"} <= set(row)
     assert 0.0 <= row["power"] <= 1.0 and row["pairs_needed"] >= 2
+
+
+def test_pairs_needed_is_where_simulated_tost_power_first_reaches_80_percent():
+    """At the sd of an undecided cell, simulate TOST at pairs_needed and one pair fewer."""
+    sd, draws = 0.015, 40_000
+    needed = paired.pairs_needed(sd)
+    rng = np.random.default_rng(0)
+    for n, reaches in ((needed, True), (needed - 1, False)):
+        d = rng.normal(0.0, sd, size=(draws, n))
+        mean, se = d.mean(axis=1), d.std(axis=1, ddof=1) / math.sqrt(n)
+        lower = scipy_stats.t.sf((mean + MARGIN) / se, n - 1)
+        upper = scipy_stats.t.cdf((mean - MARGIN) / se, n - 1)
+        power = (np.maximum(lower, upper) < ALPHA).mean()
+        assert (power >= 0.8 - 0.01) if reaches else (power < 0.8 + 0.01)
