@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 TUNED = REPO / "results/thesis/thesis-tuned-runs.csv"
 OPTIMIZERS = REPO / "results/thesis/thesis-optimizers-runs.csv"
 JAX = REPO / "results/backends/thesis-cells-jax-runs.csv"
-COMMITTED = sorted(REPO.glob("results/*/*-runs.csv")) + sorted(
-    REPO.glob("bench/tune_vs_grid_runs/*-runs.csv")
+COMMITTED = sorted(REPO.glob("results/**/*-runs.csv")) + sorted(
+    REPO.glob("bench/tune_*/*-runs.csv")
 )
 LOSS_HEADERS = {"MSE": "mse", "E_I1": "i_div1", "E_I2": "i_div2"}
 ROWS = {"ReLU-ReLU": "relu", "ReLU-Sigmoid": "sigmoid"}

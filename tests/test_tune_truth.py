@@ -1,0 +1,99 @@
+"""The truth a tune pick is scored against (bench/tune_truth.py), against hand and pandas."""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import tune_truth  # noqa: E402
+
+
+def cell(rows: dict[int, list[float]], rates=(0.1, 0.2, 0.4)) -> tune_truth.CellTruth:
+    """Return a cell's truth from {seed: values per rate}."""
+    table = pandas.DataFrame.from_dict(rows, orient="index", columns=list(rates))
+    return tune_truth.CellTruth(table.rename_axis(index="seed", columns="learning_rate"))
+
+
+def test_regret_is_the_best_mean_less_the_picked_one():
+    truth = cell({0: [0.5, 0.7, 0.6], 1: [0.6, 0.7, 0.4]})
+    assert truth.best_rate() == 0.2
+    assert truth.regret(0.2) == 0.0
+    assert truth.regret(0.1) == pytest.approx(0.15) and truth.regret(0.4) == pytest.approx(0.2)
+
+
+def test_a_tie_goes_to_the_lower_rate():
+    assert cell({0: [0.5, 0.7, 0.7]}).best_rate() == 0.2
+
+
+def test_the_regret_se_is_the_paired_one():
+    """Seed effects shared by all rates cancel: the SE is that of the per-seed differences."""
+    truth = cell({0: [0.50, 0.60, 0.1], 1: [0.70, 0.81, 0.1], 2: [0.30, 0.39, 0.1]})
+    differences = np.array([0.10, 0.11, 0.09])
+    assert truth.regret_se(0.1) == pytest.approx(differences.std(ddof=1) / math.sqrt(3))
+    assert truth.regret_se(0.1) < 0.01 < np.std([0.5, 0.7, 0.3], ddof=1) / math.sqrt(3)
+
+
+def test_near_bound_uses_two_standard_errors():
+    truth = cell({0: [0.50, 0.61, 0.1], 1: [0.70, 0.81, 0.1], 2: [0.30, 0.41, 0.1]})
+    assert truth.regret(0.1) == pytest.approx(0.11) and truth.regret_se(0.1) == pytest.approx(0)
+    assert not truth.near_bound(0.1, (0.01, 0.02))  # exact: no SE, so never near
+    noisy = cell({0: [0.50, 0.60, 0.1], 1: [0.70, 0.71, 0.1], 2: [0.30, 0.36, 0.1]})
+    assert noisy.regret(0.1) == pytest.approx(0.0567, abs=1e-4)
+    assert noisy.near_bound(0.1, (0.02,)) and not noisy.near_bound(0.1, (0.5,))
+
+
+def test_an_off_grid_rate_is_scored_at_its_log_nearest():
+    truth = cell({0: [0.5, 0.7, 0.6]}, rates=(0.01, 0.02, 0.03))
+    assert truth.nearest(0.0141) == 0.01 and truth.nearest(0.0142) == 0.02  # sqrt(2) e-2
+    assert truth.nearest(0.5) == 0.03 and truth.nearest(1e-9) == 0.01
+
+
+def test_the_grid_pick_is_scored_on_the_other_seeds():
+    """Seed 0 picks 0.4 (its own luck); the other seeds' means make that regret 0.3."""
+    truth = cell({0: [0.5, 0.6, 0.9], 1: [0.5, 0.8, 0.5], 2: [0.5, 0.8, 0.5]})
+    assert tune_truth.grid_picks(truth) == pytest.approx([0.3, 0.0, 0.0])
+
+
+def test_only_whole_grid_seeds_make_grid_picks():
+    truth = cell({0: [0.5, 0.6, 0.9], 5: [math.nan, 0.8, 0.5]})
+    assert truth.full_seeds() == [0] and len(tune_truth.grid_picks(truth)) == 1
+
+
+def test_within_counts_no_pick_as_a_miss():
+    assert tune_truth.within(0.01, 0.01) and not tune_truth.within(0.0101, 0.01)
+    assert not tune_truth.within(None, 0.02)
+
+
+def test_the_committed_truth_recomputes_with_pandas():
+    """Every cell's regrets, from the committed CSVs by plain groupby means."""
+    truth = tune_truth.read_truth()
+    runs = pandas.concat([pandas.read_csv(p) for p in tune_truth.RUNS if p.is_file()])
+    means = runs.groupby([*tune_truth.CELL, "learning_rate"])["ssim_mean"].mean()
+    assert len(truth) == 6
+    for key, mine in truth.items():
+        theirs = means.loc[key]
+        for rate in mine.rates:
+            assert mine.regret(rate) == pytest.approx(theirs.max() - theirs.loc[rate], abs=1e-12)
+
+
+def test_the_extra_seeds_are_the_thesis_tuned_points():
+    """Seeds 5-15 pool with seeds 0-4 only if they are the same points: same run id scheme."""
+    base, extra = (pandas.read_csv(p) for p in tune_truth.RUNS)
+    assert not set(base["run_id"]) & set(extra["run_id"])
+    points = ["loss", "decoder_activation", "optimizer", "learning_rate"]
+    assert set(map(tuple, extra[points].values)) <= set(map(tuple, base[points].values))
+    assert set(extra["seed"]) == set(range(5, 16)) and set(base["seed"]) == set(range(5))
+
+
+def test_read_truth_refuses_a_run_twice(tmp_path):
+    frame = pandas.read_csv(tune_truth.RUNS[0]).head(3)
+    path = tmp_path / "runs.csv"
+    pandas.concat([frame, frame]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="twice"):
+        tune_truth.read_truth((path,))
