@@ -107,7 +107,7 @@ bench-device:  ## The thesis grid on whatever accelerator JAX sees (bench/device
 GROUPS ?=
 SAMPLE ?=
 
-mutate:  ## Mutation-test the modules that decide the numbers into bench/mutation.md (mutmut; ~1 h on 2 cores; not in CI).
+mutate:  ## Mutation-test the modules that decide the numbers into bench/mutation.md (mutmut; ~25 min on 2 cores; not in CI).
 	$(PYTHON) bench/mutate.py $(subst $(comma), ,$(GROUPS)) $(if $(SAMPLE),--sample $(SAMPLE))
 
 gradcheck:  ## Hand-derived gradients vs autodiff, into results/gradcheck.md.

@@ -99,6 +99,11 @@ def test_resolved_config_round_trips(tmp_path):
         ),
         ("data: {tset_limit: 2}", (), "did you mean 'test_limit'?"),
         ("loss: {name: beta, bta: 2}", (), "loss.bta: unknown key (valid: beta, name, order)"),
+        # A loss's own keys, not the section's: the named loss's, else the default (mse)'s,
+        # and a loss named elsewhere in the file does not change another section's keys.
+        ("loss: {name: mse, bta: 2}", (), "loss.bta: unknown key (valid: name)"),
+        ("loss: {bta: 2}", (), "loss.bta: unknown key (valid: name)"),
+        ("loss: {name: mse}\ntrain: {epoch: 2}", (), "(valid: backend, batch_size, epochs, init)"),
         ("optimizer: {lr: 0.1, learning_rate: 0.2}", (), "learning_rate or its alias lr"),
         ("optimizer: {name: [adam]}", (), "unknown optimizer ['adam']"),
         ("loss: {name: beta}", (), "needs a parameter 'beta'"),

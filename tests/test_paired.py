@@ -111,3 +111,39 @@ def test_pairs_needed_is_where_simulated_tost_power_first_reaches_80_percent():
         upper = scipy_stats.t.cdf((mean - MARGIN) / se, n - 1)
         power = (np.maximum(lower, upper) < ALPHA).mean()
         assert (power >= 0.8 - 0.01) if reaches else (power < 0.8 + 0.01)
+
+
+def independent_power_of_two_pairs(sd: float) -> float:
+    """Return TOST's power with 2 pairs at true gap 0, integrated over the sample sd's law.
+
+    With one degree of freedom the sample sd is sd * |Z|, Z standard normal, so the power is
+    a smooth integral over z: no chi-square density, no quad, no bound taken from paired.py.
+    """
+    from scipy.integrate import trapezoid
+
+    t = scipy_stats.t.ppf(1 - ALPHA, 1)
+    se = sd / math.sqrt(2)
+    z = np.linspace(0.0, 40.0, 400_001)
+    half = MARGIN - t * (sd * z) / math.sqrt(2)  # TOST passes while |mean| < half
+    inside = np.clip(scipy_stats.norm.cdf(half / se) - scipy_stats.norm.cdf(-half / se), 0, None)
+    return float(trapezoid(inside * 2 * scipy_stats.norm.pdf(z), z))
+
+
+@pytest.mark.parametrize("ratio", [1.5, 3.0, 5.0, 8.0])
+def test_the_power_integral_reaches_as_far_as_tost_can_pass(ratio):
+    """ratio = margin / (t * se): the larger, the further out the sample variance may lie."""
+    sd = MARGIN * math.sqrt(2) / (ratio * scipy_stats.t.ppf(1 - ALPHA, 1))
+    assert paired.tost_power(2, sd) == pytest.approx(independent_power_of_two_pairs(sd), abs=1e-6)
+
+
+def test_too_few_pairs_give_nan_quietly():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" on a report's way
+        empty = paired.compare_pairs([], [])
+    assert empty.n == 0 and math.isnan(empty.gap) and empty.verdict == NOT_TESTABLE
+    for untested in (empty, paired.compare_pairs([0.5], [0.4])):
+        assert all(math.isnan(v) for v in (untested.se, untested.ci_lo, untested.tost_p))
+    flat = paired.compare_pairs([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])  # three pairs, sd 0
+    assert (flat.n, flat.df, flat.verdict) == (3, 2, NOT_TESTABLE)
