@@ -353,6 +353,7 @@ def raylet_started(session: int) -> bool:
     return any(name.startswith("raylet") for _, name in session_members(session))
 
 
+@pytest.mark.slow  # a real driver and Ray's own processes, interrupted (~11 s)
 @pytest.mark.parametrize("whole_group", [False, True])
 def test_ctrl_c_while_ray_starts_leaves_no_ray_process(tmp_path, mnist_path, whole_group):
     """Ctrl-C mid ray.init used to exit 130 and leave DashboardAgent and RuntimeEnvAgent.

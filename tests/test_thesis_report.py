@@ -61,6 +61,19 @@ def write(tmp_path, out="out", **kwargs):
     return path.read_text()
 
 
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """The default study's report, written once for the tests that only read it."""
+    root = tmp_path_factory.mktemp("thesis-report")
+    return write(root), root / "out"
+
+
+@pytest.fixture(scope="module")
+def four_seeds(tmp_path_factory):
+    """The cells of a four-seed study, built once for the tests that only read them."""
+    return build(tmp_path_factory.mktemp("four-seeds"), seeds=4)
+
+
 def build(tmp_path, **kwargs):
     defaults, tuned = write_sweeps(tmp_path / "runs", **kwargs)
     return cells_lib.build_cells(
@@ -102,11 +115,11 @@ def _per_rate(tmp_path, decoder, loss):
     return [[found[rate][seed] for seed in sorted(found[rate])] for rate in RATES]
 
 
-def test_verdicts_csv_is_the_rule_row_by_row(tmp_path):
+def test_verdicts_csv_is_the_rule_row_by_row(written):
     import csv
 
-    write(tmp_path)
-    rows = list(csv.DictReader((tmp_path / "out" / sections.VERDICTS_FILE).open()))
+    _, out = written
+    rows = list(csv.DictReader((out / sections.VERDICTS_FILE).open()))
     assert len(rows) == 6 * 2 * 2
     assert list(rows[0]) == list(sections.VERDICT_FIELDS)
     row = next(
@@ -133,11 +146,11 @@ def test_report_counts_its_grid_and_cites_only_repository_files(tmp_path):
     assert (Path(report.__file__).parents[2] / report.PROTOCOL_PAGE).is_file()
 
 
-def test_report_has_intervals_holm_and_the_figures(tmp_path):
-    text = write(tmp_path)
+def test_report_has_intervals_holm_and_the_figures(written):
+    text, out = written
     assert not re.search(r"\d ± \d", text)  # no mean ± std left: intervals instead
     assert "Holm-adjusted" in text and "[" in text
-    figures = tmp_path / "out" / "figures"
+    figures = out / "figures"
     for _, loss, _, optimizer in thesis_cells():
         assert any(figures.glob(f"cell_{loss}_*_{optimizer}.png"))
     assert (figures / "ssim_thesis_bars.png").is_file()
@@ -188,8 +201,8 @@ def test_report_cli_writes_report_and_verdicts(tmp_path):
 GOLDEN = Path(__file__).parent / "golden" / "thesis-report.md"
 
 
-def test_each_cells_verdict_as_data(tmp_path):
-    cells = build(tmp_path, seeds=4)
+def test_each_cells_verdict_as_data(four_seeds):
+    cells = four_seeds
     found = {
         (c.decoder, c.loss): tuple(
             c.estimate(cells_lib.PRIMARY, v).judgement.verdict for v in protocol.VARIANTS
@@ -206,9 +219,9 @@ def test_each_cells_verdict_as_data(tmp_path):
     }
 
 
-def test_a_cell_judged_against_its_neighbours_value_is_different(tmp_path):
+def test_a_cell_judged_against_its_neighbours_value_is_different(four_seeds):
     """Judged against a published value 0.05 away (another cell's), the rule says no."""
-    for cell in build(tmp_path, seeds=4):
+    for cell in four_seeds:
         procedure = cell.estimate(cells_lib.PRIMARY, "gray")
         if cell.label in ("ReLU-Sigmoid MSE", "ReLU-Sigmoid E_I2"):
             for shift in (-0.05, 0.05):
@@ -217,19 +230,18 @@ def test_a_cell_judged_against_its_neighbours_value_is_different(tmp_path):
                 )
 
 
-def test_the_prose_matches_the_one_golden_file(tmp_path):
+def test_the_prose_matches_the_one_golden_file(written):
     """The report's wording, checked once; regenerate the golden file on purpose only."""
-    defaults, tuned = write_sweeps(tmp_path / "runs")
-    text = report.write_report(defaults, tuned, tmp_path / "out").read_text()
+    text, _ = written
     assert text == GOLDEN.read_text()
 
 
-def test_the_verdicts_table_renders_the_same_from_the_csv(tmp_path):
+def test_the_verdicts_table_renders_the_same_from_the_csv(written):
     """What the README pastes: the table from verdicts.csv is the one REPORT.md shows."""
     import csv
 
-    text = write(tmp_path)
-    rows = list(csv.DictReader((tmp_path / "out" / sections.VERDICTS_FILE).open()))
+    text, out = written
+    rows = list(csv.DictReader((out / sections.VERDICTS_FILE).open()))
     assert sections.verdicts_markdown(rows) in text
 
 
