@@ -76,7 +76,6 @@ def median_from(epoch: int, startup: int = 2) -> dict[str, Any]:
     }
 
 
-TPE_2 = {"name": "tpe", "n_startup_trials": 2}
 # The first is the search file as committed (with `--trials 8`, whose default batch is 2);
 # the others change one lever or two, the first of them the defaults before.
 SETTINGS = (
@@ -107,11 +106,6 @@ class GridCell:
     def nearest(self, rate: float) -> int:
         """Return the index of the grid's learning rate nearest ``rate`` in log space."""
         return int(np.argmin(np.abs(np.log(self.rates) - math.log(rate))))
-
-    @property
-    def best(self) -> float:
-        """Return the grid's best value in this cell."""
-        return max(v for v in self.values if v is not None)
 
 
 def read_grid(folder: Path) -> dict[tuple[str, str, str], GridCell]:
