@@ -354,3 +354,19 @@ def test_a_refused_report_leaves_no_folder_it_made_and_keeps_one_it_found(tmp_pa
         assert result.exit_code == 2 and "no complete runs found" in result.output
         assert not out.exists()
         assert survives.exists() == (survives == kept)
+
+
+def test_a_link_at_a_copied_csvs_name_is_replaced_not_written_through(tmp_path):
+    """A runs CSV copied beside a report never lands in a file outside the report's folder."""
+    from aeexp.studies import common
+
+    sweep, out, outside = tmp_path / "sweep", tmp_path / "out", tmp_path / "outside.txt"
+    sweep.mkdir()
+    out.mkdir()
+    (sweep / "runs.csv").write_text("run_id,status\nabc,completed\n")
+    outside.write_text("keep me\n")
+    (out / "sweep-runs.csv").symlink_to(outside)
+    common.copy_summaries([sweep], out)
+    assert outside.read_text() == "keep me\n"
+    assert not (out / "sweep-runs.csv").is_symlink()
+    assert (out / "sweep-runs.csv").read_text() == "run_id,status\nabc,completed\n"

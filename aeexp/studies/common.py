@@ -13,6 +13,7 @@ from pathlib import Path
 from aeexp.analysis import tables
 from aeexp.analysis.tables import ConfigStats
 from aeexp.env import host
+from aeexp.io import atomic, readers
 from aeexp.registry import vocab
 from aeexp.registry.datasets import DATASETS, DEFAULT_DATASET
 from aeexp.store import rundir as store
@@ -156,10 +157,15 @@ def _this_machine() -> str:
 
 
 def copy_summaries(sweep_dirs: Sequence[Path], out_dir: Path) -> None:
-    """Copy each sweep's runs.csv beside the report as ``<sweep name>-runs.csv``."""
+    """Copy each sweep's runs.csv beside the report as ``<sweep name>-runs.csv``.
+
+    Read within the summary bound and written by rename, so a link already standing at the
+    copy's name is replaced, never written through to a file outside the report's folder.
+    """
     for folder in sweep_dirs:
         if (folder / RUNS_CSV).is_file():
-            shutil.copyfile(folder / RUNS_CSV, out_dir / f"{folder.name}-{RUNS_CSV}")
+            data = readers.read_bytes(folder / RUNS_CSV, readers.MAX_SUMMARY_BYTES, "runs CSV")
+            atomic.write_bytes_atomic(out_dir / f"{folder.name}-{RUNS_CSV}", data)
 
 
 def machine_description(runs: Sequence[Run]) -> str:
