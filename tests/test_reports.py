@@ -370,3 +370,20 @@ def test_a_link_at_a_copied_csvs_name_is_replaced_not_written_through(tmp_path):
     assert outside.read_text() == "keep me\n"
     assert not (out / "sweep-runs.csv").is_symlink()
     assert (out / "sweep-runs.csv").read_text() == "run_id,status\nabc,completed\n"
+
+
+def test_a_link_at_a_copied_figures_name_is_replaced_not_written_through(tmp_path):
+    from types import SimpleNamespace
+
+    from aeexp.studies import common
+
+    run_dir, outside = tmp_path / "run", tmp_path / "outside.png"
+    run_dir.mkdir()
+    (run_dir / "reconstructions.png").write_bytes(b"\x89PNG figure")
+    outside.write_bytes(b"keep me")
+    target = tmp_path / "figures" / "example.png"
+    target.parent.mkdir()
+    target.symlink_to(outside)
+    assert common.copy_figure(SimpleNamespace(path=run_dir), "reconstructions.png", target)
+    assert outside.read_bytes() == b"keep me" and not target.is_symlink()
+    assert target.read_bytes() == b"\x89PNG figure"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,11 +246,15 @@ def example_run(stat: ConfigStats, image: str = store.RECONSTRUCTIONS) -> Run | 
 
 
 def copy_figure(run: Run | None, image: str, target: Path) -> bool:
-    """Copy a run's figure to ``target``; remove a stale ``target`` if there is none."""
+    """Copy a run's figure to ``target``; remove a stale ``target`` if there is none.
+
+    By a bounded read and a rename, as ``copy_summaries``: a link at ``target`` is replaced.
+    """
     if run is None or not (run.path / image).is_file():
         target.unlink(missing_ok=True)
         return False
-    shutil.copyfile(run.path / image, target)
+    data = readers.read_bytes(run.path / image, readers.MAX_SUMMARY_BYTES, "figure")
+    atomic.write_bytes_atomic(target, data)
     return True
 
 
