@@ -79,7 +79,7 @@ class CellTruth:
 
 def read_truth(paths: tuple[Path, ...] = RUNS) -> dict[tuple[str, str, str], CellTruth]:
     """Return each cell's truth from the runs CSVs (only completed runs count)."""
-    runs = pandas.concat([pandas.read_csv(p) for p in paths if p.is_file()], ignore_index=True)
+    runs = pandas.concat([pandas.read_csv(p) for p in paths], ignore_index=True)
     if runs["run_id"].duplicated().any():
         raise ValueError("a run appears twice in the truth's runs CSVs")
     if (runs["status"] != "completed").any():
@@ -90,15 +90,15 @@ def read_truth(paths: tuple[Path, ...] = RUNS) -> dict[tuple[str, str, str], Cel
     }
 
 
-def grid_picks(truth: CellTruth, pick_metric: pandas.DataFrame | None = None) -> list[float]:
+def grid_picks(truth: CellTruth) -> list[float]:
     """Return the regret of the grid's single-seed pick, one per whole-grid seed.
 
     The author's procedure: train every rate on one seed and keep the best. Each seed's pick
     is scored against the other seeds' means, so the pick's own noise is not also its truth.
     """
-    table = truth.table if pick_metric is None else pick_metric
     return [
-        truth.regret(float(table.loc[seed].idxmax()), leave_out=seed) for seed in truth.full_seeds()
+        truth.regret(float(truth.table.loc[seed].idxmax()), leave_out=seed)
+        for seed in truth.full_seeds()
     ]
 
 

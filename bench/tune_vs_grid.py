@@ -108,6 +108,8 @@ def reuse_grid(args: argparse.Namespace) -> dict[str, Any]:
     so a rerun that changes only the search need not train the grid again (17 minutes). Its
     wall time is the one recorded when it was trained; the grid's settings must match.
     """
+    if not (args.json.is_file() and (args.runs_dir / "grid-runs.csv").is_file()):
+        raise SystemExit(f"--reuse-grid: no grid trained before in {args.json} and {args.runs_dir}")
     record = json.loads(args.json.read_text())
     trained = {k: record["args"][k] for k in ("epochs", "holdout", "train_limit", "test_limit")}
     if trained != {k: getattr(args, k) for k in trained} or record["args"]["cells"] != args.cells:
