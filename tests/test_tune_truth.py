@@ -97,3 +97,26 @@ def test_read_truth_refuses_a_run_twice(tmp_path):
     pandas.concat([frame, frame]).to_csv(path, index=False)
     with pytest.raises(ValueError, match="twice"):
         tune_truth.read_truth((path,))
+
+
+def test_the_page_says_which_rates_the_extra_seeds_trained():
+    """Within 0.015 of the best five-seed mean, plus Sigmoid's neighbours; sd 0.02 to 0.08."""
+    import docpages
+
+    base, extra = (pandas.read_csv(p) for p in tune_truth.RUNS)
+    spreads = []
+    for key, rows in extra.groupby(tune_truth.CELL):
+        cell = base[(base[tune_truth.CELL] == list(key)).all(axis=1)]
+        means = cell.groupby("learning_rate")["ssim_mean"].mean()
+        close = sorted(means.index[means.max() - means <= 0.015])
+        trained = sorted(rows["learning_rate"].unique())
+        if key[1] == "sigmoid":
+            rates = sorted(means.index)
+            assert len(close) == 2 and rates.index(close[1]) == rates.index(close[0]) + 1
+            close = rates[rates.index(close[0]) - 1 : rates.index(close[1]) + 2]
+        assert trained == close, key
+        spreads += list(cell.groupby("learning_rate")["ssim_mean"].std().loc[trained])
+    assert len(extra) == 110 and (round(min(spreads), 2), round(max(spreads), 2)) == (0.02, 0.08)
+    page = docpages.prose("docs/explanation/tuning-benchmark.md")
+    assert "the seed-to-seed standard deviation is 0.02 to 0.08" in page
+    assert "mean is within 0.015 of the cell's best" in page and "(110 runs" in page
