@@ -120,3 +120,17 @@ def test_the_page_says_which_rates_the_extra_seeds_trained():
     page = docpages.prose("docs/explanation/tuning-benchmark.md")
     assert "the seed-to-seed standard deviation is 0.02 to 0.08" in page
     assert "mean is within 0.015 of the cell's best" in page and "(110 runs" in page
+
+
+def test_the_pages_word_on_adadeltas_precision():
+    import docpages
+
+    cell = tune_truth.read_truth()[("i_div2", "relu", "adadelta")]
+    others = [r for r in cell.rates if r != cell.best_rate()]
+    assert all(cell.regret(r) < 0.01 for r in cell.rates)
+    near = sum(cell.near_bound(r, (0.01,)) for r in others)
+    assert cell.table.notna().sum().max() == 5
+    assert (
+        f"In the AdaDelta cell every rate's regret is below 0.01, but {near} of its other "
+        f"{len(others)} rates lie within two standard errors of 0.01 (five seeds)"
+    ) in docpages.prose("docs/explanation/tuning-benchmark.md")
