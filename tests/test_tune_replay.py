@@ -266,7 +266,9 @@ def test_the_how_to_states_the_pruning_start():
     ) in docpages.prose("docs/how-to/tune.md")
 
 
-def test_the_readme_states_the_replay():
+def test_the_readme_states_the_replay(truth):
+    seeds = max(int(cell.table.notna().sum().max()) for cell in truth.values())
+    assert f"from up to {seeds} seeds a rate" in docpages.prose("README.md") and seeds == 16
     mine = {row["setting"]: row for row in RECORD["summaries"]}[DEFAULTS.name]
     others = [c for c in mine["cells"] if c != SIGMOID_E_I1]
     low = min(share(mine, c, 0.01) for c in others)
