@@ -230,7 +230,7 @@ def _space() -> dict[str, Any]:
 
 
 def _settings(model: Any, description: str) -> dict[str, Any]:
-    """Return a search file's settings section (sampler, pruner): its name alone, or a mapping."""
+    """Return a search file's settings section: a mapping, or (sampler, pruner) a name alone."""
     properties: dict[str, Any] = {}
     for key, field in model.model_fields.items():
         if key == "name":
@@ -243,8 +243,10 @@ def _settings(model: Any, description: str) -> dict[str, Any]:
         kind = "integer" if field.annotation is int else "number"
         default = {} if field.default is None else {"default": field.default}
         properties[key] = {"type": kind, **bounds, **default}
-    names = properties["name"]["enum"]
     mapping = {"type": "object", "properties": properties, "additionalProperties": False}
+    if "name" not in properties:  # confirm: a mapping only
+        return {"description": description, **mapping}
+    names = properties["name"]["enum"]
     return {"description": description, "oneOf": [{"enum": names}, mapping]}
 
 
@@ -252,7 +254,7 @@ def tune_schema() -> dict[str, Any]:
     """Return the JSON Schema (draft-04) of a search file: a sweep file plus what to search."""
     from aeexp.config.run import MAX_SEED
     from aeexp.registry import vocab
-    from aeexp.tuning.search import PrunerSpec, SamplerSpec
+    from aeexp.tuning.search import ConfirmSpec, PrunerSpec, SamplerSpec
 
     sweep = sweep_schema()
     keys = dotted_keys(run_config_schema())
@@ -290,6 +292,10 @@ def tune_schema() -> dict[str, Any]:
         "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED, "default": 0},
         "sampler": _settings(SamplerSpec, "Which Optuna sampler proposes trials."),
         "pruner": _settings(PrunerSpec, "Which Optuna pruner stops trials early."),
+        "confirm": _settings(
+            ConfirmSpec,
+            "Train each cell's best trials again on more seeds before naming its best.",
+        ),
     }
     return {
         **{k: v for k, v in sweep.items() if k not in ("properties", "required")},

@@ -143,8 +143,17 @@ def no_tune_data(no_data, monkeypatch):  # noqa: F811 (the fixture, not the impo
     monkeypatch.setattr(driver, "load_dataset", execute.load_dataset)
 
 
-def tune(tmp_path, out="out", trials=6, trained=None, interrupt_after=None, seed=None, **options):
-    spec = search.read_search(write(tmp_path), out=str(tmp_path / out), seed=seed)
+def tune(
+    tmp_path,
+    out="out",
+    trials=6,
+    trained=None,
+    interrupt_after=None,
+    seed=None,
+    text=SEARCH,
+    **options,
+):
+    spec = search.read_search(write(tmp_path, text), out=str(tmp_path / out), seed=seed)
     trained = [] if trained is None else trained
     return driver.run_search(
         spec,
@@ -228,6 +237,15 @@ GOOD_SPACE = "search: {optimizer.learning_rate: {log_uniform: [1.0e-5, 3.0]}}\n"
         (HOLDOUT + GOOD_SPACE + "pruner: {name: median, n_warmup: 3}\n", ["n_warmup_steps"]),
         (HOLDOUT + GOOD_SPACE + "trials: 5\n", ["unknown key"]),
         (HOLDOUT + GOOD_SPACE + "seed: -1\n", ["seed"]),
+        (HOLDOUT + GOOD_SPACE + "confirm: {tops: 2}\n", ["confirm.tops: unknown key", "'top'"]),
+        (HOLDOUT + GOOD_SPACE + "confirm: {top: -1}\n", ["confirm.top", "greater than"]),
+        (HOLDOUT + GOOD_SPACE + "confirm: 2\n", ["confirm: expected a mapping"]),
+        (
+            HOLDOUT
+            + GOOD_SPACE
+            + "confirm: {top: 2, seeds: 3}\ngrid: {seed: [9223372036854775806]}\n",
+            ["confirm: seeds 9223372036854775807-9223372036854775809 go past the largest seed"],
+        ),
         ("search: [unclosed\n", ["malformed YAML"]),
         ("a: &x [*x]\n", ["refused"]),
     ],
@@ -250,10 +268,11 @@ def test_bad_search_files_exit_2_with_one_line(tmp_path, text, fragments):
         (["--trials", "2", "--set", "optimizer.learning_rate=0.1"], "the search draws"),
         (["--trials", "2", "--set", "loss.name=bce"], "the grid sets loss.name"),
         (["--trials", "2", "--max-runs", "3"], "more than the limit"),
+        (["--trials", "2", "--max-runs", "7"], "2 cells x (2 trials + 2 reruns) = 8 runs"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(tmp_path, args, fragment):
-    path = write(tmp_path)
+    path = write(tmp_path, SEARCH + "confirm: {top: 1, seeds: 2}\n")
     args = [a.format(tmp=tmp_path) for a in args]
     assert_one_line_error(invoke("tune", path, *args, "--out", tmp_path / "out"), fragment)
 
@@ -296,6 +315,10 @@ def test_the_test_set_only_by_name(tmp_path):
     with pytest.raises(UserError, match="repeats seed"):
         best.check_seeds(spec, [0, 1])
     best.check_seeds(spec, [1, 2])
+    confirming = search.read_search(write(tmp_path, text + "confirm: {top: 1}\n"), on_test_set=True)
+    with pytest.raises(UserError, match="repeats seed.*1 that the trials trained with"):
+        best.check_seeds(confirming, [1, 2])  # its reruns trained on seed 1
+    best.check_seeds(confirming, [2, 3])
 
 
 def test_the_committed_search_file_and_schema(tmp_path):
@@ -509,6 +532,130 @@ def test_another_tune_on_the_same_study_is_refused(tmp_path, no_tune_data):
 
     with FileLock(spec.experiment_dir / driver.LOCK), pytest.raises(UserError, match="another"):
         driver.run_search(spec, 2, lambda: FakeExecutor([]))
+
+
+# --- Confirming the best trials on more seeds ----------------------------------------------
+
+CONFIRM = SEARCH + "confirm: {top: 2, seeds: 1}\n"
+unseeded = curve  # the fake's curve, which the tests below replace
+
+
+def seeded_curve(cfg, epoch):
+    """The fake's curve, with seed 1 worse the nearer the best rate: a rerun reorders the best."""
+    distance = math.log10(cfg.optimizer.learning_rate) + 2
+    return unseeded(cfg, epoch) + cfg.seed / (1 + 100 * distance**2)
+
+
+def test_confirm_trains_the_best_trials_again_and_ranks_them_by_their_mean(
+    tmp_path, no_tune_data, monkeypatch
+):
+    monkeypatch.setattr(sys.modules[__name__], "curve", seeded_curve)
+    trained = []
+    outcome = tune(tmp_path, trials=6, trained=trained, text=CONFIRM)
+    reordered = 0
+    for cell in outcome.search.cells:
+        alone = sorted(
+            (t for t in outcome.of(cell) if t.state == "COMPLETE"), key=lambda t: -t.value
+        )
+        confirmed = [t for t in outcome.of(cell) if t.reruns]
+        assert {t.run_id for t in confirmed} == {t.run_id for t in alone[:2]}
+        for trial in confirmed:
+            (rerun,) = trial.reruns
+            assert rerun.seed == 1 and rerun.run_id in trained and rerun.run_id != trial.run_id
+            assert trial.score == pytest.approx((trial.value + rerun.value) / 2)
+        best = outcome.best(cell, 3)
+        assert best[0].score == max(t.score for t in confirmed)
+        assert best[2:] == alone[2:3], "the trials not confirmed follow the confirmed ones"
+        reordered += best[0] is not alone[0]
+    assert reordered, "the reruns reordered no cell: the test proves nothing"
+    assert len(trained) == len(set(trained)) == 12 + 4
+    assert outcome.trained == 16
+    assert outcome.epochs() == 16 * EPOCHS - sum(EPOCHS - t.epochs for t in outcome.trials)
+    with (outcome.experiment_dir / "runs.csv").open() as handle:
+        rows = {row["run_id"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == set(trained)
+    assert {rows[t.run_id]["seed"] for t in outcome.trials} == {"0"}
+    assert sorted(rows[r.run_id]["seed"] for t in outcome.trials for r in t.reruns) == ["1"] * 4
+    assert "the mean of" in outcome.summary() and "over 2 seeds" in outcome.summary()
+
+
+def test_a_confirmed_best_is_what_the_sweep_file_keeps(tmp_path, no_tune_data, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "curve", seeded_curve)
+    outcome = tune(tmp_path, trials=6, text=CONFIRM, finish=None)
+    from aeexp.tuning import best
+
+    out = tmp_path / "best.yaml"
+    best.write_best(outcome.search, outcome.trials, best.BestPoints(out, "b", 6, 1, (0,)))
+    assert "trained again on 1 more seed(s)" in out.read_text()
+    planned = plan.plan_sweep(out, out=str(tmp_path / "final"))
+    rates = {r.config.optimizer.learning_rate for r in planned.runs}
+    assert rates == {
+        outcome.best(c)[0].params["optimizer.learning_rate"] for c in outcome.search.cells
+    }
+
+
+def test_a_rerun_that_does_not_complete_ranks_its_trial_last(tmp_path, no_tune_data, monkeypatch):
+    def diverges_on_seed_1(cfg, epoch):
+        failed = cfg.seed == 1 and cfg.optimizer.learning_rate > 1e-3
+        return math.nan if failed else unseeded(cfg, epoch)
+
+    monkeypatch.setattr(sys.modules[__name__], "curve", diverges_on_seed_1)
+    outcome = tune(tmp_path, trials=6, text=CONFIRM)
+    for cell in outcome.search.cells:
+        ranked = outcome.best(cell, 10)
+        failed = [t for t in ranked if t.reruns and t.score is None]
+        assert failed and ranked[-len(failed) :] == failed
+        assert all(r.value is None for t in failed for r in t.reruns)
+
+
+def test_an_interrupted_confirmation_resumes_without_training_twice(tmp_path, no_tune_data):
+    whole = tune(tmp_path, out="whole", trials=4, text=CONFIRM)
+    trained = []
+    with pytest.raises(KeyboardInterrupt):  # all 8 trials done, then one rerun, then killed
+        tune(
+            tmp_path,
+            out="cut",
+            trials=4,
+            text=CONFIRM,
+            trained=trained,
+            interrupt_after=9,
+            max_group=1,
+        )
+    assert len(trained) == 9
+    resumed = tune(tmp_path, out="cut", trials=4, text=CONFIRM, trained=trained, max_group=1)
+    runs = {t.run_id for t in whole.trials} | {r.run_id for t in whole.trials for r in t.reruns}
+    assert len(trained) == len(set(trained)) and set(trained) == runs and len(runs) > 9
+    assert [(t.run_id, t.reruns) for t in resumed.trials] == [
+        (t.run_id, t.reruns) for t in whole.trials
+    ]
+
+
+def test_without_confirm_nothing_is_rerun(tmp_path, no_tune_data):
+    trained = []
+    outcome = tune(tmp_path, trials=4, trained=trained)
+    assert not any(t.reruns for t in outcome.trials)
+    assert sorted(trained) == sorted({t.run_id for t in outcome.trials})
+
+
+def test_ranking_puts_confirmed_trials_first_then_unconfirmed_then_failed_confirmations():
+    from aeexp.tuning.trials import Rerun, Trial, ranked
+
+    def trial(number, value, *again):
+        reruns = tuple(Rerun(1, f"r{number}{i}", v, 3) for i, v in enumerate(again))
+        return Trial(
+            None, number, {}, f"{number:010x}", "COMPLETE", "completed", value, 3, reruns=reruns
+        )
+
+    trials = [
+        trial(0, 0.9, None),  # the best alone, but its rerun failed
+        trial(1, 0.8, 0.6),  # mean 0.7
+        trial(2, 0.7, 0.8),  # mean 0.75: the confirmed best
+        trial(3, 0.85),  # never confirmed
+        trial(4, 0.5),
+    ]
+    assert [t.number for t in ranked(trials, maximize=True)] == [2, 1, 3, 4, 0]
+    assert [t.number for t in ranked(trials, maximize=False)] == [1, 2, 4, 3, 0]
+    assert trials[2].score == pytest.approx(0.75) and trials[3].score == 0.85
 
 
 # --- Real training ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from aeexp.analysis.tables import recorded_number
 from aeexp.config.sweep import PlannedRun, SweepPlan
 from aeexp.data.dataset import load_dataset
 from aeexp.env.extras import install_hint
-from aeexp.errors import UserError
+from aeexp.errors import UserError, is_finite_number
 from aeexp.execute import driver as execute
 from aeexp.execute import interrupts
 from aeexp.execute import progress as progress_lib
@@ -40,7 +40,7 @@ from aeexp.tuning import database
 from aeexp.tuning.search import Cell, Search
 from aeexp.tuning.space import describe_params
 from aeexp.tuning.stop import STATES, PruningRule, Snapshot, TrialRef, intermediate_values
-from aeexp.tuning.trials import Trial, ranked
+from aeexp.tuning.trials import Rerun, Trial, ranked
 
 DATABASE = "tune.db"
 FIGURE = "tune.png"
@@ -91,9 +91,14 @@ class TuneOutcome:
         return ranked(self.of(cell), self.search.metric.maximize)[:top]
 
     def epochs(self, cell: Cell | None = None) -> int:
-        """Return the epochs trained by the distinct runs of a cell's trials (of all cells)."""
+        """Return the epochs trained by the distinct runs of a cell's trials (of all cells).
+
+        A confirmed trial's reruns count too.
+        """
         chosen = self.trials if cell is None else self.of(cell)
-        return sum({t.run_id: t.epochs for t in chosen}.values())
+        runs = {t.run_id: t.epochs for t in chosen}
+        runs |= {r.run_id: r.epochs for t in chosen for r in t.reruns}
+        return sum(runs.values())
 
     def summary(self) -> str:
         """Return one line per cell (best value, trial counts, epochs) and where files are."""
@@ -111,8 +116,7 @@ class TuneOutcome:
             tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
             best = self.best(cell)
             found = (
-                f"best {metric} {best[0].value:.4f} at {describe_params(best[0].params)} "
-                f"(trial {best[0].number}, run {best[0].run_id})"
+                _describe_best(best[0], metric)
                 if best
                 else f"no completed trial, so no best {metric}"
             )
@@ -124,6 +128,19 @@ class TuneOutcome:
         if self.sweep_file is not None:
             lines.append(f"best points: {self.sweep_file}")
         return "\n".join(lines)
+
+
+def _describe_best(trial: Trial, metric: str) -> str:
+    """Return a cell's best trial: its value (over its seeds when confirmed), point and run."""
+    where = f"at {describe_params(trial.params)} (trial {trial.number}, run {trial.run_id})"
+    if trial.tier != 0:
+        return f"best {metric} {trial.value:.4f} {where}"
+    values = ", ".join(f"{v:.4f}" for v in (trial.value, *(r.value for r in trial.reruns)))
+    runs = ", ".join(r.run_id for r in trial.reruns)
+    return (
+        f"best {metric} {trial.score:.4f} {where}, the mean of {values} over "
+        f"{1 + len(trial.reruns)} seeds (reruns {runs})"
+    )
 
 
 class _WithRule:
@@ -302,6 +319,14 @@ class _Studies:
         return True
 
 
+def _planned(cell: Cell, params: Mapping[str, Any], offset: int = 0) -> PlannedRun:
+    """Return a trial's run as a sweep plans it, or its rerun on the cell's seed + ``offset``."""
+    cfg = cell.config(params)
+    if offset:
+        cfg = cell.config({**params, "seed": cfg.seed + offset})
+    return PlannedRun(cfg, {**cell.point, **params})  # runs.csv's seed column tells them apart
+
+
 def _train_batch(
     search: Search,
     studies: _Studies,
@@ -314,9 +339,9 @@ def _train_batch(
     runs: dict[str, PlannedRun] = {}
     refs: dict[str, TrialRef] = {}
     for cell, number, params in batch:
-        cfg = cell.config(params)
-        runs.setdefault(cfg.run_id, PlannedRun(cfg, {**cell.point, **params}))
-        refs.setdefault(cfg.run_id, TrialRef(cell.study_name, number))
+        run = _planned(cell, params)
+        runs.setdefault(run.config.run_id, run)
+        refs.setdefault(run.config.run_id, TrialRef(cell.study_name, number))
     pruner = search.pruner.build()
     cells = {cell.study_name: cell for cell, _, _ in batch}
     rule = PruningRule(refs, {name: studies.snapshot(c, pruner) for name, c in cells.items()})
@@ -358,16 +383,99 @@ def _collect(search: Search, studies: _Studies) -> list[Trial]:
     return found
 
 
+def _to_confirm(search: Search, found: Sequence[Trial]) -> dict[str, list[PlannedRun]]:
+    """Return, by trial run id, the reruns of each cell's best ``confirm.top`` trials."""
+    chosen = {}
+    for cell in search.cells:
+        for trial in ranked(
+            [t for t in found if t.cell.index == cell.index], search.metric.maximize
+        )[: search.confirm.top]:
+            chosen[trial.run_id] = [
+                _planned(cell, trial.params, k) for k in search.confirm.offsets()
+            ]
+    return chosen
+
+
+def _rerun(studies: _Studies, run: PlannedRun) -> Rerun:
+    """Return a rerun as its run directory recorded it: its value only if it completed."""
+    metrics = studies.metrics(run.config.run_id) or {}
+    value = metrics.get(studies.search.metric.name)
+    if status_of(metrics) != Status.COMPLETED or not is_finite_number(value):
+        value = None
+    epochs = int(metrics.get("epochs_trained") or 0)
+    return Rerun(run.config.seed, run.config.run_id, value, epochs, metrics)
+
+
+def _confirm(
+    search: Search,
+    studies: _Studies,
+    found: list[Trial],
+    train: Callable[[SweepPlan, str], int],
+) -> tuple[list[Trial], int]:
+    """Train each cell's best trials again on the further seeds; return them and runs trained."""
+    chosen = _to_confirm(search, found)
+    runs = {run.config.run_id: run for planned in chosen.values() for run in planned}
+    if not runs:
+        return found, 0
+    planned = SweepPlan(search.name, search.output_dir, search.keys, tuple(runs.values()))
+    trained = train(planned, f"{search.name} (confirm)")
+    reruns = {
+        trial_run: tuple(_rerun(studies, run) for run in planned_runs)
+        for trial_run, planned_runs in chosen.items()
+    }
+    return [replace(t, reruns=reruns.get(t.run_id, ())) if t.run_id else t for t in found], trained
+
+
 def _write_summary(search: Search, trials: Sequence[Trial]) -> None:
-    """Rewrite runs.csv with every trial's run, in trial order (nothing is trained here)."""
+    """Rewrite runs.csv with every trial's run and rerun, in trial order (nothing trains)."""
     runs: dict[str, PlannedRun] = {}
+    known: dict[str, Mapping[str, Any] | None] = {}
     for trial in (t for t in trials if t.run_id):
-        cfg = trial.cell.config(trial.params)
-        runs.setdefault(cfg.run_id, PlannedRun(cfg, {**trial.cell.point, **trial.params}))
+        runs.setdefault(trial.run_id, _planned(trial.cell, trial.params))
+        known[trial.run_id] = trial.metrics or None
+    for trial in trials:
+        for k, rerun in zip(search.confirm.offsets(), trial.reruns, strict=False):
+            runs.setdefault(rerun.run_id, _planned(trial.cell, trial.params, k))
+            known[rerun.run_id] = rerun.metrics or None
     if runs:
         planned = SweepPlan(search.name, search.output_dir, search.keys, tuple(runs.values()))
-        book = ledger.Ledger(planned, known={t.run_id: t.metrics or None for t in trials})
-        book.write()
+        ledger.Ledger(planned, known=known).write()
+
+
+def _plan_trainer(
+    studies: _Studies,
+    make_executor: Callable[[], Executor],
+    max_group: int,
+    progress: bool,
+    sinks: Sequence[Callable[[PlannedRun], None]],
+) -> Callable[[SweepPlan, str], int]:
+    """Return what trains a plan's pending runs with a bar of its own; it returns how many."""
+
+    def train(planned: SweepPlan, desc: str) -> int:
+        """Train the plan's pending runs (a rerun already on disk is read, not retrained)."""
+        book = ledger.Ledger(planned)
+        todo = len(book.to_do(frozenset({Status.PENDING})))
+        bar = progress_lib.bar(
+            len(planned.runs), desc, "run", progress, initial=len(planned.runs) - todo
+        )
+        try:
+            outcome = execute.execute(
+                planned,
+                make_executor(),
+                max_group=max_group,
+                on_runs_done=bar.update,
+                sinks=sinks,
+                ledger=book,
+            )
+        except BaseException:
+            bar.leave = False
+            bar.close()
+            raise
+        bar.close()
+        studies.known.update(outcome.ledger.metrics)
+        return len(outcome.trained)
+
+    return train
 
 
 def run_search(
@@ -436,6 +544,13 @@ def run_search(
             raise
         bar.close()
         found = _collect(search, studies)
+        found, confirmed = _confirm(
+            search,
+            studies,
+            found,
+            _plan_trainer(studies, make_executor, max_group, progress, sinks),
+        )
+        trained += confirmed
     _write_summary(search, found)
     figure = write_figure(search, found, experiment / FIGURE)
     sweep_file = finish(search, found) if finish is not None else None

@@ -36,7 +36,18 @@ from aeexp.registry import vocab
 from aeexp.registry.datasets import DEFAULT_DATASET
 from aeexp.tuning.space import Space, describe_params, describe_value, parse_space
 
-SEARCH_KEYS = ("name", "base", "config", "grid", "search", "metric", "seed", "sampler", "pruner")
+SEARCH_KEYS = (
+    "name",
+    "base",
+    "config",
+    "grid",
+    "search",
+    "metric",
+    "seed",
+    "sampler",
+    "pruner",
+    "confirm",
+)
 # Trials of a cell train in lock-step, so they must share what a group shares (data, training,
 # seed); a name or output folder is not a hyperparameter.
 FIXED_SECTIONS = ("seed", "data", "train", "name", "output")
@@ -99,6 +110,17 @@ class PrunerSpec(_Section):
         return self.name != "none"
 
 
+class ConfirmSpec(_Section):
+    """Which best trials train again on more seeds before a cell's best is named (0: none)."""
+
+    top: int = Field(0, ge=0, le=100)  # a cell's best completed trials trained again
+    seeds: int = Field(1, ge=1, le=100)  # more seeds each: the cell's seed + 1, + 2, ...
+
+    def offsets(self) -> range:
+        """Return what each confirming run adds to the cell's seed: 1, 2, ..., ``seeds``."""
+        return range(1, self.seeds + 1) if self.top else range(0)
+
+
 class MetricSpec(_Section):
     """What a trial's value is (a metric of metrics.json) and whether higher is better."""
 
@@ -158,6 +180,7 @@ class Search:
     sampler: SamplerSpec
     pruner: PrunerSpec
     on_test_set: bool
+    confirm: ConfirmSpec = ConfirmSpec()
 
     @property
     def experiment_dir(self) -> Path:
@@ -344,6 +367,7 @@ def read_search(
     pruner = _section(PrunerSpec, raw.get("pruner"), f"{where}: pruner")
     if pruner.name == "percentile" and pruner.percentile is None:
         raise UserError(f"{where}: pruner: percentile needs percentile (0-100)")
+    confirm = _section(ConfirmSpec, raw.get("confirm"), f"{where}: confirm")
     seed = raw.get("seed", 0) if seed is None else seed
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
         raise UserError(
@@ -362,7 +386,7 @@ def read_search(
         cells_points += [(point, spaces, block_where) for point in points]
         if len(cells_points) > max_cells:
             raise UserError(f"{where}: more than {max_cells:,} cells; raise --max-runs or split it")
-    _check_size(len(cells_points), trials, max_cells)
+    _check_size(len(cells_points), trials, max_cells, confirm)
     _check_searched_overrides(overrides, searched_anywhere)
     plan.check_overrides(overrides, [k for p, _, _ in cells_points for k in p])
     base = config_lib.override(plan.base_config(raw, path), overrides, {"name": name}, out=out)
@@ -378,6 +402,7 @@ def read_search(
         cell_raw = config_lib.override(base, dotted=point)
         first = _check_configs(cell_raw, spaces.values(), cell_where, checked)
         _check_holdout(first, on_test_set, cell_where)
+        _check_confirm_seeds(first, confirm, cell_where)
         backends.add(first.train.backend)
         study = _study_name(first, spaces.values(), metric)
         output_dir = output_dir or Path(first.output.dir)
@@ -389,7 +414,18 @@ def read_search(
             raise UserError(f"{where}: cell {cell.index} ({cell.label}) repeats cell {twin.index}")
     assert output_dir is not None  # there is at least one cell
     _check_one_backend(backends, where)
-    return Search(name, path, output_dir, tuple(cells), metric, seed, sampler, pruner, on_test_set)
+    return Search(
+        name, path, output_dir, tuple(cells), metric, seed, sampler, pruner, on_test_set, confirm
+    )
+
+
+def _check_confirm_seeds(cfg: RunConfig, confirm: ConfirmSpec, where: str) -> None:
+    """Refuse confirming seeds past the largest seed a run may have."""
+    if confirm.top and cfg.seed + confirm.seeds > MAX_SEED:
+        raise UserError(
+            f"{where}: confirm: seeds {cfg.seed + 1}-{cfg.seed + confirm.seeds} go past the "
+            f"largest seed, {MAX_SEED}; lower the cell's seed or confirm.seeds"
+        )
 
 
 def _check_searched_overrides(overrides: Iterable[str], searched: Iterable[str]) -> None:
@@ -404,12 +440,17 @@ def _check_searched_overrides(overrides: Iterable[str], searched: Iterable[str])
                 )
 
 
-def _check_size(cells: int, trials: int | None, max_runs: int) -> None:
-    """Refuse cells x trials above ``max_runs`` (``--max-runs``)."""
-    if trials is not None and cells * trials > max_runs:
+def _check_size(cells: int, trials: int | None, max_runs: int, confirm: ConfirmSpec) -> None:
+    """Refuse cells x (trials + reruns) above ``max_runs`` (``--max-runs``)."""
+    if trials is None:
+        return
+    reruns = min(confirm.top, trials) * len(confirm.offsets())
+    runs = cells * (trials + reruns)
+    if runs > max_runs:
+        counted = f"{trials} trials" + (f" + {reruns} reruns" if reruns else "")
         raise UserError(
-            f"{cells} cells x {trials} trials = {cells * trials:,} runs, more than the limit of "
-            f"{max_runs:,}; lower --trials or raise --max-runs"
+            f"{cells} cells x {'(' + counted + ')' if reruns else counted} = {runs:,} runs, more "
+            f"than the limit of {max_runs:,}; lower --trials or raise --max-runs"
         )
 
 
