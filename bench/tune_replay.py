@@ -54,6 +54,7 @@ from aeexp.tuning.stop import (  # noqa: E402
 )
 
 LEARNING_RATE = "optimizer.learning_rate"
+EPOCHS = 50  # each grid run's, unless pruned or diverged
 
 
 @dataclass(frozen=True)
@@ -92,27 +93,39 @@ SETTINGS = (
     Setting("12 trials", 12, 2, {}),
     Setting("no pruning", 8, 2, {"pruner": "none"}),
     Setting("no pruning, 16 trials", 16, 2, {"pruner": "none"}),
+    Setting("best 2 confirmed on seed 1", 8, 2, {"confirm": {"top": 2}}),
+    Setting("6 trials, best 2 confirmed on seed 1", 6, 2, {"confirm": {"top": 2}}),
 )
 
 
 @dataclass(frozen=True)
 class GridCell:
-    """A cell of the trained grid: its learning rates (ascending), final values and curves."""
+    """A cell of a trained grid: its learning rates (ascending), final values, epochs, curves."""
 
     rates: np.ndarray
     values: list[float | None]  # the metric of a completed run, else None
-    curves: list[list[float]]  # each run's validation loss per epoch
+    epochs: list[int]  # the epochs each run trained
+    curves: list[list[float]]  # each run's validation loss per epoch ([] where not kept)
 
     def nearest(self, rate: float) -> int:
         """Return the index of the grid's learning rate nearest ``rate`` in log space."""
         return int(np.argmin(np.abs(np.log(self.rates) - math.log(rate))))
 
 
-def read_grid(folder: Path) -> dict[tuple[str, str, str], GridCell]:
-    """Return each cell of the grid ``make tune-bench`` trained, from its committed CSVs."""
-    runs = pandas.read_csv(folder / "grid-runs.csv")
-    histories = pandas.read_csv(folder / "grid-histories.csv").sort_values(["run_id", "epoch"])
-    curves = {run: list(rows["val_loss"]) for run, rows in histories.groupby("run_id")}
+def read_grid(folder: Path, seed: int = 0) -> dict[tuple[str, str, str], GridCell]:
+    """Return each cell of a grid ``make tune-bench`` trained, from its committed CSVs.
+
+    Seed 0's grid comes with its curves (``grid-histories.csv``), which the replayed trials
+    follow; another seed's (``grid-seed<N>-runs.csv``) with its final values only, which a
+    confirming run is given.
+    """
+    name = "grid-runs.csv" if seed == 0 else f"grid-seed{seed}-runs.csv"
+    runs = pandas.read_csv(folder / name)
+    curves: dict[str, list[float]] = {}
+    if seed == 0:
+        histories = pandas.read_csv(folder / "grid-histories.csv")
+        for run, rows in histories.sort_values(["run_id", "epoch"]).groupby("run_id"):
+            curves[str(run)] = list(rows["val_loss"])
     cells = {}
     for key, rows in runs.groupby(["loss", "decoder_activation", "optimizer"]):
         rows = rows.sort_values("learning_rate")
@@ -121,7 +134,10 @@ def read_grid(folder: Path) -> dict[tuple[str, str, str], GridCell]:
             for v, status in zip(rows[bench.METRIC], rows["status"], strict=True)
         ]
         cells[tuple(key)] = GridCell(
-            rows["learning_rate"].to_numpy(float), values, [curves[r] for r in rows["run_id"]]
+            rows["learning_rate"].to_numpy(float),
+            values,
+            [bench.run_epochs(row, EPOCHS) for row in rows.to_dict("records")],
+            [curves.get(r, []) for r in rows["run_id"]],
         )
     return cells
 
@@ -130,7 +146,7 @@ def read_search(setting: Setting, cells: int) -> search_lib.Search:
     """Return the benchmark's search file, changed as ``setting`` says, read as the bench does."""
     raw = {**bench.yamlio.read_yaml(bench.SEARCH), **setting.changes}
     raw["grid"] = raw["grid"][:cells]
-    defaults = argparse.Namespace(epochs=50, holdout=10_000, train_limit=None, test_limit=None)
+    defaults = argparse.Namespace(epochs=EPOCHS, holdout=10_000, train_limit=None, test_limit=None)
     raw["config"] = {**raw.get("config", {}), **bench.settings(defaults)}
     return search_lib.read_search(raw)
 
@@ -151,6 +167,7 @@ class CellReplay:
     pick: float | None  # the grid rate of the best completed trial: what the search names
     epochs: int
     rates: tuple[float, ...]  # in the order the sampler proposed them
+    completed: tuple[tuple[float, int], ...] = ()  # (value, grid index) of each, in order
 
 
 def replay_cell(
@@ -166,7 +183,7 @@ def replay_cell(
         direction="maximize" if maximize else "minimize",
         study_name=cell.study_name,
     )
-    best, pick, epochs, rates = None, None, 0, []
+    best, pick, epochs, rates, completed = None, None, 0, [], []
     while (asked := len(study.trials)) < trials:
         study.sampler = search.sampler.build(
             driver.sampler_seed(search.seed, cell.study_name, asked)
@@ -188,9 +205,38 @@ def replay_cell(
                 study.tell(member, state=state.PRUNED)
             else:
                 study.tell(member, value)
+                completed.append((value, index))
                 if best is None or value > best:
                     best, pick = value, float(grid.rates[index])
-    return CellReplay(best, pick, epochs, tuple(rates))
+    return CellReplay(best, pick, epochs, tuple(rates), tuple(completed))
+
+
+def confirm_cell(
+    replayed: CellReplay, grid: GridCell, seeds: list[GridCell], top: int
+) -> CellReplay:
+    """Return the search after its ``top`` best trials train again on each further seed.
+
+    As ``aeexp tune`` does with ``confirm``: each of the best ``top`` completed trials is
+    scored by the mean of its value and its confirming runs' (given the grid run's of that
+    seed at the nearest rate); those scored come first, best mean first, then the trials not
+    confirmed, then any whose confirming run did not complete.
+    """
+    if not top or not replayed.completed:
+        return replayed
+    order = sorted(range(len(replayed.completed)), key=lambda n: -replayed.completed[n][0])
+    scored, epochs = [], replayed.epochs
+    for rank, number in enumerate(order[:top]):
+        value, index = replayed.completed[number]
+        again = [cell.values[index] for cell in seeds]
+        epochs += sum(cell.epochs[index] for cell in seeds)
+        if all(v is not None for v in again):
+            scored.append((float(np.mean([value, *again])), -rank, index))
+    if not scored:  # every confirmation failed: the best trial not confirmed, else the best
+        first = (order[top:] or order)[0]
+        pick = float(grid.rates[replayed.completed[first][1]])
+        return replace(replayed, pick=pick, epochs=epochs)
+    best, _, index = max(scored)
+    return replace(replayed, best=best, pick=float(grid.rates[index]), epochs=epochs)
 
 
 def grid_key(cell: search_lib.Cell) -> tuple[str, str, str]:
@@ -210,20 +256,28 @@ def regret_of(truth: truth_lib.CellTruth, pick: float | None) -> float | None:
 
 def replay(
     search: search_lib.Search,
-    grid: dict[tuple[str, str, str], GridCell],
+    grids: list[dict[tuple[str, str, str], GridCell]],
     truth: dict[tuple[str, str, str], truth_lib.CellTruth],
     trials: int,
     batch: int,
 ) -> dict[str, Any]:
-    """Return one replayed search: each cell's pick and its regret, and the epochs it used."""
+    """Return one replayed search: each cell's pick and its regret, and the epochs it used.
+
+    ``grids`` holds the grid of each seed, seed 0's first: the trials replay its curves, a
+    confirming run on the cell's seed + k is given seed k's.
+    """
+    grid, seeds = grids[0], grids[1 : 1 + len(search.confirm.offsets())]
+    if len(seeds) < len(search.confirm.offsets()):
+        raise SystemExit(f"confirm.seeds {search.confirm.seeds}: only {len(seeds)} grid seed(s)")
     picks, regrets, epochs = {}, {}, 0
     for cell in search.cells:
         key = grid_key(cell)
         replayed = replay_cell(search, cell, grid[key], trials, batch)
+        replayed = confirm_cell(replayed, grid[key], [g[key] for g in seeds], search.confirm.top)
         epochs += replayed.epochs
         picks[label(key)] = replayed.pick
         regrets[label(key)] = regret_of(truth[key], replayed.pick)
-    total = sum(len(curve) for g in grid.values() for curve in g.curves)
+    total = sum(sum(g.epochs) for g in grid.values())
     return {"picks": picks, "regret": regrets, "epochs_ratio": epochs / total}
 
 
@@ -260,20 +314,21 @@ def grid_baselines(
 
 
 def real_searches(
-    folder: Path, truth: dict[tuple[str, str, str], truth_lib.CellTruth]
+    record: Path, truth: dict[tuple[str, str, str], truth_lib.CellTruth]
 ) -> list[dict[str, Any]]:
-    """Return the regret of each cell's pick in the real searches ``make tune-bench`` ran."""
+    """Return the regret of each cell's pick in the real searches ``make tune-bench`` ran.
+
+    The pick is the one ``aeexp tune`` named (``outcome.best``, as ``bench/tune_vs_grid.py``
+    recorded it), so a search that confirmed its best trials on more seeds is scored by what
+    the confirmation chose.
+    """
     found = []
-    for path in sorted(folder.glob("tune-seed*-runs.csv")):
-        runs = pandas.read_csv(path)
+    for search in json.loads(record.read_text())["searches"]:
         regrets = {}
-        for key, rows in runs.groupby(truth_lib.CELL):
-            done = rows[rows["status"] == "completed"]
-            pick = (
-                float(done.loc[done[bench.METRIC].idxmax(), "learning_rate"]) if len(done) else None
-            )
-            regrets[label(tuple(key))] = regret_of(truth[tuple(key)], pick)
-        found.append({"file": path.name, "regret": regrets})
+        for row in search["rows"]:
+            key = tuple(row["cell"].split(" / "))
+            regrets[row["cell"]] = regret_of(truth[key], row["tune"].get("lr"))
+        found.append({"file": f"tune-seed{search['search_seed']}-runs.csv", "regret": regrets})
     return found
 
 
@@ -402,11 +457,19 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def run_setting(setting: Setting, grid: dict, truth: dict, searches: int) -> list[dict[str, Any]]:
+def read_grids(folder: Path) -> list[dict[tuple[str, str, str], GridCell]]:
+    """Return the grid of every seed in ``folder``, seed 0's first, then 1, 2, ... as found."""
+    grids = [read_grid(folder)]
+    while (folder / f"grid-seed{len(grids)}-runs.csv").is_file():
+        grids.append(read_grid(folder, len(grids)))
+    return grids
+
+
+def run_setting(setting: Setting, grids: list, truth: dict, searches: int) -> list[dict[str, Any]]:
     """Return ``searches`` replays of one setting, sampler seeds 0..searches-1."""
-    search = read_search(setting, len(grid))
+    search = read_search(setting, len(grids[0]))
     return [
-        replay(replace(search, seed=seed), grid, truth, setting.trials, setting.batch)
+        replay(replace(search, seed=seed), grids, truth, setting.trials, setting.batch)
         for seed in range(searches)
     ]
 
@@ -415,19 +478,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--searches", type=int, default=100, help="sampler seeds 0..N-1")
     parser.add_argument("--runs-dir", type=Path, default=REPO / "bench" / "tune_vs_grid_runs")
+    parser.add_argument(
+        "--bench-json",
+        type=Path,
+        default=REPO / "bench" / "tune_vs_grid.json",
+        help="the real searches make tune-bench recorded, scored beside the replays",
+    )
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "tune_replay.json")
     parser.add_argument("--md", type=Path, default=REPO / "bench" / "tune_replay.md")
     args = parser.parse_args()
     driver.require_optuna()
     quiet_optuna()
-    grid, truth = read_grid(args.runs_dir), truth_lib.read_truth()
-    baselines = grid_baselines(grid, truth)
+    grids, truth = read_grids(args.runs_dir), truth_lib.read_truth()
+    baselines = grid_baselines(grids[0], truth)
     summaries, replays = [], {}
     for setting in SETTINGS:
-        replays[setting.name] = run_setting(setting, grid, truth, args.searches)
+        replays[setting.name] = run_setting(setting, grids, truth, args.searches)
         summaries.append(summary(setting, replays[setting.name], baselines))
         print(f"{setting.name}: target met: {summaries[-1]['meets_target']}", flush=True)
-    real = real_searches(args.runs_dir, truth)
+    real = real_searches(args.bench_json, truth)
     text = markdown(summaries, baselines, real, truth)
     print("\n" + text)
     record = {

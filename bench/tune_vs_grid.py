@@ -2,7 +2,8 @@
 
     python bench/tune_vs_grid.py [--trials 8] [--batch 2] [--search-seeds 0,1,2] [--epochs 50]
                                  [--holdout 10000] [--train-limit N] [--test-limit N]
-                                 [--cells K] [--out DIR] [--executor local|ray]
+                                 [--cells K] [--replay-seeds 1] [--out DIR]
+                                 [--executor local|ray]
                                  [--json PATH] [--md PATH] [--runs-dir DIR]
 
 The grid is ``configs/sweeps/thesis-tuned.yaml`` (each cell's optimizer and the author's
@@ -21,10 +22,14 @@ of the grid's epochs or less); ``bench/tune_replay.py`` replays 100 searches to 
 often a search meets that, of which these are a few real draws.
 
 ``--runs-dir`` receives each side's runs.csv and the grid's per-epoch validation losses
-(``grid-histories.csv``), from which ``bench/tune_replay.py`` replays the search offline.
+(``grid-histories.csv``), from which ``bench/tune_replay.py`` replays the search offline, and
+the runs.csv of the grid on each of ``--replay-seeds`` (``grid-seed1-runs.csv``: 17 minutes
+more), whose values the replay gives a search's confirming reruns (``confirm``).
 
 ``--reuse-grid`` takes the grid from ``--runs-dir`` and ``--json`` instead of training it
 again: training is deterministic, so only the searches change when the search file does.
+``--rescore`` trains nothing: it scores the searches ``--json`` recorded against the truth
+as it is now (after more seeds refine it), and rewrites ``--json`` and ``--md``.
 
 A quick end-to-end check of the script itself (not a measurement):
 ``python bench/tune_vs_grid.py --epochs 2 --train-limit 1500 --holdout 500 --cells 2 --trials 3``.
@@ -74,11 +79,14 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     return chosen
 
 
-def run_grid(args: argparse.Namespace, out: Path, executor: dict[str, Any]) -> dict[str, Any]:
-    """Train the author's grid on seed 0, scored on the holdout; return each cell's runs."""
+def run_grid(
+    args: argparse.Namespace, out: Path, executor: dict[str, Any], seed: int = 0
+) -> dict[str, Any]:
+    """Train the author's grid on one seed, scored on the holdout; return each cell's runs."""
     sweep = yamlio.read_yaml(GRID)
-    blocks = [{**block, "seed": [0]} for block in sweep["grid"][: args.cells]]
-    mapping = {"name": "grid", "config": settings(args), "grid": blocks}
+    blocks = [{**block, "seed": [seed]} for block in sweep["grid"][: args.cells]]
+    name = "grid" if seed == 0 else f"grid-seed{seed}"
+    mapping = {"name": name, "config": settings(args), "grid": blocks}
     started = time.perf_counter()
     outcome = aeexp.sweep(mapping, out=str(out), progress=args.progress, **executor)
     wall = time.perf_counter() - started
@@ -120,8 +128,7 @@ def reuse_grid(args: argparse.Namespace) -> dict[str, Any]:
     for row in runs:
         key = (row["loss"], row["decoder_activation"], row["optimizer"])
         cell = cells.setdefault(key, {"epochs": 0, "points": []})
-        stopped = row["pruned_epoch"] or row["diverged_epoch"]
-        cell["epochs"] += int(float(stopped)) if stopped else args.epochs
+        cell["epochs"] += run_epochs(row, args.epochs)
         value = float(row[METRIC]) if row["status"] == "completed" else None
         cell["points"].append((float(row["learning_rate"]), value))
     for cell in cells.values():
@@ -135,6 +142,15 @@ def reuse_grid(args: argparse.Namespace) -> dict[str, Any]:
         "dir": None,
         "run_dirs": [],
     }
+
+
+def run_epochs(row: dict[str, Any], epochs: int) -> int:
+    """Return the epochs a runs.csv row trained: to its pruned or diverged epoch, else all."""
+    for column in ("pruned_epoch", "diverged_epoch"):
+        stopped = row.get(column)
+        if stopped not in (None, "") and stopped == stopped:  # neither blank nor NaN
+            return int(float(stopped))
+    return epochs
 
 
 def best_point(points: list[tuple[float, float | None]]) -> tuple[float | None, float | None]:
@@ -267,13 +283,20 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def keep_runs(grid: dict[str, Any], tunes: list[dict[str, Any]], folder: Path) -> None:
-    """Copy each side's runs.csv into ``folder``, with the grid's per-epoch validation losses."""
+def keep_runs(
+    grid: dict[str, Any], tunes: list[dict[str, Any]], folder: Path, more: dict[int, Path]
+) -> None:
+    """Copy each side's runs.csv into ``folder``, with the grid's per-epoch validation losses.
+
+    ``more`` holds the folder of the grid on each further seed, whose runs.csv alone is kept.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     for tune in tunes:
         shutil.copyfile(
             Path(tune["dir"]) / "runs.csv", folder / f"tune-seed{tune['seed']}-runs.csv"
         )
+    for seed, where in more.items():
+        shutil.copyfile(where / "runs.csv", folder / f"grid-seed{seed}-runs.csv")
     if grid["dir"] is None:  # reused: its files are the ones already there
         return
     shutil.copyfile(Path(grid["dir"]) / "runs.csv", folder / "grid-runs.csv")
@@ -285,12 +308,47 @@ def keep_runs(grid: dict[str, Any], tunes: list[dict[str, Any]], folder: Path) -
                 writer.writerow([run_dir.name, int(row["epoch"]), repr(float(row["val_loss"]))])
 
 
+def rescore(path: Path) -> tuple[list[dict[str, Any]], argparse.Namespace]:
+    """Return the searches recorded in ``path`` scored again against the truth as it is now.
+
+    The picks, epochs and wall times are the ones recorded: only the regrets change, when more
+    seeds refine the truth. Returns them with the arguments they were trained with.
+    """
+    record = json.loads(path.read_text())
+    truth = tune_truth.read_truth()
+    results = []
+    for search in record["searches"]:
+        keys = [tuple(row["cell"].split(" / ")) for row in search["rows"]]
+        grid = {
+            "wall_seconds": search["grid_wall_seconds"],
+            "cells": {k: row["grid"] for k, row in zip(keys, search["rows"], strict=True)},
+        }
+        tune = {
+            "seed": search["search_seed"],
+            "wall_seconds": search["tune_wall_seconds"],
+            "cells": {k: row["tune"] for k, row in zip(keys, search["rows"], strict=True)},
+        }
+        results.append(compare(grid, tune, truth))
+    return results, argparse.Namespace(**record["args"])
+
+
+def seeds(text: str) -> list[int]:
+    """Return the seeds of a comma-separated option (``""``: none)."""
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8, help="trials per cell")
     parser.add_argument("--batch", type=int, default=2, help="trials per cell per batch")
     parser.add_argument(
         "--search-seeds", default="0,1,2", help="the sampler seeds: one search for each"
+    )
+    parser.add_argument(
+        "--replay-seeds",
+        default="1",
+        help="the grid's further seeds, whose final values the replay gives confirming reruns "
+        "(bench/tune_replay.py; runs.csv kept as grid-seed<N>-runs.csv; '' for none)",
     )
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--holdout", type=int, default=10_000)
@@ -312,7 +370,16 @@ def main() -> None:
     parser.add_argument(
         "--runs-dir", type=Path, default=REPO / "bench" / "tune_vs_grid_runs", help="runs CSVs"
     )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="train nothing: score the searches recorded in --json against the truth as it is now",
+    )
     args = parser.parse_args()
+    if args.rescore:
+        results, recorded = rescore(args.json)
+        write(results, recorded, args.json, args.md)
+        return
     os.environ.setdefault("AEEXP_DATA", str(DATA))
     executor: dict[str, Any] = {"executor": args.executor}
     if args.address is not None:
@@ -323,19 +390,31 @@ def main() -> None:
         out = args.out or Path(scratch)
         print(f"grid: {GRID.name}, seed 0, {args.cells} cell(s)", flush=True)
         grid = reuse_grid(args) if args.reuse_grid else run_grid(args, out / "grid", executor)
+        more = {}
+        for seed in [] if args.reuse_grid else seeds(args.replay_seeds):
+            print(f"grid: {GRID.name}, seed {seed}, for the replay's reruns", flush=True)
+            more[seed] = Path(run_grid(args, out / "grid", executor, seed)["dir"])
         tunes = []
-        for seed in (int(part) for part in args.search_seeds.split(",")):
+        for seed in seeds(args.search_seeds):
             print(f"tune: {SEARCH.name}, {args.trials} trials per cell, seed {seed}", flush=True)
             tunes.append(run_tune(args, out / f"tune-seed{seed}", executor, seed))
-        keep_runs(grid, tunes, args.runs_dir)
+        keep_runs(grid, tunes, args.runs_dir, more)
     truth = tune_truth.read_truth()
     results = [compare(grid, tune, truth) for tune in tunes]
+    write(results, args, args.json, args.md)
+    print(f"and {args.runs_dir}")
+
+
+def write(
+    results: list[dict[str, Any]], args: argparse.Namespace, json_path: Path, md: Path
+) -> None:
+    """Print the comparison and write it as JSON (with the arguments) and markdown."""
     text = markdown(results, args)
     print("\n" + text)
     record = {"args": vars(args), "searches": results}
-    args.json.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    args.md.write_text(text)
-    print(f"wrote {args.json}, {args.md} and {args.runs_dir}")
+    json_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    md.write_text(text)
+    print(f"wrote {json_path} and {md}")
 
 
 if __name__ == "__main__":

@@ -50,14 +50,58 @@ def test_the_grid_is_read_whole(grid):
     runs = pandas.read_csv(RUNS / "grid-runs.csv")
     assert sum(len(g.curves) for g in grid.values()) == len(runs) == 118
     assert all(len(curve) == 50 for g in grid.values() for curve in g.curves)
+    assert all(g.epochs == [50] * len(g.rates) for g in grid.values())
     assert all((g.rates[1:] > g.rates[:-1]).all() for g in grid.values())
+
+
+def test_the_second_seeds_grid_is_the_same_points_on_seed_1(grid):
+    first = pandas.read_csv(RUNS / "grid-runs.csv")
+    second = pandas.read_csv(RUNS / "grid-seed1-runs.csv")
+    points = [*CELL, "learning_rate"]
+    assert sorted(map(tuple, first[points].values)) == sorted(map(tuple, second[points].values))
+    assert set(first["seed"]) == {0} and set(second["seed"]) == {1}
+    assert not set(first["run_id"]) & set(second["run_id"])
+    grids = tune_replay.read_grids(RUNS)
+    assert len(grids) == 2 and grids[0].keys() == grids[1].keys() == grid.keys()
+    assert all(grids[0][k].values == grid[k].values for k in grid)
+    for key, cell in grids[1].items():
+        rows = second[(second[CELL] == list(key)).all(axis=1)].sort_values("learning_rate")
+        assert cell.values == list(rows["ssim_mean"]) and cell.curves == [[]] * len(rows)
+
+
+def cell_of(values, epochs=None):
+    """Return a grid cell of rates 1, 2, 3, ... with these final values and no curves."""
+    count = len(values)
+    return tune_replay.GridCell(
+        np.arange(1.0, count + 1), list(values), epochs or [50] * count, [[]] * count
+    )
+
+
+def test_confirming_ranks_the_best_trials_by_their_mean_over_seeds():
+    """Trials (value, grid index): the best alone is index 0; seed 1 makes index 2 best."""
+    first = cell_of([0.9, 0.5, 0.8, 0.7])
+    second = cell_of([0.6, 0.5, 0.85, 0.99])
+    replayed = tune_replay.CellReplay(
+        0.9, 1.0, 100, (1.0, 2.0, 3.0, 4.0), ((0.9, 0), (0.5, 1), (0.8, 2), (0.7, 3))
+    )
+    none = tune_replay.confirm_cell(replayed, first, [second], 0)
+    assert none == replayed
+    two = tune_replay.confirm_cell(replayed, first, [second], 2)
+    assert two.pick == 3.0 and two.best == pytest.approx(0.825) and two.epochs == 200
+    # Index 3's 0.99 on seed 1 counts only if its trial is among the best `top` on seed 0.
+    assert tune_replay.confirm_cell(replayed, first, [second], 3).pick == 4.0
+    failed = cell_of([0.6, 0.5, None, 0.99], [50, 50, 7, 50])
+    cut = tune_replay.confirm_cell(replayed, first, [failed], 2)
+    assert cut.pick == 1.0 and cut.epochs == 100 + 50 + 7  # a rerun that did not complete
+    both = tune_replay.confirm_cell(replayed, first, [cell_of([None, 0.5, None, 0.9])], 2)
+    assert both.pick == 4.0, "every rerun failed: the best trial not confirmed"
 
 
 def test_the_committed_replays_regenerate(grid, truth):
     """Three searches of the default setting, replayed now, are the committed ones."""
     search = tune_replay.read_search(DEFAULTS, len(grid))
     for seed in range(3):
-        again = tune_replay.replay(replace(search, seed=seed), grid, truth, 8, 2)
+        again = tune_replay.replay(replace(search, seed=seed), [grid], truth, 8, 2)
         assert again == RECORD["replays"][DEFAULTS.name][seed]
 
 
