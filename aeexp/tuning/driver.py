@@ -9,7 +9,9 @@ directory already complete on disk (run ids are content hashes) is told, not ret
 
 The sampler is re-seeded before each batch from the search seed, the study and the number of
 trials it already holds, so the sequence of trials is the same whether or not the tuning was
-interrupted.
+interrupted. With ``confirm`` in the search file, once every trial has finished, each cell's
+best few train again on further seeds (runs, not trials: the studies never see them), and
+the cell's best is named by the mean over its seeds.
 """
 
 from __future__ import annotations
