@@ -92,11 +92,11 @@ TRIALS ?= 8
 BATCH ?= 2
 SEARCH_SEEDS ?= 0,1,2
 
-tune-bench:  ## aeexp tune vs the author's grid on the six cells, picks scored by regret (32 min on 2 cores; TRIALS=, BATCH=, SEARCH_SEEDS=, EXECUTOR=).
+tune-bench:  ## aeexp tune vs the author's grid on the six cells, picks scored by regret, with the grid on seed 1 for the replay (about 50 min on 2 cores; TRIALS=, BATCH=, SEARCH_SEEDS=, EXECUTOR=).
 	$(PYTHON) bench/tune_vs_grid.py --trials $(TRIALS) --batch $(BATCH) \
 		--search-seeds $(SEARCH_SEEDS) $(EXECUTOR_ARGS)
 
-tune-replay:  ## 100 searches per setting replayed on tune-bench's recorded grid, each pick scored by its regret (2.5 min, trains nothing).
+tune-replay:  ## 100 searches per setting replayed on tune-bench's recorded grid, each pick scored by its regret (2 min, trains nothing).
 	$(PYTHON) bench/tune_replay.py
 
 bench-device:  ## The thesis grid on whatever accelerator JAX sees (bench/device.sh; JSON).

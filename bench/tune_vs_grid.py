@@ -23,8 +23,8 @@ often a search meets that, of which these are a few real draws.
 
 ``--runs-dir`` receives each side's runs.csv and the grid's per-epoch validation losses
 (``grid-histories.csv``), from which ``bench/tune_replay.py`` replays the search offline, and
-the runs.csv of the grid on each of ``--replay-seeds`` (``grid-seed1-runs.csv``: 17 minutes
-more), whose values the replay gives a search's confirming reruns (``confirm``).
+the runs.csv of the grid on each of ``--replay-seeds`` (``grid-seed1-runs.csv``: as long
+again as the grid), whose values the replay gives a search's confirming reruns (``confirm``).
 
 ``--reuse-grid`` takes the grid from ``--runs-dir`` and ``--json`` instead of training it
 again: training is deterministic, so only the searches change when the search file does.

@@ -83,12 +83,14 @@ def test_the_committed_truth_recomputes_with_pandas():
 
 
 def test_the_extra_seeds_are_the_thesis_tuned_points():
-    """Seeds 5-15 pool with seeds 0-4 only if they are the same points: same run id scheme."""
+    """Seeds 5-31 pool with seeds 0-4 only if they are the same points: same run id scheme."""
     base, extra = (pandas.read_csv(p) for p in tune_truth.RUNS)
     assert not set(base["run_id"]) & set(extra["run_id"])
     points = ["loss", "decoder_activation", "optimizer", "learning_rate"]
     assert set(map(tuple, extra[points].values)) <= set(map(tuple, base[points].values))
-    assert set(extra["seed"]) == set(range(5, 16)) and set(base["seed"]) == set(range(5))
+    relu = extra["decoder_activation"] == "relu"
+    assert set(extra[relu]["seed"]) == set(range(5, 16)) and set(base["seed"]) == set(range(5))
+    assert set(extra[~relu]["seed"]) == set(range(5, 32))
 
 
 def test_read_truth_refuses_a_run_twice(tmp_path):
@@ -99,11 +101,19 @@ def test_read_truth_refuses_a_run_twice(tmp_path):
         tune_truth.read_truth((path,))
 
 
+def first_stage(extra: pandas.DataFrame) -> pandas.DataFrame:
+    """Return the extra seeds' first 110 runs: seeds 5-15 at the rates chosen from 5 seeds."""
+    sigmoid = extra["decoder_activation"] == "sigmoid"
+    later = sigmoid & extra["learning_rate"].isin([0.05, 0.06])
+    return extra[(extra["seed"] <= 15) & ~later]
+
+
 def test_the_page_says_which_rates_the_extra_seeds_trained():
     """Within 0.015 of the best five-seed mean, plus Sigmoid's neighbours; sd 0.02 to 0.08."""
     import docpages
 
     base, extra = (pandas.read_csv(p) for p in tune_truth.RUNS)
+    extra = first_stage(extra)
     spreads = []
     for key, rows in extra.groupby(tune_truth.CELL):
         cell = base[(base[tune_truth.CELL] == list(key)).all(axis=1)]
@@ -120,6 +130,35 @@ def test_the_page_says_which_rates_the_extra_seeds_trained():
     page = docpages.prose("docs/explanation/tuning-benchmark.md")
     assert "the seed-to-seed standard deviation is 0.02 to 0.08" in page
     assert "mean is within 0.015 of the cell's best" in page and "(110 runs" in page
+
+
+def test_the_second_stage_trained_sigmoids_rates_near_a_bound_to_32_seeds(tmp_path):
+    """Chosen from the 16-seed truth: every rate within 2 SE of a bound, and the best."""
+    import docpages
+
+    base, extra = (pandas.read_csv(p) for p in tune_truth.RUNS)
+    first = first_stage(extra)
+    path = tmp_path / "first.csv"
+    first.to_csv(path, index=False)
+    cell = tune_truth.read_truth((tune_truth.RUNS[0], path))[("i_div1", "sigmoid", "adamax")]
+    chosen = [r for r in cell.rates if r == cell.best_rate() or cell.near_bound(r, (0.01, 0.02))]
+    assert chosen == [0.01, 0.02, 0.03, 0.04, 0.05, 0.06] and cell.best_rate() == 0.03
+    second = extra.drop(first.index)
+    assert set(second["decoder_activation"]) == {"sigmoid"} and len(second) == 118
+    assert sorted(second["learning_rate"].unique()) == chosen
+    now = tune_truth.read_truth()[("i_div1", "sigmoid", "adamax")]
+    assert all(now.table[r].notna().sum() == 32 for r in chosen)
+    page = docpages.prose("docs/explanation/tuning-benchmark.md")
+    assert "trained seeds 16-31 there at its six top rates, 0.01 to 0.06" in page
+    assert "(118 runs more: 32 seeds a rate; all 228 committed" in page and len(extra) == 228
+    regrets = {r: (now.regret(r), now.regret_se(r)) for r in (0.01, 0.04)}
+    assert not now.near_bound(0.04, (0.01, 0.02)) and now.near_bound(0.01, (0.02,))
+    assert (
+        f"0.04 lies clear of 0.02 (regret {regrets[0.04][0]:.3f}, standard error "
+        f"{regrets[0.04][1]:.3f}), and only 0.01 ({regrets[0.01][0]:.3f}, "
+        f"{regrets[0.01][1]:.3f}) and 0.02 ({now.regret(0.02):.3f} below 0.03"
+    ) in page
+    assert [r for r in now.rates if r != 0.03 and now.near_bound(r, (0.01, 0.02))] == [0.01, 0.02]
 
 
 def test_the_pages_word_on_adadeltas_precision():
