@@ -241,6 +241,10 @@ GOOD_SPACE = "search: {optimizer.learning_rate: {log_uniform: [1.0e-5, 3.0]}}\n"
         (HOLDOUT + GOOD_SPACE + "confirm: {top: -1}\n", ["confirm.top", "greater than"]),
         (HOLDOUT + GOOD_SPACE + "confirm: 2\n", ["confirm: expected a mapping"]),
         (
+            HOLDOUT + GOOD_SPACE + "confirm: {top: 1, seeds: 2}\ngrid: {seed: [0, 2, 9]}\n",
+            ["cells 1 and 2 differ only by their seed (0 and 2)", "a trial of cell 2"],
+        ),
+        (
             HOLDOUT
             + GOOD_SPACE
             + "confirm: {top: 2, seeds: 3}\ngrid: {seed: [9223372036854775806]}\n",
@@ -577,21 +581,23 @@ def test_confirm_trains_the_best_trials_again_and_ranks_them_by_their_mean(
     assert {rows[t.run_id]["seed"] for t in outcome.trials} == {"0"}
     assert sorted(rows[r.run_id]["seed"] for t in outcome.trials for r in t.reruns) == ["1"] * 4
     assert "the mean of" in outcome.summary() and "over 2 seeds" in outcome.summary()
-
-
-def test_a_confirmed_best_is_what_the_sweep_file_keeps(tmp_path, no_tune_data, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "curve", seeded_curve)
-    outcome = tune(tmp_path, trials=6, text=CONFIRM, finish=None)
+    assert "NOT confirmed" not in outcome.summary()
     from aeexp.tuning import best
 
     out = tmp_path / "best.yaml"
     best.write_best(outcome.search, outcome.trials, best.BestPoints(out, "b", 6, 1, (0,)))
-    assert "trained again on 1 more seed(s)" in out.read_text()
+    assert "then trained again on 1 more seed(s)" in out.read_text()
     planned = plan.plan_sweep(out, out=str(tmp_path / "final"))
     rates = {r.config.optimizer.learning_rate for r in planned.runs}
     assert rates == {
         outcome.best(c)[0].params["optimizer.learning_rate"] for c in outcome.search.cells
     }
+
+
+def test_cells_whose_seeds_are_far_enough_apart_confirm_without_colliding(tmp_path):
+    text = HOLDOUT + GOOD_SPACE + "confirm: {top: 1, seeds: 2}\ngrid: {seed: [0, 3]}\n"
+    spec = search.read_search(write(tmp_path, text))
+    assert [c.config({"optimizer.learning_rate": 0.1}).seed for c in spec.cells] == [0, 3]
 
 
 def test_a_rerun_that_does_not_complete_ranks_its_trial_last(tmp_path, no_tune_data, monkeypatch):
@@ -606,6 +612,8 @@ def test_a_rerun_that_does_not_complete_ranks_its_trial_last(tmp_path, no_tune_d
         failed = [t for t in ranked if t.reruns and t.score is None]
         assert failed and ranked[-len(failed) :] == failed
         assert all(r.value is None for t in failed for r in t.reruns)
+    unconfirmed = sum(outcome.best(c)[0].tier != 0 for c in outcome.search.cells)
+    assert unconfirmed and outcome.summary().count("NOT confirmed") == unconfirmed
 
 
 def test_an_interrupted_confirmation_resumes_without_training_twice(tmp_path, no_tune_data):

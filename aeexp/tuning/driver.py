@@ -118,7 +118,7 @@ class TuneOutcome:
             tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
             best = self.best(cell)
             found = (
-                _describe_best(best[0], metric)
+                _describe_best(best[0], metric, bool(self.search.confirm.top))
                 if best
                 else f"no completed trial, so no best {metric}"
             )
@@ -132,11 +132,16 @@ class TuneOutcome:
         return "\n".join(lines)
 
 
-def _describe_best(trial: Trial, metric: str) -> str:
+def _describe_best(trial: Trial, metric: str, confirming: bool) -> str:
     """Return a cell's best trial: its value (over its seeds when confirmed), point and run."""
     where = f"at {describe_params(trial.params)} (trial {trial.number}, run {trial.run_id})"
-    if trial.tier != 0:
-        return f"best {metric} {trial.value:.4f} {where}"
+    if trial.tier == 2:
+        failed = ", ".join(r.run_id for r in trial.reruns if r.value is None)
+        note = f", NOT confirmed: rerun {failed} did not complete"
+        return f"best {metric} {trial.value:.4f} {where}{note}"
+    if trial.tier == 1:
+        note = ", NOT confirmed: every confirming rerun in this cell failed" if confirming else ""
+        return f"best {metric} {trial.value:.4f} {where}{note}"
     values = ", ".join(f"{v:.4f}" for v in (trial.value, *(r.value for r in trial.reruns)))
     runs = ", ".join(r.run_id for r in trial.reruns)
     return (

@@ -42,7 +42,10 @@ def write_figure(search: Search, trials: Sequence[Trial], path: Path) -> Path:
         ]
         best = ranked(mine, search.metric.maximize)[:1]
         index = next((i for i, t in enumerate(mine) if t in best), None)
-        panels.append((f"cell {cell.index}: {cell.label}", points, index))
+        title = f"cell {cell.index}: {cell.label}"
+        if best and best[0].tier == 0:  # the star is drawn at its first seed's value
+            title += f"; best by its mean over {1 + len(best[0].reruns)} seeds, {best[0].score:.3f}"
+        panels.append((title, points, index))
     # A log axis when every panel's values are positive numbers drawn on a log scale.
     log_x = all(s.log or (_numeric(s) and min(s.values) > 0 and not s.is_range) for s in spaces)
     keys = {space.key for space in spaces}

@@ -390,7 +390,7 @@ def read_search(
     _check_searched_overrides(overrides, searched_anywhere)
     plan.check_overrides(overrides, [k for p, _, _ in cells_points for k in p])
     base = config_lib.override(plan.base_config(raw, path), overrides, {"name": name}, out=out)
-    cells, output_dir, checked, backends = [], None, set(), set()
+    cells, output_dir, checked, backends, seeds = [], None, set(), set(), []
     for index, (point, spaces, block_where) in enumerate(cells_points, start=1):
         cell_where = f"{where}: cell {index} ({clip(plan.describe_point(point), 160)})"
         if not spaces:
@@ -407,6 +407,7 @@ def read_search(
         study = _study_name(first, spaces.values(), metric)
         output_dir = output_dir or Path(first.output.dir)
         cells.append(Cell(index, point, cell_raw, tuple(spaces.values()), study))
+        seeds.append(first.seed)
     seen: dict[str, Cell] = {}
     for cell in cells:
         twin = seen.setdefault(cell.study_name, cell)
@@ -414,6 +415,7 @@ def read_search(
             raise UserError(f"{where}: cell {cell.index} ({cell.label}) repeats cell {twin.index}")
     assert output_dir is not None  # there is at least one cell
     _check_one_backend(backends, where)
+    _check_reruns_apart(cells, seeds, confirm, where)
     return Search(
         name, path, output_dir, tuple(cells), metric, seed, sampler, pruner, on_test_set, confirm
     )
@@ -426,6 +428,34 @@ def _check_confirm_seeds(cfg: RunConfig, confirm: ConfirmSpec, where: str) -> No
             f"{where}: confirm: seeds {cfg.seed + 1}-{cfg.seed + confirm.seeds} go past the "
             f"largest seed, {MAX_SEED}; lower the cell's seed or confirm.seeds"
         )
+
+
+def _check_reruns_apart(
+    cells: list[Cell], seeds: list[int], confirm: ConfirmSpec, where: str
+) -> None:
+    """Refuse cells alike but for a seed within ``confirm.seeds`` of each other's.
+
+    A rerun of one would be, run id and all, a trial of the other: it would be read, pruned
+    or not, instead of trained.
+    """
+    if not confirm.top:
+        return
+    alike: dict[str, list[tuple[int, Cell]]] = {}
+    for cell, seed in zip(cells, seeds, strict=True):
+        rest = {k: v for k, v in cell.raw.items() if k != "seed"}
+        spaces = [space.spec() for space in cell.spaces]
+        key = json.dumps([rest, spaces], sort_keys=True, default=str)
+        alike.setdefault(key, []).append((seed, cell))
+    for group in alike.values():
+        group.sort(key=lambda item: item[0])
+        for (low, first), (high, second) in zip(group, group[1:], strict=False):
+            if high - low <= confirm.seeds:
+                raise UserError(
+                    f"{where}: cells {first.index} and {second.index} differ only by their seed "
+                    f"({low} and {high}), so a rerun of cell {first.index} on seed {high} would "
+                    f"be a trial of cell {second.index}; put the cells' seeds more than "
+                    f"confirm.seeds ({confirm.seeds}) apart"
+                )
 
 
 def _check_searched_overrides(overrides: Iterable[str], searched: Iterable[str]) -> None:
@@ -450,7 +480,8 @@ def _check_size(cells: int, trials: int | None, max_runs: int, confirm: ConfirmS
         counted = f"{trials} trials" + (f" + {reruns} reruns" if reruns else "")
         raise UserError(
             f"{cells} cells x {'(' + counted + ')' if reruns else counted} = {runs:,} runs, more "
-            f"than the limit of {max_runs:,}; lower --trials or raise --max-runs"
+            f"than the limit of {max_runs:,}; lower --trials"
+            f"{', confirm.top or confirm.seeds' if reruns else ''} or raise --max-runs"
         )
 
 
