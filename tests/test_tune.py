@@ -745,6 +745,7 @@ def test_the_engine_never_stops_a_member_after_its_last_epoch(mnist_path):
     assert histories[1].stopped_epoch is None and len(histories[1].loss) == 2
 
 
+@pytest.mark.slow  # the loop's twins use the fake executor; the engine's, real runs
 def test_aeexp_tune_end_to_end(tmp_path, mnist_path, monkeypatch):
     monkeypatch.setenv("AEEXP_DATA", str(mnist_path))
     text = (
