@@ -876,3 +876,16 @@ def test_only_completed_trials_with_a_value_are_ranked():
     assert [t.number for t in ranked(trials[1:], maximize=True)] == [4, 2]
     assert [t.number for t in ranked(trials, maximize=True)] == [4, 2]
     assert [t.number for t in ranked(trials, maximize=False)] == [2, 4]
+
+
+def test_cells_that_differ_in_their_spaces_but_not_their_seeds_apart_are_refused(tmp_path):
+    """A rerun collides with a trial whenever their values meet, whatever else each searches."""
+    text = (
+        HOLDOUT
+        + "confirm: {top: 1}\n"
+        + "grid:\n"
+        + "  - {seed: [0], search: {optimizer.learning_rate: {choice: [0.1, 0.2]}}}\n"
+        + "  - {seed: [1], search: {optimizer.learning_rate: {choice: [0.1, 0.3]}}}\n"
+    )
+    with pytest.raises(UserError, match="cells 1 and 2 differ only by their seed"):
+        search.read_search(write(tmp_path, text))
